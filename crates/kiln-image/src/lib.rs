@@ -1,0 +1,1 @@
+//! Image references, platforms, digests, OCI config/manifest/index and a registry client

@@ -1,0 +1,1 @@
+//! A typed, immutable LLB graph builder with deterministic marshaling

@@ -1,0 +1,32 @@
+//! Session header names and gRPC metadata keys.
+//!
+//! On the Docker Engine's `POST /session` these are HTTP headers; on
+//! `Control.Session` the same names travel lower-cased as gRPC metadata.
+
+/// The session's id.
+pub const SESSION_UUID: &str = "X-Docker-Expose-Session-Uuid";
+/// The session's name (shown by the daemon).
+pub const SESSION_NAME: &str = "X-Docker-Expose-Session-Name";
+/// The shared key: local sources with the same key share the daemon's copy.
+pub const SESSION_SHARED_KEY: &str = "X-Docker-Expose-Session-Sharedkey";
+/// One header per gRPC method the session serves.
+pub const SESSION_GRPC_METHOD: &str = "X-Docker-Expose-Session-Grpc-Method";
+
+/// Metadata naming the build a gateway (LLBBridge) call belongs to.
+pub const CONTROL_API_BUILD_ID: &str = "buildkit-controlapi-buildid";
+/// Metadata on `FileSend/DiffCopy` naming the exporter by its index.
+pub const ATTACHABLE_EXPORTER_ID: &str = "buildkit-attachable-exporter-id";
+
+/// DiffCopy request metadata: the local directory's name.
+pub const FILESYNC_DIR_NAME: &str = "dir-name";
+/// DiffCopy request metadata: include patterns.
+pub const FILESYNC_INCLUDE_PATTERNS: &str = "include-patterns";
+/// DiffCopy request metadata: exclude patterns.
+pub const FILESYNC_EXCLUDE_PATTERNS: &str = "exclude-patterns";
+/// DiffCopy request metadata: follow paths.
+pub const FILESYNC_FOLLOW_PATHS: &str = "followpaths";
+/// Suffix marking a metadata value as URL-escaped.
+pub const ENCODED_SUFFIX: &str = "-encoded";
+
+/// The file name `FileSend` writes for single-file exporters.
+pub const FILESEND_FILE_NAME: &str = "filename";

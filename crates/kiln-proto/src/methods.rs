@@ -1,0 +1,32 @@
+//! Full gRPC method paths, as the session advertises them and as the daemon
+//! calls them.
+
+/// `Control.Solve`.
+pub const CONTROL_SOLVE: &str = "/moby.buildkit.v1.Control/Solve";
+/// `Control.Status`.
+pub const CONTROL_STATUS: &str = "/moby.buildkit.v1.Control/Status";
+/// `Control.Session`.
+pub const CONTROL_SESSION: &str = "/moby.buildkit.v1.Control/Session";
+
+/// Health check the daemon calls on every session.
+pub const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+/// Client-to-daemon context transfer.
+pub const FILESYNC_DIFFCOPY: &str = "/moby.filesync.v1.FileSync/DiffCopy";
+/// Client-to-daemon tar-stream transfer (legacy).
+pub const FILESYNC_TARSTREAM: &str = "/moby.filesync.v1.FileSync/TarStream";
+/// Daemon-to-client export transfer.
+pub const FILESEND_DIFFCOPY: &str = "/moby.filesync.v1.FileSend/DiffCopy";
+/// Secrets.
+pub const SECRETS_GET_SECRET: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
+/// SSH agent: is an agent with this id available?
+pub const SSH_CHECK_AGENT: &str = "/moby.sshforward.v1.SSH/CheckAgent";
+/// SSH agent: the byte stream.
+pub const SSH_FORWARD_AGENT: &str = "/moby.sshforward.v1.SSH/ForwardAgent";
+/// Registry auth: credentials.
+pub const AUTH_CREDENTIALS: &str = "/moby.filesync.v1.Auth/Credentials";
+/// Registry auth: token fetch.
+pub const AUTH_FETCH_TOKEN: &str = "/moby.filesync.v1.Auth/FetchToken";
+/// Registry auth: token authority.
+pub const AUTH_GET_TOKEN_AUTHORITY: &str = "/moby.filesync.v1.Auth/GetTokenAuthority";
+/// Registry auth: verify token authority.
+pub const AUTH_VERIFY_TOKEN_AUTHORITY: &str = "/moby.filesync.v1.Auth/VerifyTokenAuthority";

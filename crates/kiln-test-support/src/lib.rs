@@ -1,0 +1,1 @@
+//! Daemon and registry harness for kiln's integration tests
