@@ -1,1 +1,44 @@
-fn main() {}
+//! `kiln`: a daemon-less BuildKit client that builds Go modules into small,
+//! reproducible images. This binary is thin: it parses arguments, calls the
+//! library crates and renders their results.
+
+mod cli;
+mod cmd;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.global.debug);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let debug = cli.global.debug;
+    match runtime.block_on(cmd::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            output::print_error(&err, debug);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(debug: bool) {
+    let default = if debug { "kiln=debug,kiln_client=debug,kiln_session=debug,info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

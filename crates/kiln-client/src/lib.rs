@@ -1,1 +1,32 @@
-//! BuildKit client
+//! kiln's connection to BuildKit.
+//!
+//! [`Client::connect`] opens one HTTP/2 gRPC connection over whichever
+//! transport the [`Address`] names: a unix socket or TCP (optionally mutual
+//! TLS through rustls) for a standalone buildkitd, the Docker Engine's
+//! `POST /grpc` upgrade for its embedded BuildKit, or a helper command's
+//! stdio (`docker exec … buildctl dial-stdio`, `kubectl exec …`, `ssh …`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kiln_client::Error> {
+//! use kiln_client::{resolve_address, Client, TlsOptions};
+//! let (address, _source) = resolve_address(Some("docker://")).await?;
+//! let client = Client::connect(address, &TlsOptions::default()).await?;
+//! for worker in client.list_workers().await? {
+//!     println!("{} {:?}", worker.id, worker.platforms);
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod address;
+mod client;
+pub mod error;
+pub mod tls;
+pub mod transport;
+
+pub use address::{Address, DockerHost};
+pub use client::{
+    docker_answers, resolve_address, AddressSource, BuildkitVersion, CacheRecord, Client,
+    GcPolicy, PruneOptions, Worker, BUILDKIT_HOST_ENV,
+};
+pub use error::{AddressError, DialError, Error, TlsConfigError};
+pub use tls::TlsOptions;

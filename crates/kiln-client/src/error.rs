@@ -1,0 +1,201 @@
+//! kiln-client's errors.
+
+use std::path::PathBuf;
+
+use crate::address::SCHEMES;
+
+/// A malformed BuildKit address.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddressError {
+    /// No `scheme://` prefix.
+    #[error("address {address:?} has no scheme; use one of {SCHEMES}")]
+    MissingScheme { address: String },
+    /// A scheme kiln does not know.
+    #[error("address {address:?} has an unknown scheme {scheme:?}; use one of {SCHEMES}")]
+    UnknownScheme { address: String, scheme: String },
+    /// A known scheme with a malformed rest.
+    #[error("address {address:?} is not valid: {reason}")]
+    Invalid { address: String, reason: String },
+    /// `DOCKER_HOST` with a scheme kiln cannot dial.
+    #[error("DOCKER_HOST {address:?} is not supported; use unix:///path/docker.sock or tcp://host:port")]
+    UnsupportedDockerHost { address: String },
+}
+
+/// A TLS option that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsConfigError {
+    /// A certificate or key file that cannot be read.
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file without the PEM content expected.
+    #[error("{path} holds no {what} in PEM form")]
+    NoPem { what: &'static str, path: PathBuf },
+    /// The client certificate or key was given alone.
+    #[error("--tlscert and --tlskey go together: give both for mutual TLS, or neither")]
+    HalfClientCert,
+    /// Client certificate options without a CA.
+    #[error("--tlscert/--tlskey need --tlscacert: kiln never connects with TLS verification off")]
+    ClientCertWithoutCa,
+    /// TLS options on an address that is not `tcp://`.
+    #[error("TLS options apply only to tcp:// addresses, not {address}")]
+    NotTcp { address: String },
+    /// rustls rejected the configuration (bad key, bad certificate).
+    #[error("TLS configuration rejected: {source}")]
+    Rustls {
+        #[source]
+        source: rustls::Error,
+    },
+    /// The server name is not a valid DNS name or IP address.
+    #[error("TLS server name {name:?} is not a DNS name or IP address")]
+    ServerName { name: String },
+}
+
+/// Why a connection to the daemon could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialError {
+    /// The socket or host could not be reached.
+    #[error("{source}")]
+    Io {
+        #[source]
+        source: std::io::Error,
+    },
+    /// The dial did not finish in time.
+    #[error("no answer within {seconds} s")]
+    Timeout { seconds: u64 },
+    /// The TLS handshake failed (certificate not trusted, name mismatch, client cert refused).
+    #[error("TLS handshake failed: {source}")]
+    Tls {
+        #[source]
+        source: std::io::Error,
+    },
+    /// The peer did not speak HTTP/1.1 as a Docker Engine would.
+    #[error("it did not answer as a Docker Engine: {source}")]
+    NotDocker {
+        #[source]
+        source: hyper::Error,
+    },
+    /// The Docker Engine refused the upgrade to BuildKit's gRPC.
+    #[error("the Docker Engine answered {status} to POST {path} (expected 101 Switching Protocols){body}")]
+    UpgradeRefused {
+        path: &'static str,
+        status: http::StatusCode,
+        body: String,
+    },
+    /// A connection helper command could not be started.
+    #[error("cannot run {program:?}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Errors from [`Client`](crate::Client) calls.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The address could not be parsed.
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    /// TLS options could not be used.
+    #[error(transparent)]
+    TlsConfig(#[from] TlsConfigError),
+    /// No connection could be made.
+    #[error("cannot connect to BuildKit at {address}: {source}{helper}")]
+    Dial {
+        address: String,
+        #[source]
+        source: DialError,
+        /// The tail of a helper command's stderr, if any.
+        helper: String,
+    },
+    /// The connection was made at the transport level, but gRPC over it failed.
+    #[error("cannot connect to BuildKit at {address}: {message}{helper}")]
+    Handshake {
+        address: String,
+        message: String,
+        helper: String,
+    },
+    /// A call failed.
+    #[error("{method} on {address} failed: {}", describe_status(.status))]
+    Rpc {
+        address: String,
+        method: &'static str,
+        #[source]
+        status: tonic::Status,
+    },
+}
+
+impl Error {
+    /// A hint telling the user what to do next, when there is one.
+    #[must_use]
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Address(_) => Some(format!(
+                "addresses look like unix:///run/buildkit/buildkitd.sock, tcp://127.0.0.1:1234, docker://, docker-container://NAME (schemes: {SCHEMES})"
+            )),
+            Error::Dial { address, source, .. } => Some(dial_hint(address, source)),
+            Error::Handshake { address, .. } => Some(format!(
+                "{address} accepted the connection but did not speak BuildKit's gRPC; check that the address points at buildkitd (or use docker:// for a Docker Engine)"
+            )),
+            Error::TlsConfig(_) => Some(
+                "TLS needs --tlscacert (server verification); add --tlscert and --tlskey for mutual TLS".into(),
+            ),
+            Error::Rpc { status, .. } if status.code() == tonic::Code::Unavailable => Some(
+                "the daemon closed the connection; check that it is still running".into(),
+            ),
+            Error::Rpc { .. } => None,
+        }
+    }
+
+    /// The gRPC status, for call failures.
+    #[must_use]
+    pub fn status(&self) -> Option<&tonic::Status> {
+        match self {
+            Error::Rpc { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+}
+
+fn dial_hint(address: &str, source: &DialError) -> String {
+    let is = |s: &str| address.starts_with(s);
+    match source {
+        DialError::Io { source } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            format!("permission denied on {address}: run as a user that may use the socket (e.g. in the docker group) or as root")
+        }
+        DialError::UpgradeRefused { .. } | DialError::NotDocker { .. } => {
+            "the socket is not a Docker Engine with BuildKit; for a standalone buildkitd use unix:// or tcp:// instead of docker://".into()
+        }
+        DialError::Tls { .. } => {
+            "check --tlscacert (the CA that signed the daemon's certificate), --tlsservername (a name in the daemon's certificate) and, for mutual TLS, --tlscert/--tlskey".into()
+        }
+        DialError::Spawn { program, .. } => format!("install {program} or put it on PATH"),
+        _ if is("docker://") => {
+            "start the Docker Engine (dockerd), or point DOCKER_HOST / --addr docker:///path/docker.sock at its socket".into()
+        }
+        _ if is("unix://") || is("tcp://") => {
+            "start buildkitd (e.g. `buildkitd --addr unix:///run/buildkit/buildkitd.sock`, or `docker compose up -d buildkitd` from kiln's repo), or use --addr docker:// for a Docker Engine's BuildKit".into()
+        }
+        _ => "check that the helper command can reach a BuildKit daemon (it runs `buildctl dial-stdio` there)".into(),
+    }
+}
+
+/// One line for a gRPC status: its message, or its code when the message is empty.
+#[must_use]
+pub fn describe_status(status: &tonic::Status) -> String {
+    let msg = status.message().trim();
+    if msg.is_empty() {
+        format!("{:?}", status.code())
+    } else {
+        msg.to_string()
+    }
+}

@@ -1,0 +1,151 @@
+//! Connection helpers: a command whose stdin/stdout is the connection, as
+//! BuildKit's own `connhelper` packages do (`buildctl dial-stdio` on the far side).
+
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader, ReadBuf};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::address::Address;
+use crate::error::DialError;
+
+/// How much of a helper's stderr is kept for error messages.
+const STDERR_KEEP: usize = 2048;
+
+/// The program and arguments for a helper address.
+pub(crate) fn helper_command(address: &Address) -> (String, Vec<String>) {
+    let dial = ["buildctl", "dial-stdio"].map(String::from);
+    match address {
+        Address::DockerContainer { container } => {
+            let mut args = vec!["exec".into(), "-i".into(), container.clone()];
+            args.extend(dial);
+            ("docker".into(), args)
+        }
+        Address::KubePod {
+            pod,
+            namespace,
+            context,
+            container,
+        } => {
+            let mut args = Vec::new();
+            if let Some(c) = context {
+                args.extend(["--context".into(), c.clone()]);
+            }
+            if let Some(n) = namespace {
+                args.extend(["--namespace".into(), n.clone()]);
+            }
+            args.extend(["exec".into(), "-i".into(), pod.clone()]);
+            if let Some(c) = container {
+                args.extend(["-c".into(), c.clone()]);
+            }
+            args.push("--".into());
+            args.extend(dial);
+            ("kubectl".into(), args)
+        }
+        Address::Ssh { user, host, port } => {
+            let mut args = Vec::new();
+            if let Some(p) = port {
+                args.extend(["-p".into(), p.to_string()]);
+            }
+            args.push(match user {
+                Some(u) => format!("{u}@{host}"),
+                None => host.clone(),
+            });
+            args.push("--".into());
+            args.extend(dial);
+            ("ssh".into(), args)
+        }
+        // Not helper addresses; callers never ask.
+        other => (other.to_string(), Vec::new()),
+    }
+}
+
+/// Starts the helper and returns its stdio as one stream.
+pub(crate) fn spawn(
+    (program, args): (String, Vec<String>),
+    stderr_tail: Arc<Mutex<String>>,
+) -> Result<HelperIo, DialError> {
+    let mut child = Command::new(&program)
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| DialError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(DialError::Spawn {
+            program,
+            source: std::io::Error::other("no stdio pipes"),
+        });
+    };
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::debug!(target: "kiln_client::helper", "{line}");
+                if let Ok(mut tail) = stderr_tail.lock() {
+                    tail.push_str(&line);
+                    tail.push('\n');
+                    if tail.len() > STDERR_KEEP {
+                        let cut = tail.len() - STDERR_KEEP;
+                        let cut = (cut..tail.len())
+                            .find(|i| tail.is_char_boundary(*i))
+                            .unwrap_or(tail.len());
+                        tail.drain(..cut);
+                    }
+                }
+            }
+        });
+    }
+    Ok(HelperIo {
+        stdin,
+        stdout,
+        _child: child,
+    })
+}
+
+/// A helper process's stdout (read) and stdin (write); the process is
+/// killed when this is dropped.
+pub(crate) struct HelperIo {
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    _child: Child,
+}
+
+impl AsyncRead for HelperIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stdout).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for HelperIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stdin).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stdin).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stdin).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,102 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ADDR_HELP: &str = "BuildKit address: unix:///run/buildkit/buildkitd.sock, tcp://HOST:PORT, \
+docker:// (DOCKER_HOST or /var/run/docker.sock), docker:///path/docker.sock, \
+docker-container://NAME, kube-pod://POD?namespace=NS, ssh://USER@HOST. \
+Default: docker:// if a Docker Engine answers, else the buildkitd socket";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kiln",
+    version,
+    about = "A daemon-less BuildKit client: Go modules to small, reproducible images",
+    after_help = "Examples:\n  kiln info\n  kiln --addr tcp://127.0.0.1:1234 --tlscacert ca.pem info\n  kiln du --verbose\n  kiln prune --keep-duration 24h\n\nEnvironment:\n  BUILDKIT_HOST   daemon address when --addr is not given\n  DOCKER_HOST     Docker Engine used by docker://\n  KILN_LOG        tracing filter (e.g. kiln_client=debug)"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// BuildKit daemon address.
+    #[arg(long, global = true, value_name = "ADDRESS", help = ADDR_HELP)]
+    pub addr: Option<String>,
+    /// CA certificate that signed the daemon's certificate (enables TLS on tcp://).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
+    /// Client certificate for mutual TLS.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+    /// Client key for mutual TLS.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
+    /// Name to verify in the daemon's certificate (default: the host).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub tlsservername: Option<String>,
+    /// Show the full error chain and debug logs.
+    #[arg(long, global = true)]
+    pub debug: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show the daemon address used, its BuildKit version and its workers.
+    Info(FormatArgs),
+    /// Show build cache usage.
+    Du(DuArgs),
+    /// Remove build cache.
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FormatArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DuArgs {
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// List every cache record with its details.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// BuildKit filter (repeatable), e.g. type==regular.
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// Remove all cache, not only unused internal records.
+    #[arg(long, short)]
+    pub all: bool,
+    /// Keep cache used within this long (e.g. 30m, 24h, 7d).
+    #[arg(long, value_name = "DURATION", value_parser = crate::output::parse_duration)]
+    pub keep_duration: Option<std::time::Duration>,
+    /// Keep this much cache (e.g. 10GB, 512MiB).
+    #[arg(long, value_name = "SIZE", value_parser = crate::output::parse_size)]
+    pub keep_storage: Option<i64>,
+    /// BuildKit filter (repeatable), e.g. type==regular, until=24h.
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// List each removed record.
+    #[arg(long, short)]
+    pub verbose: bool,
+}

@@ -1,0 +1,55 @@
+//! `kiln info`.
+
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::cli::{Format, FormatArgs, Global};
+
+pub async fn run(global: &Global, args: &FormatArgs) -> anyhow::Result<ExitCode> {
+    let (client, source) = super::connect(global).await?;
+    let version = client.info().await?;
+    let workers = client.list_workers().await?;
+    match args.format {
+        Format::Json => {
+            let v = json!({
+                "address": client.address().to_string(),
+                "address_source": source,
+                "buildkit": version,
+                "workers": workers,
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Format::Text => {
+            println!("Address:   {} ({source})", client.address());
+            match &version {
+                Some(v) if !v.version.is_empty() => {
+                    println!("BuildKit:  {} {} {}", v.package, v.version, v.revision);
+                }
+                _ => println!("BuildKit:  version not reported"),
+            }
+            println!("Workers:   {}", workers.len());
+            for w in &workers {
+                println!();
+                println!("  ID:         {}", w.id);
+                println!("  Platforms:  {}", w.platforms.join(", "));
+                if !w.labels.is_empty() {
+                    println!("  Labels:");
+                    for (k, v) in &w.labels {
+                        println!("    {k}={v}");
+                    }
+                }
+                for g in &w.gc_policy {
+                    println!(
+                        "  GC policy:  all={} keep={}s max-used={} filters=[{}]",
+                        g.all,
+                        g.keep_duration_seconds,
+                        crate::output::human_size(g.max_used_space),
+                        g.filters.join(",")
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,31 @@
+//! One module per subcommand.
+
+mod cache;
+mod info;
+
+use std::process::ExitCode;
+
+use kiln_client::{resolve_address, Address, AddressSource, Client, TlsOptions};
+
+use crate::cli::{Cli, Command, Global};
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Info(args) => info::run(&cli.global, &args).await,
+        Command::Du(args) => cache::du(&cli.global, &args).await,
+        Command::Prune(args) => cache::prune(&cli.global, &args).await,
+    }
+}
+
+/// Resolves the address and connects.
+pub async fn connect(global: &Global) -> Result<(Client, AddressSource), kiln_client::Error> {
+    let (address, source): (Address, AddressSource) = resolve_address(global.addr.as_deref()).await?;
+    let tls = TlsOptions {
+        ca_cert: global.tlscacert.clone(),
+        cert: global.tlscert.clone(),
+        key: global.tlskey.clone(),
+        server_name: global.tlsservername.clone(),
+    };
+    let client = Client::connect(address, &tls).await?;
+    Ok((client, source))
+}
