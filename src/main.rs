@@ -2,9 +2,10 @@
 //! reproducible images. This binary is thin: it parses arguments, calls the
 //! library crates and renders their results.
 
+#[macro_use]
+mod output;
 mod cli;
 mod cmd;
-mod output;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
     let debug = cli.global.debug;
     match runtime.block_on(cmd::run(cli)) {
         Ok(code) => code,
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             output::print_error(&err, debug);
             ExitCode::FAILURE
@@ -34,7 +36,11 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(debug: bool) {
-    let default = if debug { "kiln=debug,kiln_client=debug,kiln_session=debug,info" } else { "warn" };
+    let default = if debug {
+        "kiln=debug,kiln_client=debug,kiln_session=debug,info"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

@@ -2,6 +2,22 @@
 
 use std::time::Duration;
 
+/// `println!` that returns an error (e.g. a closed pipe) instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($t)*)?;
+    }};
+}
+
+/// Whether the error is stdout closing under us (`kiln info | head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Prints an error as `error: …` plus a `hint: …` line when kiln knows one.
 pub fn print_error(err: &anyhow::Error, debug: bool) {
     eprintln!("error: {}", one_line(&err.to_string()));
@@ -81,7 +97,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             'd' => 86400,
             _ => return Err(bad()),
         };
-        total = total.checked_add(n.checked_mul(unit).ok_or_else(bad)?).ok_or_else(bad)?;
+        total = total
+            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
     }
     if !num.is_empty() {
         return Err(bad());
@@ -93,7 +111,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn parse_size(s: &str) -> Result<i64, String> {
     let bad = || format!("{s:?} is not a size; use e.g. 512MB, 10GB or 1GiB");
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
     let n: f64 = n.parse().map_err(|_| bad())?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {

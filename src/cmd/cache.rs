@@ -12,11 +12,7 @@ pub async fn du(global: &Global, args: &DuArgs) -> anyhow::Result<ExitCode> {
     let (client, _) = super::connect(global).await?;
     let records = client.disk_usage(args.filter.clone()).await?;
     let total: i64 = records.iter().map(|r| r.size).sum();
-    let reclaimable: i64 = records
-        .iter()
-        .filter(|r| !r.in_use)
-        .map(|r| r.size)
-        .sum();
+    let reclaimable: i64 = records.iter().filter(|r| !r.in_use).map(|r| r.size).sum();
     match args.format.format {
         Format::Json => {
             let v = json!({
@@ -24,18 +20,18 @@ pub async fn du(global: &Global, args: &DuArgs) -> anyhow::Result<ExitCode> {
                 "total": total,
                 "reclaimable": reclaimable,
             });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         Format::Text => {
             if args.verbose {
                 for r in &records {
-                    print_verbose(r);
+                    print_verbose(r)?;
                 }
             } else {
-                print_table(&records);
+                print_table(&records)?;
             }
-            println!("Reclaimable:\t{}", human_size(reclaimable));
-            println!("Total:\t\t{}", human_size(total));
+            outln!("Reclaimable:\t{}", human_size(reclaimable));
+            outln!("Total:\t\t{}", human_size(total));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -55,34 +51,40 @@ pub async fn prune(global: &Global, args: &PruneArgs) -> anyhow::Result<ExitCode
     match args.format.format {
         Format::Json => {
             let v = json!({ "removed": removed, "total": total });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         Format::Text => {
             if args.verbose {
                 for r in &removed {
-                    print_verbose(r);
+                    print_verbose(r)?;
                 }
             } else if !removed.is_empty() {
-                print_table(&removed);
+                print_table(&removed)?;
             }
-            println!("Total:\t{}", human_size(total));
+            outln!("Total:\t{}", human_size(total));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_table(records: &[CacheRecord]) {
+fn print_table(records: &[CacheRecord]) -> std::io::Result<()> {
     if records.is_empty() {
-        return;
+        return Ok(());
     }
-    println!("{:<28} {:<9} {:>10}  {}", "ID", "RECLAIM", "SIZE", "DESCRIPTION");
+    outln!(
+        "{:<28} {:<9} {:>10}  {}",
+        "ID",
+        "RECLAIM",
+        "SIZE",
+        "DESCRIPTION"
+    );
     for r in records {
         let id = if r.mutable {
             format!("{}*", short(&r.id))
         } else {
             short(&r.id).to_string()
         };
-        println!(
+        outln!(
             "{:<28} {:<9} {:>10}  {}",
             id,
             if r.in_use { "false" } else { "true" },
@@ -90,25 +92,27 @@ fn print_table(records: &[CacheRecord]) {
             one_line(&r.description, 60)
         );
     }
+    Ok(())
 }
 
-fn print_verbose(r: &CacheRecord) {
-    println!("ID:\t\t{}", r.id);
+fn print_verbose(r: &CacheRecord) -> std::io::Result<()> {
+    outln!("ID:\t\t{}", r.id);
     if !r.parents.is_empty() {
-        println!("Parents:\t{}", r.parents.join(", "));
+        outln!("Parents:\t{}", r.parents.join(", "));
     }
-    println!("Type:\t\t{}", r.record_type);
-    println!("Created at:\t{}", fmt_time(r.created_at));
-    println!("Mutable:\t{}", r.mutable);
-    println!("Reclaimable:\t{}", !r.in_use);
-    println!("Shared:\t\t{}", r.shared);
-    println!("Size:\t\t{}", human_size(r.size));
+    outln!("Type:\t\t{}", r.record_type);
+    outln!("Created at:\t{}", fmt_time(r.created_at));
+    outln!("Mutable:\t{}", r.mutable);
+    outln!("Reclaimable:\t{}", !r.in_use);
+    outln!("Shared:\t\t{}", r.shared);
+    outln!("Size:\t\t{}", human_size(r.size));
     if !r.description.is_empty() {
-        println!("Description:\t{}", r.description);
+        outln!("Description:\t{}", r.description);
     }
-    println!("Usage count:\t{}", r.usage_count);
-    println!("Last used:\t{}", fmt_time(r.last_used_at));
-    println!();
+    outln!("Usage count:\t{}", r.usage_count);
+    outln!("Last used:\t{}", fmt_time(r.last_used_at));
+    outln!();
+    Ok(())
 }
 
 fn short(id: &str) -> &str {

@@ -18,29 +18,29 @@ pub async fn run(global: &Global, args: &FormatArgs) -> anyhow::Result<ExitCode>
                 "buildkit": version,
                 "workers": workers,
             });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         Format::Text => {
-            println!("Address:   {} ({source})", client.address());
+            outln!("Address:   {} ({source})", client.address());
             match &version {
                 Some(v) if !v.version.is_empty() => {
-                    println!("BuildKit:  {} {} {}", v.package, v.version, v.revision);
+                    outln!("BuildKit:  {} {} {}", v.package, v.version, v.revision);
                 }
-                _ => println!("BuildKit:  version not reported"),
+                _ => outln!("BuildKit:  version not reported"),
             }
-            println!("Workers:   {}", workers.len());
+            outln!("Workers:   {}", workers.len());
             for w in &workers {
-                println!();
-                println!("  ID:         {}", w.id);
-                println!("  Platforms:  {}", w.platforms.join(", "));
+                outln!();
+                outln!("  ID:         {}", w.id);
+                outln!("  Platforms:  {}", w.platforms.join(", "));
                 if !w.labels.is_empty() {
-                    println!("  Labels:");
+                    outln!("  Labels:");
                     for (k, v) in &w.labels {
-                        println!("    {k}={v}");
+                        outln!("    {k}={v}");
                     }
                 }
                 for g in &w.gc_policy {
-                    println!(
+                    outln!(
                         "  GC policy:  all={} keep={}s max-used={} filters=[{}]",
                         g.all,
                         g.keep_duration_seconds,

@@ -19,7 +19,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Resolves the address and connects.
 pub async fn connect(global: &Global) -> Result<(Client, AddressSource), kiln_client::Error> {
-    let (address, source): (Address, AddressSource) = resolve_address(global.addr.as_deref()).await?;
+    let (address, source): (Address, AddressSource) =
+        resolve_address(global.addr.as_deref()).await?;
     let tls = TlsOptions {
         ca_cert: global.tlscacert.clone(),
         cert: global.tlscert.clone(),

@@ -7,8 +7,7 @@ use std::str::FromStr;
 use crate::error::AddressError;
 
 /// The schemes kiln understands, for error messages.
-pub const SCHEMES: &str =
-    "unix://, tcp://, docker://, docker-container://, kube-pod://, ssh://";
+pub const SCHEMES: &str = "unix://, tcp://, docker://, docker-container://, kube-pod://, ssh://";
 
 /// Where a BuildKit daemon answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -274,14 +273,12 @@ fn parse_kube_pod(address: &str, rest: &str) -> Result<Address, AddressError> {
             "namespace" => &mut namespace,
             "context" => &mut context,
             "container" => &mut container,
-            other => {
-                return Err(AddressError::Invalid {
-                    address: address.to_string(),
-                    reason: format!(
-                        "unknown kube-pod parameter {other:?} (known: namespace, context, container)"
-                    ),
-                })
-            }
+            other => return Err(AddressError::Invalid {
+                address: address.to_string(),
+                reason: format!(
+                    "unknown kube-pod parameter {other:?} (known: namespace, context, container)"
+                ),
+            }),
         };
         *slot = Some(v.to_string());
     }
@@ -312,7 +309,10 @@ fn parse_ssh(address: &str, rest: &str) -> Result<Address, AddressError> {
         (h, Some(p))
     } else {
         (
-            hostport.trim_start_matches('[').trim_end_matches(']').to_string(),
+            hostport
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             None,
         )
     };

@@ -165,10 +165,20 @@ impl Client {
         } else {
             tonic::Status::new(status.code(), format!("{}{helper}", status.message()))
         };
+        let transport_hint = match &self.dialer.tls {
+            Some(tls) if crate::error::is_connection_loss(&status) && !tls.client_auth => Some(
+                "the daemon closed the TLS connection: it may require a client certificate; pass --tlscert and --tlskey".to_string(),
+            ),
+            Some(_) if crate::error::is_connection_loss(&status) => Some(
+                "the daemon closed the TLS connection: it may not accept this client certificate (--tlscert/--tlskey must be signed by a CA the daemon trusts)".to_string(),
+            ),
+            _ => None,
+        };
         Error::Rpc {
             address: self.address.to_string(),
             method,
             status,
+            transport_hint,
         }
     }
 
@@ -253,7 +263,8 @@ impl Client {
             .await
             .map_err(|s| self.rpc_error("DiskUsage", s))?
             .into_inner();
-        let mut records: Vec<CacheRecord> = resp.record.into_iter().map(CacheRecord::from).collect();
+        let mut records: Vec<CacheRecord> =
+            resp.record.into_iter().map(CacheRecord::from).collect();
         records.sort_by(|a, b| b.size.cmp(&a.size).then(a.id.cmp(&b.id)));
         Ok(records)
     }
@@ -331,11 +342,8 @@ fn clone_dial(d: &DialError) -> DialError {
         DialError::Io { source } => DialError::Io { source: io(source) },
         DialError::Timeout { seconds } => DialError::Timeout { seconds: *seconds },
         DialError::Tls { source } => DialError::Tls { source: io(source) },
-        DialError::NotDocker { source } => DialError::Io {
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("it did not answer as a Docker Engine: {source}"),
-            ),
+        DialError::NotDocker { reason } => DialError::NotDocker {
+            reason: reason.clone(),
         },
         DialError::UpgradeRefused { path, status, body } => DialError::UpgradeRefused {
             path,

@@ -18,7 +18,9 @@ pub enum AddressError {
     #[error("address {address:?} is not valid: {reason}")]
     Invalid { address: String, reason: String },
     /// `DOCKER_HOST` with a scheme kiln cannot dial.
-    #[error("DOCKER_HOST {address:?} is not supported; use unix:///path/docker.sock or tcp://host:port")]
+    #[error(
+        "DOCKER_HOST {address:?} is not supported; use unix:///path/docker.sock or tcp://host:port"
+    )]
     UnsupportedDockerHost { address: String },
 }
 
@@ -77,11 +79,8 @@ pub enum DialError {
         source: std::io::Error,
     },
     /// The peer did not speak HTTP/1.1 as a Docker Engine would.
-    #[error("it did not answer as a Docker Engine: {source}")]
-    NotDocker {
-        #[source]
-        source: hyper::Error,
-    },
+    #[error("it did not answer as a Docker Engine: {reason}")]
+    NotDocker { reason: String },
     /// The Docker Engine refused the upgrade to BuildKit's gRPC.
     #[error("the Docker Engine answered {status} to POST {path} (expected 101 Switching Protocols){body}")]
     UpgradeRefused {
@@ -131,6 +130,8 @@ pub enum Error {
         method: &'static str,
         #[source]
         status: tonic::Status,
+        /// What the transport suggests (e.g. a TLS connection the daemon closed).
+        transport_hint: Option<String>,
     },
 }
 
@@ -149,8 +150,12 @@ impl Error {
             Error::TlsConfig(_) => Some(
                 "TLS needs --tlscacert (server verification); add --tlscert and --tlskey for mutual TLS".into(),
             ),
-            Error::Rpc { status, .. } if status.code() == tonic::Code::Unavailable => Some(
-                "the daemon closed the connection; check that it is still running".into(),
+            Error::Rpc {
+                transport_hint: Some(h),
+                ..
+            } => Some(h.clone()),
+            Error::Rpc { status, .. } if is_connection_loss(status) => Some(
+                "the connection broke during the call: check that the daemon is still running and that the address points at BuildKit (for a Docker Engine's BuildKit use docker://)".into(),
             ),
             Error::Rpc { .. } => None,
         }
@@ -189,10 +194,44 @@ fn dial_hint(address: &str, source: &DialError) -> String {
     }
 }
 
-/// One line for a gRPC status: its message, or its code when the message is empty.
+/// Whether a status means the connection went away rather than the daemon
+/// answering with an error.
+#[must_use]
+pub fn is_connection_loss(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Cancelled
+    ) || (status.code() == tonic::Code::Unknown && status.source().is_some())
+        || status.message().starts_with("h2 protocol error")
+}
+
+/// One line for a gRPC status: its message, or, for tonic's generic transport
+/// messages, the innermost cause (e.g. "received fatal alert: CertificateRequired").
 #[must_use]
 pub fn describe_status(status: &tonic::Status) -> String {
+    use std::error::Error as _;
     let msg = status.message().trim();
+    let generic = matches!(
+        msg,
+        "" | "transport error"
+            | "operation was canceled"
+            | "h2 protocol error: error reading a body from connection"
+    );
+    if generic {
+        let mut cur = status.source();
+        let mut deepest = None;
+        while let Some(e) = cur {
+            deepest = Some(e.to_string());
+            cur = e.source();
+        }
+        if let Some(d) = deepest {
+            return format!("connection lost: {d}");
+        }
+        if status.code() == tonic::Code::Cancelled || status.code() == tonic::Code::Unavailable {
+            return "the daemon closed the connection".into();
+        }
+    }
     if msg.is_empty() {
         format!("{:?}", status.code())
     } else {

@@ -25,8 +25,8 @@ pub mod transport;
 
 pub use address::{Address, DockerHost};
 pub use client::{
-    docker_answers, resolve_address, AddressSource, BuildkitVersion, CacheRecord, Client,
-    GcPolicy, PruneOptions, Worker, BUILDKIT_HOST_ENV,
+    docker_answers, resolve_address, AddressSource, BuildkitVersion, CacheRecord, Client, GcPolicy,
+    PruneOptions, Worker, BUILDKIT_HOST_ENV,
 };
 pub use error::{AddressError, DialError, Error, TlsConfigError};
 pub use tls::TlsOptions;

@@ -24,7 +24,10 @@ impl TlsOptions {
     /// Whether any TLS option was given.
     #[must_use]
     pub fn is_set(&self) -> bool {
-        self.ca_cert.is_some() || self.cert.is_some() || self.key.is_some() || self.server_name.is_some()
+        self.ca_cert.is_some()
+            || self.cert.is_some()
+            || self.key.is_some()
+            || self.server_name.is_some()
     }
 }
 
@@ -33,6 +36,8 @@ impl TlsOptions {
 pub(crate) struct TlsSetup {
     pub config: Arc<rustls::ClientConfig>,
     pub server_name: ServerName<'static>,
+    /// Whether a client certificate is presented.
+    pub client_auth: bool,
 }
 
 impl std::fmt::Debug for TlsSetup {
@@ -73,11 +78,12 @@ impl TlsSetup {
         };
         config.alpn_protocols = vec![b"h2".to_vec()];
         let name = opts.server_name.clone().unwrap_or_else(|| host.to_string());
-        let server_name = ServerName::try_from(name.clone())
-            .map_err(|_| TlsConfigError::ServerName { name })?;
+        let server_name =
+            ServerName::try_from(name.clone()).map_err(|_| TlsConfigError::ServerName { name })?;
         Ok(TlsSetup {
             config: Arc::new(config),
             server_name,
+            client_auth: opts.cert.is_some(),
         })
     }
 }
@@ -90,7 +96,10 @@ fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsConfigError> {
     })
 }
 
-fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
+fn read_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
     let pem = read(path, what)?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
         .filter_map(Result::ok)

@@ -27,7 +27,7 @@ pub async fn upgrade(
 ) -> Result<TokioIo<hyper::upgrade::Upgraded>, DialError> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
-        .map_err(|source| DialError::NotDocker { source })?;
+        .map_err(not_docker)?;
     tokio::spawn(async move {
         // Ends when the upgrade completes or the peer goes away.
         let _ = conn.with_upgrades().await;
@@ -41,15 +41,10 @@ pub async fn upgrade(
     for (k, v) in headers {
         req = req.header(k.as_str(), v.as_str());
     }
-    let req = req
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| DialError::Io {
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-        })?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|source| DialError::NotDocker { source })?;
+    let req = req.body(Empty::<Bytes>::new()).map_err(|e| DialError::Io {
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+    })?;
+    let resp = sender.send_request(req).await.map_err(not_docker)?;
     let status = resp.status();
     if status != http::StatusCode::SWITCHING_PROTOCOLS {
         let body = match tokio::time::timeout(
@@ -70,9 +65,7 @@ pub async fn upgrade(
         };
         return Err(DialError::UpgradeRefused { path, status, body });
     }
-    let upgraded = hyper::upgrade::on(resp)
-        .await
-        .map_err(|source| DialError::NotDocker { source })?;
+    let upgraded = hyper::upgrade::on(resp).await.map_err(not_docker)?;
     Ok(TokioIo::new(upgraded))
 }
 
@@ -94,4 +87,15 @@ pub async fn ping(io: BoxIo) -> bool {
         return false;
     };
     matches!(sender.send_request(req).await, Ok(r) if r.status().is_success())
+}
+
+fn not_docker(e: hyper::Error) -> DialError {
+    use std::error::Error as _;
+    let mut reason = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        reason = format!("{reason}: {inner}");
+        cur = inner.source();
+    }
+    DialError::NotDocker { reason }
 }

@@ -1,0 +1,186 @@
+//! A relay that accepts plain gRPC connections (unix socket, TCP, and TCP with
+//! mutual TLS) and forwards each one to the Docker Engine's `POST /grpc`
+//! upgrade. To kiln it looks exactly like a standalone buildkitd, so the
+//! standalone transports are tested against the real daemon.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_client::transport::{docker, BoxIo};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+
+use crate::tls::TestPki;
+
+/// What the relay should do besides forwarding.
+#[derive(Clone, Debug, Default)]
+pub struct RelayOptions {
+    /// After forwarding this many bytes from the daemon, drop the connection
+    /// (simulates a daemon that dies mid-call).
+    pub drop_after_bytes: Option<u64>,
+}
+
+/// A running relay; its listeners stop when it is dropped.
+pub struct Relay {
+    /// Plain gRPC on a unix socket.
+    pub unix: PathBuf,
+    /// Plain gRPC on TCP.
+    pub tcp: std::net::SocketAddr,
+    /// gRPC over TLS that requires a client certificate signed by `pki.ca_cert`.
+    pub tls: std::net::SocketAddr,
+    /// The certificates for `tls`.
+    pub pki: TestPki,
+    _dir: tempfile::TempDir,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Relay {
+    /// Starts the relay in the current tokio runtime, forwarding to the
+    /// Docker Engine at `docker_sock`.
+    pub async fn start(docker_sock: &Path, opts: RelayOptions) -> Relay {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::generate(dir.path());
+        let unix_path = dir.path().join("buildkitd.sock");
+        let unix = UnixListener::bind(&unix_path).unwrap();
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp_addr = tcp.local_addr().unwrap();
+        let tls_addr = tls.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_config(&pki));
+        let sock = Arc::new(docker_sock.to_path_buf());
+        let opts = Arc::new(opts);
+
+        let mut tasks = Vec::new();
+        {
+            let (sock, opts) = (sock.clone(), opts.clone());
+            tasks.push(tokio::spawn(async move {
+                while let Ok((c, _)) = unix.accept().await {
+                    tokio::spawn(forward(Box::new(c), sock.clone(), opts.clone()));
+                }
+            }));
+        }
+        {
+            let (sock, opts) = (sock.clone(), opts.clone());
+            tasks.push(tokio::spawn(async move {
+                while let Ok((c, _)) = tcp.accept().await {
+                    tokio::spawn(forward(Box::new(c), sock.clone(), opts.clone()));
+                }
+            }));
+        }
+        {
+            let (sock, opts) = (sock.clone(), opts.clone());
+            tasks.push(tokio::spawn(async move {
+                while let Ok((c, _)) = tls.accept().await {
+                    let acceptor = acceptor.clone();
+                    let (sock, opts) = (sock.clone(), opts.clone());
+                    tokio::spawn(async move {
+                        // A refused handshake (no or wrong client cert) just ends here.
+                        if let Ok(s) = acceptor.accept(c).await {
+                            forward(Box::new(s), sock, opts).await;
+                        }
+                    });
+                }
+            }));
+        }
+        Relay {
+            unix: unix_path,
+            tcp: tcp_addr,
+            tls: tls_addr,
+            pki,
+            _dir: dir,
+            tasks,
+        }
+    }
+}
+
+fn server_config(pki: &TestPki) -> Arc<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile_certs(&read(&pki.ca_cert)) {
+        roots.add(c).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let certs = rustls_pemfile_certs(&read(&pki.server_cert));
+    use rustls::pki_types::pem::PemObject;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&read(&pki.server_key)).unwrap();
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(cfg)
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .collect()
+}
+
+async fn forward(client: BoxIo, sock: Arc<PathBuf>, opts: Arc<RelayOptions>) {
+    let Ok(d) = UnixStream::connect(sock.as_path()).await else {
+        return;
+    };
+    let Ok(daemon) = docker::upgrade(Box::new(d), docker::GRPC_PATH, &[]).await else {
+        return;
+    };
+    let (cr, cw) = tokio::io::split(client);
+    let (dr, dw) = tokio::io::split(daemon);
+    let up = tokio::spawn(pipe(cr, dw, None));
+    let down = pipe(dr, cw, opts.drop_after_bytes).await;
+    let _ = down;
+    up.abort();
+}
+
+/// Copies until EOF or error; with a limit, stops (dropping both halves)
+/// once that many bytes have passed.
+async fn pipe<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut r: R,
+    mut w: W,
+    limit: Option<u64>,
+) -> u64 {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let n = match limit {
+            Some(l) if total + n as u64 >= l => {
+                let keep = (l - total) as usize;
+                let _ = w.write_all(&buf[..keep]).await;
+                let _ = w.flush().await;
+                // Give the peer a moment to read, then vanish.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return total + keep as u64;
+            }
+            _ => n,
+        };
+        if w.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        total += n as u64;
+    }
+    let _ = w.shutdown().await;
+    total
+}

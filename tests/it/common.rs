@@ -1,0 +1,111 @@
+//! Running the `kiln` binary from tests.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+pub use kiln_test_support::{harness, Harness, Relay, RelayOptions};
+
+/// The result of one `kiln` run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "kiln failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn failure(&self) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(1),
+            "kiln should have failed with exit 1\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked") && !self.stderr.contains("RUST_BACKTRACE"),
+            "kiln panicked:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// A `kiln` command with a clean environment for address selection.
+pub fn kiln() -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
+    c.env_remove("BUILDKIT_HOST")
+        .env_remove("DOCKER_HOST")
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true);
+    c
+}
+
+/// Runs `kiln ARGS…` to completion (at most two minutes).
+pub async fn run(mut cmd: tokio::process::Command, args: &[&str]) -> Run {
+    cmd.args(args);
+    let start = Instant::now();
+    let out: Output = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("kiln {args:?} did not finish within 120 s"))
+        .expect("kiln runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// `kiln --addr ADDR ARGS…`.
+pub async fn kiln_at(addr: &str, args: &[&str]) -> Run {
+    let mut all = vec!["--addr", addr];
+    all.extend_from_slice(args);
+    run(kiln(), &all).await
+}
+
+/// Asserts `kiln info --format json` output describes the harness's daemon.
+#[track_caller]
+pub fn assert_info(run: &Run, addr: &str) {
+    run.success();
+    let v = run.json();
+    assert_eq!(v["address"], addr, "{v}");
+    let workers = v["workers"].as_array().expect("workers array");
+    assert!(!workers.is_empty(), "no workers: {v}");
+    let platforms = workers[0]["platforms"].as_array().expect("platforms");
+    assert!(
+        platforms.iter().any(|p| p == "linux/amd64"),
+        "linux/amd64 missing from {platforms:?}"
+    );
+    assert!(
+        workers[0]["labels"]["org.mobyproject.buildkit.worker.executor"].is_string(),
+        "worker labels missing: {v}"
+    );
+}
+
+/// Writes an executable shell script.
+pub fn script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}

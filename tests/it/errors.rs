@@ -1,0 +1,283 @@
+//! Bad addresses and broken daemons: one clear line, a hint, exit 1, no hang.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn unreachable_unix_socket() {
+    let r = kiln_at("unix:///nonexistent/buildkitd.sock", &["info"]).await;
+    r.failure();
+    assert!(
+        r.stderr
+            .contains("cannot connect to BuildKit at unix:///nonexistent/buildkitd.sock"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("No such file"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: start buildkitd"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn unreachable_tcp_port() {
+    // Bind then drop to get a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("tcp://127.0.0.1:{port}");
+    let r = kiln_at(&addr, &["du"]).await;
+    r.failure();
+    assert!(
+        r.stderr
+            .contains(&format!("cannot connect to BuildKit at {addr}")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("refused"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn unknown_scheme_and_malformed_addresses() {
+    for (addr, want) in [
+        ("http://127.0.0.1:1234", "unknown scheme \"http\""),
+        ("127.0.0.1:1234", "has no scheme"),
+        ("tcp://127.0.0.1", "missing port"),
+        ("unix://relative.sock", "absolute socket path"),
+    ] {
+        let r = kiln_at(addr, &["info"]).await;
+        r.failure();
+        assert!(r.stderr.contains(want), "{addr}: {}", r.stderr);
+        assert!(r.stderr.contains("hint:"), "{addr}: {}", r.stderr);
+        assert_eq!(
+            r.stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1
+        );
+    }
+    // BUILDKIT_HOST is parsed the same way.
+    let mut cmd = kiln();
+    cmd.env("BUILDKIT_HOST", "ftp://x");
+    let r = run(cmd, &["info"]).await;
+    r.failure();
+    assert!(r.stderr.contains("unknown scheme \"ftp\""), "{}", r.stderr);
+}
+
+/// A unix socket whose server answers every connection with `reply` and closes.
+fn fake_server(dir: &std::path::Path, reply: &'static [u8]) -> std::path::PathBuf {
+    let path = dir.join("fake.sock");
+    let l = UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await;
+                let _ = c.write_all(reply).await;
+                let _ = c.shutdown().await;
+            });
+        }
+    });
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_upgrade_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = fake_server(
+        dir.path(),
+        b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 18\r\n\r\npage not found ...",
+    );
+    let addr = format!("docker://{}", sock.display());
+    let r = kiln_at(&addr, &["info"]).await;
+    r.failure();
+    assert!(
+        r.stderr.contains("answered 404 Not Found to POST /grpc"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("page not found"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hint: the socket is not a Docker Engine"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn socket_that_is_not_buildkit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = fake_server(dir.path(), b"SSH-2.0-OpenSSH_9.2\r\n");
+    // As a buildkitd: not gRPC.
+    let addr = format!("unix://{}", sock.display());
+    let r = kiln_at(&addr, &["info"]).await;
+    r.failure();
+    assert!(r.stderr.contains(&addr), "{}", r.stderr);
+    assert!(r.stderr.contains("hint:"), "{}", r.stderr);
+    assert!(r.elapsed < Duration::from_secs(10), "took {:?}", r.elapsed);
+    // As a Docker Engine: not HTTP.
+    let addr = format!("docker://{}", sock.display());
+    let r = kiln_at(&addr, &["info"]).await;
+    r.failure();
+    assert!(
+        r.stderr.contains("did not answer as a Docker Engine"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_scheme_on_a_buildkitd_socket() {
+    let relay = Relay::start(&harness().docker_sock, RelayOptions::default()).await;
+    let addr = format!("docker://{}", relay.unix.display());
+    let r = kiln_at(&addr, &["info"]).await;
+    r.failure();
+    assert!(
+        r.stderr.contains("did not answer as a Docker Engine"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("use unix:// or tcp://"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_failures() {
+    let relay = Relay::start(&harness().docker_sock, RelayOptions::default()).await;
+    let addr = format!("tcp://{}", relay.tls);
+    let p = &relay.pki;
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+
+    // Wrong CA: the daemon's certificate is not trusted.
+    let r = kiln_at(&addr, &["--tlscacert", &s(&p.other_ca_cert), "info"]).await;
+    r.failure();
+    assert!(r.stderr.contains("TLS handshake failed"), "{}", r.stderr);
+    assert!(r.stderr.contains("UnknownIssuer"), "{}", r.stderr);
+
+    // Wrong server name.
+    let r = kiln_at(
+        &addr,
+        &[
+            "--tlscacert",
+            &s(&p.ca_cert),
+            "--tlsservername",
+            "other.example",
+            "info",
+        ],
+    )
+    .await;
+    r.failure();
+    assert!(
+        r.stderr.contains("not valid for name \"other.example\""),
+        "{}",
+        r.stderr
+    );
+
+    // No client certificate where the daemon requires one.
+    let r = kiln_at(&addr, &["--tlscacert", &s(&p.ca_cert), "info"]).await;
+    r.failure();
+    assert!(
+        r.stderr.contains("may require a client certificate"),
+        "{}",
+        r.stderr
+    );
+
+    // A client certificate from a CA the daemon does not trust.
+    let r = kiln_at(
+        &addr,
+        &[
+            "--tlscacert",
+            &s(&p.ca_cert),
+            "--tlscert",
+            &s(&p.rogue_client_cert),
+            "--tlskey",
+            &s(&p.rogue_client_key),
+            "info",
+        ],
+    )
+    .await;
+    r.failure();
+    assert!(r.stderr.contains("error: Info on"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("may not accept this client certificate"),
+        "{}",
+        r.stderr
+    );
+
+    // Half a client identity, or a client identity without a CA: refused before dialling.
+    let r = kiln_at(
+        &addr,
+        &[
+            "--tlscacert",
+            &s(&p.ca_cert),
+            "--tlscert",
+            &s(&p.client_cert),
+            "info",
+        ],
+    )
+    .await;
+    r.failure();
+    assert!(
+        r.stderr.contains("--tlscert and --tlskey go together"),
+        "{}",
+        r.stderr
+    );
+    let r = kiln_at(
+        &addr,
+        &[
+            "--tlscert",
+            &s(&p.client_cert),
+            "--tlskey",
+            &s(&p.client_key),
+            "info",
+        ],
+    )
+    .await;
+    r.failure();
+    assert!(
+        r.stderr
+            .contains("never connects with TLS verification off"),
+        "{}",
+        r.stderr
+    );
+    // A CA file that is not PEM.
+    let r = kiln_at(&addr, &["--tlscacert", "/etc/hostname", "info"]).await;
+    r.failure();
+    assert!(
+        r.stderr.contains("/etc/hostname holds no CA certificate"),
+        "{}",
+        r.stderr
+    );
+    // TLS options on a non-tcp address.
+    let r = kiln_at("unix:///x.sock", &["--tlscacert", &s(&p.ca_cert), "info"]).await;
+    r.failure();
+    assert!(r.stderr.contains("only to tcp://"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn daemon_dropping_the_connection_mid_call_fails_fast() {
+    for limit in [40u64, 400, 700] {
+        let relay = Relay::start(
+            &harness().docker_sock,
+            RelayOptions {
+                drop_after_bytes: Some(limit),
+            },
+        )
+        .await;
+        let addr = format!("unix://{}", relay.unix.display());
+        let r = kiln_at(&addr, &["info"]).await;
+        r.failure();
+        assert!(
+            r.elapsed < Duration::from_secs(10),
+            "limit {limit}: took {:?}",
+            r.elapsed
+        );
+        assert!(r.stderr.contains(&addr), "limit {limit}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with("error: "),
+            "limit {limit}: {}",
+            r.stderr
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! kiln's integration tests, one binary (see uv's `tests/it`). They run
+//! against the real daemon and registry that `scripts/harness.sh up`
+//! starts; without them every test here fails and says how to start them.
+
+mod common;
+mod errors;
+mod transport;
