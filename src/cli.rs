@@ -84,7 +84,7 @@ pub struct DuArgs {
 pub struct PruneArgs {
     #[command(flatten)]
     pub format: FormatArgs,
-    /// Remove all cache, not only unused internal records.
+    /// Also remove records shared with the image store and internal ones (default: only unshared, unused records).
     #[arg(long, short)]
     pub all: bool,
     /// Keep cache used within this long (e.g. 30m, 24h, 7d).

@@ -2,6 +2,7 @@
 //! against the real daemon and registry that `scripts/harness.sh up`
 //! starts; without them every test here fails and says how to start them.
 
+mod cache;
 mod common;
 mod errors;
 mod transport;

@@ -20,6 +20,8 @@
 pub mod address;
 mod client;
 pub mod error;
+pub mod progress;
+mod solve;
 pub mod tls;
 pub mod transport;
 
@@ -29,4 +31,8 @@ pub use client::{
     PruneOptions, Worker, BUILDKIT_HOST_ENV,
 };
 pub use error::{AddressError, DialError, Error, TlsConfigError};
+pub use solve::{
+    new_build_ref, solve_failure, CacheSpec, ExporterSpec, SolveFailure, SolveRequest,
+    SolveResponse,
+};
 pub use tls::TlsOptions;

@@ -1,0 +1,135 @@
+//! `kiln du` and `kiln prune` against the real daemon: prune frees what du showed.
+
+use kiln_client::{Address, Client, SolveRequest, TlsOptions};
+use kiln_proto::pb;
+use prost::Message;
+
+use crate::common::*;
+
+/// A two-op graph (image + mkfile) by hand, so this test does not depend on
+/// kiln-llb: its mkfile result is a cache record unique to this test.
+fn unique_graph(image: &str, marker: &str) -> pb::Definition {
+    let platform = Some(pb::Platform {
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        ..Default::default()
+    });
+    let src = pb::Op {
+        op: Some(pb::op::Op::Source(pb::SourceOp {
+            identifier: format!("docker-image://{image}"),
+            attrs: Default::default(),
+        })),
+        platform: platform.clone(),
+        constraints: Some(pb::WorkerConstraints::default()),
+        ..Default::default()
+    };
+    let src_bytes = src.encode_to_vec();
+    let digest = |b: &[u8]| {
+        use sha2::Digest as _;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+    };
+    let file = pb::Op {
+        inputs: vec![pb::Input {
+            digest: digest(&src_bytes),
+            index: 0,
+        }],
+        op: Some(pb::op::Op::File(pb::FileOp {
+            actions: vec![pb::FileAction {
+                input: 0,
+                secondary_input: -1,
+                output: 0,
+                action: Some(pb::file_action::Action::Mkfile(pb::FileActionMkFile {
+                    path: format!("/{marker}"),
+                    mode: 0o644,
+                    data: vec![b'x'; 64 * 1024],
+                    owner: None,
+                    timestamp: -1,
+                })),
+            }],
+        })),
+        platform,
+        constraints: Some(pb::WorkerConstraints::default()),
+        ..Default::default()
+    };
+    let file_bytes = file.encode_to_vec();
+    let term = pb::Op {
+        inputs: vec![pb::Input {
+            digest: digest(&file_bytes),
+            index: 0,
+        }],
+        ..Default::default()
+    };
+    pb::Definition {
+        def: vec![src_bytes, file_bytes, term.encode_to_vec()],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_frees_what_du_showed() {
+    let h = harness();
+    let addr = h.docker_addr();
+    let marker = format!("kiln-du-{}", uuid::Uuid::new_v4().simple());
+    let client = Client::connect(Address::parse(&addr).unwrap(), &TlsOptions::default())
+        .await
+        .unwrap();
+    client
+        .solve(
+            SolveRequest {
+                definition: Some(unique_graph(&h.static_image, &marker)),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("solve the unique graph");
+
+    let du = kiln_at(&addr, &["du", "--format", "json"]).await;
+    du.success();
+    let records = du.json()["records"].as_array().unwrap().clone();
+    let ours: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["description"].as_str().unwrap_or("").contains(&marker))
+        .collect();
+    assert_eq!(ours.len(), 1, "one record for {marker} in {records:#?}");
+    let id = ours[0]["id"].as_str().unwrap().to_string();
+    let size = ours[0]["size"].as_i64().unwrap();
+    assert!(size >= 64 * 1024, "the record holds the 64 KiB file: {size}");
+
+    // Text output lists it too.
+    let du_text = kiln_at(&addr, &["du", "--verbose", "--filter", &format!("id=={id}")]).await;
+    du_text.success();
+    assert!(du_text.stdout.contains(&id), "{}", du_text.stdout);
+    assert!(du_text.stdout.contains(&marker), "{}", du_text.stdout);
+
+    // The record is shared with the image store, so only --all removes it.
+    let pruned = kiln_at(&addr, &["prune", "--all", "--format", "json", "--filter", &format!("id=={id}")]).await;
+    pruned.success();
+    let removed = pruned.json()["removed"].as_array().unwrap().clone();
+    assert!(
+        removed.iter().any(|r| r["id"] == id.as_str()),
+        "prune removed {removed:#?}, not {id}"
+    );
+    assert!(pruned.json()["total"].as_i64().unwrap() >= size);
+
+    let after = kiln_at(&addr, &["du", "--format", "json"]).await;
+    after.success();
+    assert!(
+        !after.json()["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == id.as_str()),
+        "record {id} still there after prune"
+    );
+}
+
+#[tokio::test]
+async fn prune_rejects_bad_durations_and_sizes() {
+    let r = run(kiln(), &["prune", "--keep-duration", "soon"]).await;
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("not a duration"), "{}", r.stderr);
+    let r = run(kiln(), &["prune", "--keep-storage", "lots"]).await;
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("not a size"), "{}", r.stderr);
+}
