@@ -53,6 +53,8 @@ pub enum Command {
     Du(DuArgs),
     /// Remove build cache.
     Prune(PruneArgs),
+    /// Solve a marshaled LLB Definition (the format `buildctl build` reads).
+    Solve(crate::cmd::solve::SolveArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -6,6 +6,7 @@
 mod output;
 mod cli;
 mod cmd;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,10 @@ fn main() -> ExitCode {
     match runtime.block_on(cmd::run(cli)) {
         Ok(code) => code,
         Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<cmd::report::Reported>().is_some() => ExitCode::from(
+            err.downcast_ref::<cmd::report::Reported>()
+                .map_or(1, |r| r.code),
+        ),
         Err(err) => {
             output::print_error(&err, debug);
             ExitCode::FAILURE

@@ -2,6 +2,9 @@
 
 mod cache;
 mod info;
+pub mod report;
+pub mod run;
+pub mod solve;
 
 use std::process::ExitCode;
 
@@ -14,6 +17,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info(args) => info::run(&cli.global, &args).await,
         Command::Du(args) => cache::du(&cli.global, &args).await,
         Command::Prune(args) => cache::prune(&cli.global, &args).await,
+        Command::Solve(args) => solve::run(&cli.global, &args).await,
     }
 }
 

@@ -273,12 +273,14 @@ fn parse_kube_pod(address: &str, rest: &str) -> Result<Address, AddressError> {
             "namespace" => &mut namespace,
             "context" => &mut context,
             "container" => &mut container,
-            other => return Err(AddressError::Invalid {
-                address: address.to_string(),
-                reason: format!(
+            other => {
+                return Err(AddressError::Invalid {
+                    address: address.to_string(),
+                    reason: format!(
                     "unknown kube-pod parameter {other:?} (known: namespace, context, container)"
                 ),
-            }),
+                })
+            }
         };
         *slot = Some(v.to_string());
     }

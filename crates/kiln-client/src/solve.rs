@@ -88,24 +88,27 @@ impl Client {
         events: Option<mpsc::UnboundedSender<StatusEvent>>,
     ) -> Result<SolveResponse, Error> {
         let build_ref = req.build_ref.clone().unwrap_or_else(new_build_ref);
-        let status_task = events.map(|tx| {
-            let mut control = self.control();
-            let build_ref = build_ref.clone();
-            tokio::spawn(async move {
-                let Ok(resp) = control
-                    .status(control::StatusRequest { r#ref: build_ref })
-                    .await
-                else {
-                    return;
-                };
-                let mut stream = resp.into_inner();
-                while let Some(Ok(batch)) = stream.next().await {
-                    if tx.send(StatusEvent::from(batch)).is_err() {
-                        break;
+        let status_task = events
+            .map(|tx| {
+                // Aborted with this future, so a cancelled solve ends the stream too.
+                let mut control = self.control();
+                let build_ref = build_ref.clone();
+                tokio::spawn(async move {
+                    let Ok(resp) = control
+                        .status(control::StatusRequest { r#ref: build_ref })
+                        .await
+                    else {
+                        return;
+                    };
+                    let mut stream = resp.into_inner();
+                    while let Some(Ok(batch)) = stream.next().await {
+                        if tx.send(StatusEvent::from(batch)).is_err() {
+                            break;
+                        }
                     }
-                }
+                })
             })
-        });
+            .map(AbortOnDrop);
         let wire = control::SolveRequest {
             r#ref: build_ref.clone(),
             definition: req.definition,
@@ -143,9 +146,10 @@ impl Client {
             ..Default::default()
         };
         let result = self.control().solve(wire).await;
-        if let Some(task) = status_task {
-            // The status stream ends when the job is done; don't wait forever.
-            let _ = tokio::time::timeout(STATUS_DRAIN, task).await;
+        if let Some(mut task) = status_task {
+            // The status stream ends when the job is done; don't wait forever,
+            // and drop the sender either way so the consumer sees the end.
+            let _ = tokio::time::timeout(STATUS_DRAIN, &mut task.0).await;
         }
         let resp = result.map_err(|s| self.rpc_error("Solve", s))?.into_inner();
         Ok(SolveResponse {
@@ -190,4 +194,13 @@ pub fn solve_failure(status: &tonic::Status) -> SolveFailure {
         }
     }
     out
+}
+
+/// A task aborted when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

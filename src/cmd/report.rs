@@ -1,0 +1,120 @@
+//! The failure report: which step failed, its command, its exit code and
+//! its last log lines, then one summary line.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write;
+
+use kiln_proto::pb;
+use prost::Message;
+
+use crate::progress::State;
+
+/// An error already reported to the user; `main` only sets the exit code.
+#[derive(Debug)]
+pub struct Reported {
+    pub code: u8,
+}
+
+impl fmt::Display for Reported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "reported (exit {})", self.code)
+    }
+}
+
+impl std::error::Error for Reported {}
+
+/// The exec commands of a definition, by op digest.
+pub fn exec_commands(def: &pb::Definition) -> HashMap<String, Vec<String>> {
+    use sha2::Digest as _;
+    let mut out = HashMap::new();
+    for bytes in &def.def {
+        let Ok(op) = pb::Op::decode(bytes.as_slice()) else {
+            continue;
+        };
+        if let Some(pb::op::Op::Exec(exec)) = op.op {
+            if let Some(meta) = exec.meta {
+                let d = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+                out.insert(d, meta.args);
+            }
+        }
+    }
+    out
+}
+
+/// Prints the report for a failed solve to stderr.
+pub fn solve_failed(
+    state: &State,
+    commands: &HashMap<String, Vec<String>>,
+    err: &kiln_client::Error,
+    debug: bool,
+) {
+    let status = err.status();
+    let failure = status.map(kiln_client::solve_failure).unwrap_or_default();
+    let mut out = std::io::stderr().lock();
+    let _ = writeln!(out);
+    if let Some(step) = state.failed_step(failure.vertex.as_deref()) {
+        let code = failure
+            .exit_code
+            .map(|c| format!(" with exit code {c}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "error: step #{} {} failed{code}",
+            step.number,
+            step.display_name()
+        );
+        if let Some(cmd) = commands.get(&step.digest) {
+            let _ = writeln!(out, "  command: {}", shell_words(cmd));
+        }
+        if !step.tail.is_empty() {
+            let shown = step.tail.len();
+            let _ = writeln!(
+                out,
+                "  last {shown} line{} of its output{}:",
+                if shown == 1 { "" } else { "s" },
+                if step.lines > shown {
+                    format!(" (of {})", step.lines)
+                } else {
+                    String::new()
+                }
+            );
+            for l in &step.tail {
+                let _ = writeln!(out, "  │ {l}");
+            }
+        }
+    }
+    let summary = match status {
+        Some(s) => kiln_client::error::describe_status(s),
+        None => err.to_string(),
+    };
+    let _ = writeln!(out, "error: build failed: {}", one_line(&summary));
+    if debug {
+        if let Some(s) = status {
+            let _ = writeln!(out, "  grpc status: {:?}", s.code());
+            let _ = writeln!(out, "  details: {failure:?}");
+        }
+    } else if let Some(h) = err.hint() {
+        let _ = writeln!(out, "hint: {h}");
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.is_empty()
+                || a.chars()
+                    .any(|c| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c))
+            {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,74 @@
+//! Running a solve from the CLI: progress, Ctrl-C, the failure report.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use kiln_client::progress::StatusEvent;
+use tokio::sync::mpsc;
+
+use super::report::{self, Reported};
+use crate::progress::{self, Mode, State};
+
+/// Exit code for a build cancelled by SIGINT/SIGTERM.
+pub const CANCELLED: u8 = 130;
+
+/// What the solve future gets: a sender for its progress events.
+pub type Events = mpsc::UnboundedSender<StatusEvent>;
+
+/// Runs `solve` while drawing its progress; Ctrl-C or SIGTERM cancels it
+/// (dropping the future cancels the build on the daemon and removes partial
+/// outputs), prints `cancelled` and returns exit 130; a second signal exits
+/// at once.
+pub async fn with_progress<T, F>(
+    mode: Mode,
+    commands: &HashMap<String, Vec<String>>,
+    debug: bool,
+    solve: impl FnOnce(Events) -> F,
+) -> anyhow::Result<(T, State)>
+where
+    F: Future<Output = Result<T, kiln_client::Error>>,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let drawer = tokio::spawn(progress::drive(rx, mode));
+    let fut = solve(tx);
+    tokio::pin!(fut);
+    let outcome = tokio::select! {
+        r = &mut fut => Some(r),
+        _ = shutdown_signal() => None,
+    };
+    let Some(result) = outcome else {
+        // Dropping the solve future cancels the Solve RPC and the session.
+        drop(fut);
+        tokio::spawn(async {
+            shutdown_signal().await;
+            std::process::exit(i32::from(CANCELLED));
+        });
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drawer).await;
+        eprintln!("cancelled");
+        return Err(Reported { code: CANCELLED }.into());
+    };
+    let state = drawer.await.unwrap_or_default();
+    match result {
+        Ok(v) => Ok((v, state)),
+        Err(e) => {
+            report::solve_failed(&state, commands, &e, debug);
+            Err(Reported { code: 1 }.into())
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
