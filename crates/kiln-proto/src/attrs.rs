@@ -17,6 +17,8 @@ pub mod image {
     pub const RESOLVE_MODE_PULL: &str = "pull";
     pub const RESOLVE_MODE_LOCAL: &str = "local";
     pub const RECORD_TYPE: &str = "image.recordtype";
+    /// The record type Go's `llb.MarkImageInternal` sets.
+    pub const RECORD_TYPE_INTERNAL: &str = "internal";
     pub const LAYER_LIMIT: &str = "image.layerlimit";
 }
 
@@ -29,6 +31,8 @@ pub mod local {
     pub const FOLLOW_PATHS: &str = "local.followpaths";
     pub const SHARED_KEY_HINT: &str = "local.sharedkeyhint";
     pub const DIFFER: &str = "local.differ";
+    pub const DIFFER_NONE: &str = "none";
+    pub const DIFFER_METADATA: &str = "metadata";
 }
 
 /// Git source attributes.
@@ -40,6 +44,11 @@ pub mod git {
     pub const KNOWN_SSH_HOSTS: &str = "git.knownsshhosts";
     pub const MOUNT_SSH_SOCK: &str = "git.mountsshsock";
     pub const SUBDIR: &str = "git.subdir";
+    /// The secret names Go's `llb.Git` writes unless told otherwise.
+    pub const DEFAULT_AUTH_HEADER_SECRET: &str = "GIT_AUTH_HEADER";
+    pub const DEFAULT_AUTH_TOKEN_SECRET: &str = "GIT_AUTH_TOKEN";
+    /// The `git.mountsshsock` value for the default SSH agent.
+    pub const MOUNT_SSH_SOCK_DEFAULT: &str = "default";
 }
 
 /// HTTP source attributes.

@@ -22,7 +22,9 @@ pub const SOURCE_GIT_SUBDIR: &str = "source.git.subdir";
 pub const SOURCE_HTTP: &str = "source.http";
 pub const SOURCE_HTTP_CHECKSUM: &str = "source.http.checksum";
 pub const SOURCE_HTTP_PERM: &str = "source.http.perm";
-pub const SOURCE_HTTP_UIDGID: &str = "source.http.uidgid";
+/// BuildKit spells this cap id "soruce.http.uidgid" (sic, `solver/pb/caps.go`);
+/// daemons reject any other spelling as an unknown capability.
+pub const SOURCE_HTTP_UIDGID: &str = "soruce.http.uidgid";
 pub const SOURCE_OCI_LAYOUT: &str = "source.ocilayout";
 
 pub const BUILD_OP_LLB_FILE_NAME: &str = "source.buildop.llbfilename";
@@ -36,7 +38,12 @@ pub const EXEC_META_SECURITY_DEVICE_WHITELIST_V1: &str = "exec.meta.security.dev
 pub const EXEC_META_SETS_DEFAULT_PATH: &str = "exec.meta.setsdefaultpath";
 pub const EXEC_META_ULIMIT: &str = "exec.meta.ulimit";
 pub const EXEC_META_REMOVE_MOUNT_STUBS_RECURSIVE: &str = "exec.meta.removemountstubs.recursive";
+/// Not a BuildKit capability id (daemons reject it as unknown); BuildKit's
+/// cap for `Meta.valid_exit_codes` is [`EXEC_VALID_EXIT_CODE`].
+#[deprecated(note = "not a BuildKit cap id; use EXEC_VALID_EXIT_CODE")]
 pub const EXEC_META_VALID_EXIT_CODES: &str = "exec.meta.validexitcodes";
+pub const EXEC_VALID_EXIT_CODE: &str = "exec.validexitcode";
+pub const EXEC_CGROUPS_MOUNTED: &str = "exec.cgroup";
 pub const EXEC_MOUNT_BIND: &str = "exec.mount.bind";
 pub const EXEC_MOUNT_BIND_READ_WRITE_NO_OUTPUT: &str = "exec.mount.bind.readwrite-nooutput";
 pub const EXEC_MOUNT_CACHE: &str = "exec.mount.cache";
@@ -58,6 +65,7 @@ pub const FILE_COPY_ALWAYS_REPLACE_EXISTING_DEST_PATHS: &str =
     "file.copy.alwaysreplaceexistingdestpaths";
 pub const FILE_COPY_MODE_STRING_FORMAT: &str = "file.copy.modestring";
 pub const FILE_CHECKSUM: &str = "file.checksum";
+pub const FILE_SYMLINK_CREATE: &str = "file.symlink.create";
 
 pub const CONSTRAINTS: &str = "constraints";
 pub const PLATFORM: &str = "platform";

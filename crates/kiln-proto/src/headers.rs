@@ -30,3 +30,10 @@ pub const ENCODED_SUFFIX: &str = "-encoded";
 
 /// The file name `FileSend` writes for single-file exporters.
 pub const FILESEND_FILE_NAME: &str = "filename";
+
+/// `SSH/ForwardAgent` metadata naming the agent (`--ssh ID=…`).
+pub const SSH_FORWARD_ID: &str = "buildkit.ssh.id";
+/// The agent id used when none is named.
+pub const SSH_DEFAULT_ID: &str = "default";
+/// Prefix of `FileSend/DiffCopy` metadata carrying exporter metadata.
+pub const EXPORTER_METADATA_PREFIX: &str = "exporter-md-";

@@ -1,0 +1,247 @@
+//! `moby.filesync.v1.FileSend`: the daemon sends exporter output to kiln.
+//!
+//! One wire path, `/moby.filesync.v1.FileSend/DiffCopy`, carries two
+//! protocols: raw `BytesMessage` frames for single-file exporters (`tar`,
+//! `oci`, `docker`) and fsutil packets for the `local` exporter. The
+//! generated code has a server type for each, so this service is written by
+//! hand: it picks the target by the `buildkit-attachable-exporter-id`
+//! metadata (the exporter's index in `SolveRequest.exporters`) and decodes
+//! the stream with the matching message type.
+
+mod file;
+mod receive;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use kiln_proto::fsutil::types::Packet;
+use kiln_proto::headers::ATTACHABLE_EXPORTER_ID;
+use kiln_proto::methods::FILESEND_DIFFCOPY;
+use kiln_proto::moby::filesync::v1::BytesMessage;
+use tokio::io::AsyncWrite;
+use tokio::sync::{mpsc, Mutex};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::server::{Grpc, NamedService};
+use tonic::{Request, Response, Status, Streaming};
+
+pub use receive::{receive_dir, ReceiveOptions};
+
+use crate::error::{Error, Result};
+
+/// A boxed writer shared by the clones of a session.
+type SharedWriter = Arc<Mutex<Option<Box<dyn AsyncWrite + Send + Unpin>>>>;
+
+/// Where one exporter's output goes.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum ExportTarget {
+    /// A single file (`tar`, `oci`, `docker` exporters): written to a
+    /// temporary file beside it, synced, and renamed into place when the
+    /// daemon finishes; removed on failure.
+    File(PathBuf),
+    /// A writer such as stdout (`dest=-`); usable by one export only.
+    Writer(SharedWriter),
+    /// A directory (`local` exporter): the daemon's files are written below
+    /// it; paths that would leave it are refused.
+    Directory(PathBuf),
+}
+
+impl std::fmt::Debug for ExportTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(p) => f.debug_tuple("File").field(p).finish(),
+            Self::Writer(_) => f.write_str("Writer"),
+            Self::Directory(p) => f.debug_tuple("Directory").field(p).finish(),
+        }
+    }
+}
+
+impl ExportTarget {
+    /// A single-file target.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self::File(path.into())
+    }
+
+    /// A directory target.
+    pub fn directory(path: impl Into<PathBuf>) -> Self {
+        Self::Directory(path.into())
+    }
+
+    /// A writer target.
+    pub fn writer(writer: impl AsyncWrite + Send + Unpin + 'static) -> Self {
+        Self::Writer(Arc::new(Mutex::new(Some(Box::new(writer)))))
+    }
+
+    /// Standard output.
+    pub fn stdout() -> Self {
+        Self::writer(tokio::io::stdout())
+    }
+
+    /// A single-file exporter's `dest`: `-` is standard output.
+    pub fn from_dest(dest: &str) -> Self {
+        if dest == "-" {
+            Self::stdout()
+        } else {
+            Self::file(dest)
+        }
+    }
+
+    fn is_directory(&self) -> bool {
+        matches!(self, Self::Directory(_))
+    }
+}
+
+/// The FileSend service: export targets by exporter index.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FileSendService {
+    targets: Arc<BTreeMap<u32, ExportTarget>>,
+}
+
+impl FileSendService {
+    pub(crate) fn add(&mut self, index: u32, target: ExportTarget) -> Result<()> {
+        let targets = Arc::make_mut(&mut self.targets);
+        if targets.contains_key(&index) {
+            return Err(Error::Duplicate {
+                kind: "exporter id",
+                name: index.to_string(),
+            });
+        }
+        targets.insert(index, target);
+        Ok(())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// The target for a call: by the exporter id metadata; without it the
+    /// only target, else exporter 0 (BuildKit's default).
+    fn target(&self, headers: &http::HeaderMap) -> std::result::Result<ExportTarget, Status> {
+        let id = match headers.get(ATTACHABLE_EXPORTER_ID) {
+            Some(v) => v
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .ok_or_else(|| Status::invalid_argument("invalid exporter id metadata"))?,
+            None if self.targets.len() == 1 => *self.targets.keys().next().unwrap_or(&0),
+            None => 0,
+        };
+        self.targets
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("exporter {id} not found")))
+    }
+}
+
+impl NamedService for FileSendService {
+    const NAME: &'static str = "moby.filesync.v1.FileSend";
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<B> tower::Service<http::Request<B>> for FileSendService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != FILESEND_DIFFCOPY {
+            return Box::pin(async {
+                Ok(Status::unimplemented("unknown FileSend method").into_http())
+            });
+        }
+        let target = self.target(req.headers());
+        Box::pin(async move {
+            let response = match target {
+                Ok(target) if target.is_directory() => {
+                    let mut grpc = Grpc::new(tonic_prost::ProstCodec::<Packet, Packet>::default())
+                        .apply_max_message_size_config(Some(kiln_proto::MAX_MESSAGE_SIZE), None);
+                    let svc = tower::service_fn(move |r: Request<Streaming<Packet>>| {
+                        let target = target.clone();
+                        async move { Ok::<_, Status>(start_directory(target, r)) }
+                    });
+                    grpc.streaming(svc, req).await
+                }
+                Ok(target) => {
+                    let mut grpc =
+                        Grpc::new(tonic_prost::ProstCodec::<BytesMessage, BytesMessage>::default())
+                            .apply_max_message_size_config(
+                                Some(kiln_proto::MAX_MESSAGE_SIZE),
+                                None,
+                            );
+                    let svc = tower::service_fn(move |r: Request<Streaming<BytesMessage>>| {
+                        let target = target.clone();
+                        async move { Ok::<_, Status>(start_file(target, r)) }
+                    });
+                    grpc.streaming(svc, req).await
+                }
+                Err(status) => status.into_http(),
+            };
+            Ok(response)
+        })
+    }
+}
+
+type Answer<T> = Response<ReceiverStream<Result<T, Status>>>;
+
+/// Runs a transfer in its own task; the response stream stays open (and
+/// empty) until the transfer ends, then carries its error if any.
+fn spawn_transfer<T, F>(transfer: F) -> Answer<T>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<()>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        if let Err(err) = transfer.await {
+            tracing::warn!(error = %err, "export transfer failed");
+            let _ = tx.send(Err(err.to_status())).await;
+        }
+    });
+    Response::new(ReceiverStream::new(rx))
+}
+
+fn start_file(
+    target: ExportTarget,
+    request: Request<Streaming<BytesMessage>>,
+) -> Answer<BytesMessage> {
+    let inbound = request.into_inner();
+    spawn_transfer(async move {
+        match target {
+            ExportTarget::File(path) => file::receive_file(&path, inbound).await,
+            ExportTarget::Writer(writer) => file::receive_writer(&writer, inbound).await,
+            ExportTarget::Directory(_) => {
+                Err(Error::protocol("directory target got a byte stream"))
+            }
+        }
+    })
+}
+
+fn start_directory(target: ExportTarget, request: Request<Streaming<Packet>>) -> Answer<Packet> {
+    let inbound = request.into_inner();
+    let (tx, rx) = mpsc::channel(64);
+    let ExportTarget::Directory(dest) = target else {
+        return spawn_transfer(async { Err(Error::protocol("file target got a packet stream")) });
+    };
+    tokio::spawn(async move {
+        if let Err(err) = receive_dir(&dest, inbound, tx.clone(), ReceiveOptions::default()).await {
+            tracing::warn!(dest = %dest.display(), error = %err, "local export failed");
+            let _ = tx.send(Err(err.to_status())).await;
+        }
+    });
+    Response::new(ReceiverStream::new(rx))
+}

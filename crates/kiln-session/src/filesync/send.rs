@@ -1,0 +1,274 @@
+//! The sending side of fsutil's packet protocol (fsutil `send.go`).
+//!
+//! kiln sends one STAT per entry and an empty STAT to end the listing; the
+//! receiver asks for file contents with REQ{id} (id = index among all STAT
+//! packets); each answer is DATA{id} chunks of at most 32 KiB and an empty
+//! DATA{id}. The receiver sends FIN when it has everything, kiln answers
+//! FIN and the call ends. ERR carries an error's text either way.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::{Stream, StreamExt, TryStreamExt};
+use kiln_proto::fsutil::types::packet::PacketType;
+use kiln_proto::fsutil::types::{Packet, Stat};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::filter::Filter;
+use super::stat::can_request_data;
+use super::walk::walk;
+use crate::error::{Error, Result};
+
+/// Largest DATA payload, as fsutil's 32 KiB copy buffer.
+pub const CHUNK_SIZE: usize = 32 * 1024;
+
+/// How many requested files are read at once (fsutil uses 4 workers).
+const SEND_WORKERS: usize = 4;
+
+/// Live counters of what file sync has sent.
+#[derive(Debug, Default)]
+pub(crate) struct SyncCounters {
+    calls: AtomicU64,
+    entries: AtomicU64,
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl SyncCounters {
+    pub(crate) fn snapshot(&self) -> SyncStats {
+        SyncStats {
+            calls: self.calls.load(Ordering::Relaxed),
+            entries: self.entries.load(Ordering::Relaxed),
+            files: self.files.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What file sync has sent so far, summed over every DiffCopy call of the
+/// session. Subtract two snapshots to see what one build sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// DiffCopy calls served.
+    pub calls: u64,
+    /// STAT packets sent (entries listed).
+    pub entries: u64,
+    /// Files whose content the daemon requested.
+    pub files: u64,
+    /// File content bytes sent in DATA packets.
+    pub bytes: u64,
+}
+
+impl std::ops::Sub for SyncStats {
+    type Output = Self;
+    fn sub(self, earlier: Self) -> Self {
+        Self {
+            calls: self.calls.saturating_sub(earlier.calls),
+            entries: self.entries.saturating_sub(earlier.entries),
+            files: self.files.saturating_sub(earlier.files),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+        }
+    }
+}
+
+type Outbound = mpsc::Sender<Result<Packet, Status>>;
+type FileTable = Arc<Mutex<HashMap<u32, PathBuf>>>;
+
+/// Runs the sender for one DiffCopy call until FIN or an error.
+///
+/// # Errors
+/// [`Error::Remote`] when the daemon sends ERR, [`Error::PacketProtocol`]
+/// for an unknown REQ id or a stream that ends without FIN,
+/// [`Error::Stream`] when the stream fails, and walk errors (also sent to
+/// the daemon as ERR).
+pub(crate) async fn send<S>(
+    root: PathBuf,
+    filter: Filter,
+    mut inbound: S,
+    tx: Outbound,
+    counters: Arc<SyncCounters>,
+) -> Result<()>
+where
+    S: Stream<Item = Result<Packet, Status>> + Unpin + Send,
+{
+    counters.calls.fetch_add(1, Ordering::Relaxed);
+    let files: FileTable = Arc::default();
+    let mut walker = AbortOnDrop(tokio::task::spawn_blocking({
+        let (files, tx, counters) = (files.clone(), tx.clone(), counters.clone());
+        move || send_listing(&root, &filter, &files, &tx, &counters)
+    }));
+    let (req_tx, req_rx) = mpsc::channel::<(u32, PathBuf)>(128);
+    let mut workers = AbortOnDrop(tokio::spawn(send_files(req_rx, tx.clone(), counters)));
+    let mut walking = true;
+    let mut req_tx = Some(req_tx);
+    loop {
+        tokio::select! {
+            done = &mut walker.0, if walking => {
+                walking = false;
+                done.map_err(|e| Error::protocol(format!("walk task failed: {e}")))??;
+            }
+            done = &mut workers.0, if req_tx.is_some() => {
+                done.map_err(|e| Error::protocol(format!("send task failed: {e}")))??;
+                return Err(Error::protocol("file sender stopped early"));
+            }
+            packet = inbound.next() => {
+                let packet = match packet {
+                    None => return Err(Error::protocol("stream ended before FIN")),
+                    Some(Err(status)) => return Err(Error::Stream(status)),
+                    Some(Ok(packet)) => packet,
+                };
+                match PacketType::try_from(packet.r#type) {
+                    Ok(PacketType::PacketReq) => {
+                        let path = files
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&packet.id)
+                            .ok_or_else(|| Error::protocol(format!("invalid file id {}", packet.id)))?;
+                        let queue = req_tx.as_ref().ok_or_else(|| Error::protocol("REQ after FIN"))?;
+                        if queue.send((packet.id, path)).await.is_err() {
+                            return Err(Error::protocol("file sender stopped early"));
+                        }
+                    }
+                    Ok(PacketType::PacketFin) => {
+                        // Every requested file has arrived: finish the queue,
+                        // then answer FIN.
+                        drop(req_tx.take());
+                        (&mut workers.0)
+                            .await
+                            .map_err(|e| Error::protocol(format!("send task failed: {e}")))??;
+                        if walking {
+                            (&mut walker.0)
+                                .await
+                                .map_err(|e| Error::protocol(format!("walk task failed: {e}")))??;
+                        }
+                        let fin = Packet { r#type: PacketType::PacketFin as i32, ..Packet::default() };
+                        tx.send(Ok(fin)).await.map_err(|_| receiver_gone())?;
+                        return Ok(());
+                    }
+                    Ok(PacketType::PacketErr) => {
+                        return Err(Error::Remote {
+                            message: String::from_utf8_lossy(&packet.data).into_owned(),
+                        });
+                    }
+                    // STAT/DATA are never sent to a sender; fsutil ignores them.
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Walks the tree and sends the STAT packets, then the empty STAT.
+fn send_listing(
+    root: &Path,
+    filter: &Filter,
+    files: &FileTable,
+    tx: &Outbound,
+    counters: &SyncCounters,
+) -> Result<()> {
+    let mut next_id: u32 = 0;
+    let result = walk(root, filter, &mut |stat: Stat, abs: &Path| {
+        if can_request_data(stat.mode) {
+            files
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(next_id, abs.to_path_buf());
+        }
+        next_id = next_id
+            .checked_add(1)
+            .ok_or_else(|| Error::protocol("more than 2^32 entries"))?;
+        counters.entries.fetch_add(1, Ordering::Relaxed);
+        let packet = Packet {
+            r#type: PacketType::PacketStat as i32,
+            stat: Some(stat),
+            ..Packet::default()
+        };
+        tx.blocking_send(Ok(packet)).map_err(|_| receiver_gone())
+    });
+    match result {
+        Ok(()) => {
+            let end = Packet {
+                r#type: PacketType::PacketStat as i32,
+                ..Packet::default()
+            };
+            tx.blocking_send(Ok(end)).map_err(|_| receiver_gone())
+        }
+        Err(err) => {
+            let packet = Packet {
+                r#type: PacketType::PacketErr as i32,
+                data: err.to_string().into_bytes(),
+                ..Packet::default()
+            };
+            // The stream may already be gone; the walk error is what matters.
+            let _ = tx.blocking_send(Ok(packet));
+            Err(err)
+        }
+    }
+}
+
+/// Streams requested files, a few at a time.
+async fn send_files(
+    requests: mpsc::Receiver<(u32, PathBuf)>,
+    tx: Outbound,
+    counters: Arc<SyncCounters>,
+) -> Result<()> {
+    tokio_stream::wrappers::ReceiverStream::new(requests)
+        .map(Ok)
+        .try_for_each_concurrent(SEND_WORKERS, |(id, path)| {
+            let (tx, counters) = (tx.clone(), counters.clone());
+            async move { send_file(id, &path, &tx, &counters).await }
+        })
+        .await
+}
+
+async fn send_file(id: u32, path: &Path, tx: &Outbound, counters: &SyncCounters) -> Result<()> {
+    counters.files.fetch_add(1, Ordering::Relaxed);
+    // Like fsutil, a file that can no longer be opened is sent empty.
+    match tokio::fs::File::open(path).await {
+        Ok(mut file) => {
+            let mut buf = vec![0u8; CHUNK_SIZE];
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| Error::io("read", path, e))?;
+                if n == 0 {
+                    break;
+                }
+                counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                let packet = Packet {
+                    r#type: PacketType::PacketData as i32,
+                    id,
+                    data: buf[..n].to_vec(),
+                    ..Packet::default()
+                };
+                // A bounded channel: waits while the HTTP/2 stream is full.
+                tx.send(Ok(packet)).await.map_err(|_| receiver_gone())?;
+            }
+        }
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "requested file vanished"),
+    }
+    let eof = Packet {
+        r#type: PacketType::PacketData as i32,
+        id,
+        ..Packet::default()
+    };
+    tx.send(Ok(eof)).await.map_err(|_| receiver_gone())
+}
+
+fn receiver_gone() -> Error {
+    Error::protocol("the daemon closed the stream")
+}
+
+/// Aborts a spawned task when the call ends early.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

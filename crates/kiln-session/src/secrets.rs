@@ -1,0 +1,376 @@
+//! `moby.buildkit.secrets.v1.Secrets`: build secrets (`RUN --mount=type=secret`).
+//!
+//! A [`SecretStore`] maps ids to sources: a file read when the daemon asks,
+//! an environment variable read when the daemon asks, or bytes in memory.
+//! Unknown ids answer `NotFound`, which the daemon needs for `required=false`
+//! mounts. Values travel in [`SecretValue`], which never prints its bytes.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use kiln_proto::moby::buildkit::secrets::v1::secrets_server::{Secrets, SecretsServer};
+use kiln_proto::moby::buildkit::secrets::v1::{GetSecretRequest, GetSecretResponse};
+use tonic::{Request, Response, Status};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// BuildKit's limit on a secret's size (`secretsprovider.MaxSecretSize`).
+pub const MAX_SECRET_SIZE: u64 = 500 * 1024;
+
+/// A secret's id, as `RUN --mount=type=secret,id=ID` names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SecretId(String);
+
+impl SecretId {
+    /// Validates an id: it must not be empty.
+    ///
+    /// # Errors
+    /// [`Error::SecretSpec`] for an empty id.
+    pub fn new(id: impl Into<String>) -> Result<Self> {
+        let id = id.into();
+        if id.is_empty() {
+            return Err(Error::SecretSpec {
+                spec: id,
+                reason: "secret id must not be empty".to_owned(),
+            });
+        }
+        Ok(Self(id))
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SecretId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SecretId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Secret bytes. `Debug` and `Display` print `<redacted>`; the memory is
+/// zeroed on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(Zeroizing<Vec<u8>>);
+
+impl SecretValue {
+    /// Wraps bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(Zeroizing::new(bytes.into()))
+    }
+
+    /// The bytes: the one deliberate way to read a secret.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The size in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the secret is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+impl fmt::Display for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where a secret's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecretSource {
+    /// A file, read each time the daemon asks.
+    File(PathBuf),
+    /// An environment variable, read each time the daemon asks (unset reads
+    /// as empty, like BuildKit).
+    Env(String),
+    /// Bytes held in memory.
+    Value(SecretValue),
+}
+
+/// A parsed `--secret` flag: `id=ID[,src=PATH|,env=VAR][,type=file|env]`.
+///
+/// Parsing follows buildx (`util/buildflags/secrets.go`): comma-separated
+/// `key=value` fields (CSV quoting allowed), keys `type`, `id`, `src` or
+/// `source`, `env`. Without `src` or `env`, the source is decided when the
+/// spec is added to a store: the environment variable named like the id if
+/// it is set, else the file named like the id (BuildKit's `NewStore`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSpec {
+    /// The id.
+    pub id: SecretId,
+    /// `src=`/`source=` (or the value of `src` with `type=env`).
+    pub file: Option<PathBuf>,
+    /// `env=`.
+    pub env: Option<String>,
+}
+
+impl FromStr for SecretSpec {
+    type Err = Error;
+
+    fn from_str(spec: &str) -> Result<Self> {
+        let bad = |reason: String| Error::SecretSpec {
+            spec: spec.to_owned(),
+            reason,
+        };
+        let mut typ = None;
+        let (mut id, mut file, mut env) = (None, None, None);
+        for field in split_csv(spec).map_err(|r| bad(r.to_owned()))? {
+            let (key, value) = field
+                .split_once('=')
+                .ok_or_else(|| bad(format!("invalid field {field:?}: must be a key=value pair")))?;
+            match key.to_ascii_lowercase().as_str() {
+                "type" => match value {
+                    "file" | "env" => typ = Some(value.to_owned()),
+                    other => return Err(bad(format!("unsupported secret type {other:?}"))),
+                },
+                "id" => id = Some(value.to_owned()),
+                "source" | "src" => file = Some(PathBuf::from(value)),
+                "env" => env = Some(value.to_owned()),
+                other => return Err(bad(format!("unexpected key {other:?} in {field:?}"))),
+            }
+        }
+        if typ.as_deref() == Some("env") && env.is_none() {
+            env = file.take().map(|p| p.to_string_lossy().into_owned());
+        }
+        let id = SecretId::new(id.unwrap_or_default()).map_err(|_| bad("missing id".to_owned()))?;
+        Ok(Self { id, file, env })
+    }
+}
+
+/// Splits one CSV record (commas, `"` quoting with `""` escapes).
+fn split_csv(s: &str) -> std::result::Result<Vec<String>, &'static str> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = s.chars().peekable();
+    let mut in_quotes = false;
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if in_quotes && chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            '"' if in_quotes => in_quotes = false,
+            '"' if at_start => in_quotes = true,
+            ',' if !in_quotes => {
+                fields.push(std::mem::take(&mut field));
+                at_start = true;
+                continue;
+            }
+            other => field.push(other),
+        }
+        at_start = false;
+    }
+    if in_quotes {
+        return Err("unterminated quote");
+    }
+    fields.push(field);
+    Ok(fields)
+}
+
+/// Secrets by id.
+#[derive(Debug, Clone, Default)]
+pub struct SecretStore {
+    secrets: BTreeMap<SecretId, SecretSource>,
+}
+
+impl SecretStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a secret.
+    ///
+    /// # Errors
+    /// [`Error::Duplicate`] when the id is taken.
+    pub fn insert(&mut self, id: SecretId, source: SecretSource) -> Result<()> {
+        if self.secrets.contains_key(&id) {
+            return Err(Error::Duplicate {
+                kind: "secret",
+                name: id.0,
+            });
+        }
+        self.secrets.insert(id, source);
+        Ok(())
+    }
+
+    /// Adds a parsed `--secret` flag, deciding the source like BuildKit's
+    /// `NewStore` and checking that a file source exists and fits the limit.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read, [`Error::SecretTooBig`]
+    /// when it is over [`MAX_SECRET_SIZE`], [`Error::Duplicate`] for a taken id.
+    pub fn add_spec(&mut self, spec: SecretSpec) -> Result<()> {
+        let source = match (spec.env, spec.file) {
+            (Some(env), _) => SecretSource::Env(env),
+            (None, Some(file)) => SecretSource::File(file),
+            (None, None) if std::env::var_os(spec.id.as_str()).is_some() => {
+                SecretSource::Env(spec.id.0.clone())
+            }
+            (None, None) => SecretSource::File(PathBuf::from(spec.id.as_str())),
+        };
+        if let SecretSource::File(path) = &source {
+            let meta = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
+            if meta.len() > MAX_SECRET_SIZE {
+                return Err(Error::SecretTooBig {
+                    id: spec.id.0,
+                    size: meta.len(),
+                    max: MAX_SECRET_SIZE,
+                });
+            }
+        }
+        self.insert(spec.id, source)
+    }
+
+    /// Whether no secret is registered.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    /// Looks a secret up and reads its value now. `Ok(None)` for an unknown id.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a file source cannot be read,
+    /// [`Error::SecretTooBig`] when the value is over [`MAX_SECRET_SIZE`].
+    pub async fn get(&self, id: &str) -> Result<Option<SecretValue>> {
+        let Some((id, source)) = self.secrets.get_key_value(id) else {
+            return Ok(None);
+        };
+        let value = match source {
+            SecretSource::File(path) => SecretValue::new(
+                tokio::fs::read(path)
+                    .await
+                    .map_err(|e| Error::io("read secret file", path, e))?,
+            ),
+            SecretSource::Env(var) => SecretValue::new(
+                std::env::var_os(var)
+                    .map(OsString::into_vec)
+                    .unwrap_or_default(),
+            ),
+            SecretSource::Value(v) => v.clone(),
+        };
+        if value.len() as u64 > MAX_SECRET_SIZE {
+            return Err(Error::SecretTooBig {
+                id: id.0.clone(),
+                size: value.len() as u64,
+                max: MAX_SECRET_SIZE,
+            });
+        }
+        Ok(Some(value))
+    }
+
+    pub(crate) fn into_server(self) -> SecretsServer<SecretsService> {
+        SecretsServer::new(SecretsService(Arc::new(self)))
+    }
+}
+
+/// The gRPC face of a [`SecretStore`].
+#[derive(Debug, Clone)]
+pub(crate) struct SecretsService(Arc<SecretStore>);
+
+#[tonic::async_trait]
+impl Secrets for SecretsService {
+    async fn get_secret(
+        &self,
+        request: Request<GetSecretRequest>,
+    ) -> Result<Response<GetSecretResponse>, Status> {
+        let id = request.into_inner().id;
+        match self.0.get(&id).await {
+            Ok(Some(value)) => {
+                tracing::debug!(secret = %id, "secret sent");
+                Ok(Response::new(GetSecretResponse {
+                    data: value.expose().to_vec(),
+                }))
+            }
+            Ok(None) => {
+                tracing::debug!(secret = %id, "secret not found");
+                Err(Status::not_found(format!("secret {id} not found")))
+            }
+            Err(err) => {
+                tracing::warn!(secret = %id, error = %err, "secret unavailable");
+                Err(err.to_status())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> SecretSpec {
+        s.parse().expect("valid spec")
+    }
+
+    #[test]
+    fn parses_buildx_forms() {
+        let s = parse("id=npm,src=/home/me/.npmrc");
+        assert_eq!(s.id.as_str(), "npm");
+        assert_eq!(s.file, Some(PathBuf::from("/home/me/.npmrc")));
+        assert_eq!(s.env, None);
+
+        let s = parse("id=tok,env=GITHUB_TOKEN");
+        assert_eq!(s.env.as_deref(), Some("GITHUB_TOKEN"));
+
+        let s = parse("type=env,id=tok,src=GITHUB_TOKEN");
+        assert_eq!((s.env.as_deref(), s.file), (Some("GITHUB_TOKEN"), None));
+
+        let s = parse("ID=x,Source=f");
+        assert_eq!((s.id.as_str(), s.file), ("x", Some(PathBuf::from("f"))));
+
+        let s = parse("\"id=a,b\",src=c");
+        assert_eq!(s.id.as_str(), "a,b");
+
+        let s = parse("id=only");
+        assert_eq!((s.file, s.env), (None, None));
+    }
+
+    #[test]
+    fn rejects_bad_specs() {
+        for bad in [
+            "src=/x",
+            "id=a,bogus=1",
+            "id=a,type=ssh",
+            "id",
+            "id=a,\"src=b",
+        ] {
+            assert!(bad.parse::<SecretSpec>().is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn value_is_redacted() {
+        let v = SecretValue::new(b"hunter2".to_vec());
+        assert_eq!(format!("{v:?}"), "SecretValue(<redacted>)");
+        assert_eq!(format!("{v}"), "<redacted>");
+        let src = SecretSource::Value(v);
+        assert!(!format!("{src:?}").contains("hunter2"));
+    }
+}
