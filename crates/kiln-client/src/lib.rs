@@ -21,6 +21,7 @@ pub mod address;
 mod client;
 pub mod error;
 pub mod progress;
+mod session;
 mod solve;
 pub mod tls;
 pub mod transport;
@@ -35,4 +36,5 @@ pub use solve::{
     new_build_ref, solve_failure, CacheSpec, ExporterSpec, SolveFailure, SolveRequest,
     SolveResponse,
 };
+pub use session::{Attached, SessionTransport};
 pub use tls::TlsOptions;
