@@ -5,4 +5,5 @@
 mod cache;
 mod common;
 mod errors;
+mod gateway;
 mod transport;

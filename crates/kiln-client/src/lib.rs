@@ -20,6 +20,7 @@
 pub mod address;
 mod client;
 pub mod error;
+pub mod gateway;
 pub mod progress;
 mod session;
 mod solve;
@@ -32,9 +33,9 @@ pub use client::{
     PruneOptions, Worker, BUILDKIT_HOST_ENV,
 };
 pub use error::{AddressError, DialError, Error, TlsConfigError};
+pub use session::{Attached, SessionTransport};
 pub use solve::{
     new_build_ref, solve_failure, CacheSpec, ExporterSpec, SolveFailure, SolveRequest,
     SolveResponse,
 };
-pub use session::{Attached, SessionTransport};
 pub use tls::TlsOptions;

@@ -100,7 +100,8 @@ impl Client {
                             if failures >= MAX_REATTACH {
                                 return;
                             }
-                            tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
+                            tokio::time::sleep(Duration::from_millis(200 * u64::from(failures)))
+                                .await;
                             continue;
                         }
                     },
@@ -134,7 +135,7 @@ impl Client {
     ) -> Result<SessionIo, Error> {
         if use_docker {
             let Address::Docker(host) = self.address() else {
-                unreachable_docker()?
+                return Err(not_docker_address(self.address()));
             };
             let dial = |source| Error::Dial {
                 address: self.address().to_string(),
@@ -155,7 +156,8 @@ impl Client {
         let (tx, rx) = mpsc::channel(64);
         let mut req = tonic::Request::new(ReceiverStream::new(rx));
         for (name, value) in session.headers() {
-            let key = tonic::metadata::MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes());
+            let key =
+                tonic::metadata::MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes());
             let val = value.parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>();
             if let (Ok(k), Ok(v)) = (key, val) {
                 req.metadata_mut().append(k, v);
@@ -167,16 +169,18 @@ impl Client {
             .await
             .map_err(|s| self.rpc_error("Session", s))?
             .into_inner();
-        Ok(SessionIo::Control(kiln_session::bytes_stream_io(tx, inbound)))
+        Ok(SessionIo::Control(kiln_session::bytes_stream_io(
+            tx, inbound,
+        )))
     }
 }
 
-fn unreachable_docker() -> Result<std::convert::Infallible, Error> {
-    Err(Error::Handshake {
-        address: String::new(),
+fn not_docker_address(address: &Address) -> Error {
+    Error::Handshake {
+        address: address.to_string(),
         message: "POST /session needs a docker:// address".into(),
         helper: String::new(),
-    })
+    }
 }
 
 /// Either session connection.
