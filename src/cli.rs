@@ -12,9 +12,9 @@ Default: docker:// if a Docker Engine answers, else the buildkitd socket";
 #[derive(Parser, Debug)]
 #[command(
     name = "kiln",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KILN_GIT_COMMIT"), ")"),
     about = "A daemon-less BuildKit client: Go modules to small, reproducible images",
-    after_help = "Examples:\n  kiln info\n  kiln --addr tcp://127.0.0.1:1234 --tlscacert ca.pem info\n  kiln du --verbose\n  kiln prune --keep-duration 24h\n\nEnvironment:\n  BUILDKIT_HOST   daemon address when --addr is not given\n  DOCKER_HOST     Docker Engine used by docker://\n  KILN_LOG        tracing filter (e.g. kiln_client=debug)"
+    after_help = "Examples:\n  kiln info\n  kiln --addr tcp://127.0.0.1:1234 --tlscacert ca.pem info\n  kiln du --verbose\n  kiln prune --keep-duration 24h\n\nEnvironment:\n  BUILDKIT_HOST   daemon address when --addr is not given\n  DOCKER_HOST     Docker Engine used by docker://\n  KILN_PROGRESS   default --progress (auto, tty, plain, rawjson, quiet)\n  NO_COLOR        no colours\n  DOCKER_CONFIG   folder of Docker's config.json (registry credentials)\n  KILN_LOG        tracing filter (e.g. kiln_client=debug)"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -55,6 +55,14 @@ pub enum Command {
     Prune(PruneArgs),
     /// Solve a marshaled LLB Definition (the format `buildctl build` reads).
     Solve(crate::cmd::solve::SolveArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  kiln completion bash > /etc/bash_completion.d/kiln\n  kiln completion zsh > \"${fpath[1]}/_kiln\"\n  kiln completion fish > ~/.config/fish/completions/kiln.fish"
+    )]
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

@@ -18,6 +18,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Du(args) => cache::du(&cli.global, &args).await,
         Command::Prune(args) => cache::prune(&cli.global, &args).await,
         Command::Solve(args) => solve::run(&cli.global, &args).await,
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut cmd, "kiln", &mut out);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

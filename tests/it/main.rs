@@ -3,6 +3,7 @@
 //! starts; without them every test here fails and says how to start them.
 
 mod cache;
+mod cli;
 mod common;
 mod errors;
 mod gateway;
