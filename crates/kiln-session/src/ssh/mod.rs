@@ -110,9 +110,7 @@ impl SshAgents {
             }
         }
         let source = match (sockets.len(), key_files.is_empty()) {
-            (0, false) => AgentSource::Keys(Arc::new(
-                Keyring::load(&key_files).map_err(|reason| bad(reason))?,
-            )),
+            (0, false) => AgentSource::Keys(Arc::new(Keyring::load(&key_files).map_err(bad)?)),
             (1, true) => AgentSource::Socket(sockets.remove(0)),
             (n, true) if n > 1 => return Err(bad("only a single socket is allowed".to_owned())),
             _ => return Err(bad("invalid combination of keys and sockets".to_owned())),

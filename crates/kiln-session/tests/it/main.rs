@@ -6,4 +6,5 @@ mod filesend;
 mod filesync;
 mod secrets;
 mod session;
+mod ssh;
 mod support;
