@@ -94,16 +94,34 @@ async fn prune_frees_what_du_showed() {
     assert_eq!(ours.len(), 1, "one record for {marker} in {records:#?}");
     let id = ours[0]["id"].as_str().unwrap().to_string();
     let size = ours[0]["size"].as_i64().unwrap();
-    assert!(size >= 64 * 1024, "the record holds the 64 KiB file: {size}");
+    assert!(
+        size >= 64 * 1024,
+        "the record holds the 64 KiB file: {size}"
+    );
 
     // Text output lists it too.
-    let du_text = kiln_at(&addr, &["du", "--verbose", "--filter", &format!("id=={id}")]).await;
+    let du_text = kiln_at(
+        &addr,
+        &["du", "--verbose", "--filter", &format!("id=={id}")],
+    )
+    .await;
     du_text.success();
     assert!(du_text.stdout.contains(&id), "{}", du_text.stdout);
     assert!(du_text.stdout.contains(&marker), "{}", du_text.stdout);
 
     // The record is shared with the image store, so only --all removes it.
-    let pruned = kiln_at(&addr, &["prune", "--all", "--format", "json", "--filter", &format!("id=={id}")]).await;
+    let pruned = kiln_at(
+        &addr,
+        &[
+            "prune",
+            "--all",
+            "--format",
+            "json",
+            "--filter",
+            &format!("id=={id}"),
+        ],
+    )
+    .await;
     pruned.success();
     let removed = pruned.json()["removed"].as_array().unwrap().clone();
     assert!(
