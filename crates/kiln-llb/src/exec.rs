@@ -663,3 +663,7 @@ impl ExecOp {
         Ok((pop, md))
     }
 }
+
+#[cfg(test)]
+#[path = "exec_tests.rs"]
+mod tests;

@@ -812,17 +812,5 @@ fn action_to_pb(
 }
 
 #[cfg(test)]
-mod path_tests {
-    use super::normalize_path;
-
-    #[test]
-    fn normalize_path_matches_go() {
-        assert_eq!(normalize_path("/", "foo", false), "/foo");
-        assert_eq!(normalize_path("/abc", "./foo/../bar", false), "/abc/bar");
-        assert_eq!(normalize_path("/abc", "/x/", false), "/x");
-        assert_eq!(normalize_path("/abc", "dir/", true), "/abc/dir/");
-        assert_eq!(normalize_path("/abc", "dir/.", true), "/abc/dir/.");
-        assert_eq!(normalize_path("/", "/.", true), "/.");
-        assert_eq!(normalize_path("/abc", "", true), "/abc");
-    }
-}
+#[path = "fileop_tests.rs"]
+mod tests;

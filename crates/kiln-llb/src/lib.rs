@@ -62,6 +62,8 @@ mod path;
 mod source;
 mod sourcemap;
 mod state;
+#[cfg(test)]
+mod testutil;
 
 pub use constraints::{Constraints, OpConstraints};
 pub use definition::{DecodedOp, Definition};

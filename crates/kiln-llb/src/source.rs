@@ -657,3 +657,7 @@ pub fn oci_layout_with(store: &str, digest: &Digest, opts: OciLayoutOptions) -> 
     oc.add_cap(caps::SOURCE_OCI_LAYOUT);
     source_state(format!("{}{store}@{digest}", scheme::OCI_LAYOUT), attrs, oc)
 }
+
+#[cfg(test)]
+#[path = "source_tests.rs"]
+mod tests;

@@ -1,0 +1,662 @@
+//! Golden tests of exec ops: options, mounts, secrets, outputs and errors.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde_json::json;
+
+use crate::testutil::{amd64, golden, head, head_with};
+use crate::*;
+
+fn base() -> State {
+    image("alpine").expect("valid")
+}
+
+#[test]
+fn exec_basic() {
+    let st = base()
+        .dir("/src")
+        .add_env("GOFLAGS", "-mod=vendor")
+        .user("1000:1000")
+        .run(
+            ExecOptions::new(["go", "build", "./..."])
+                .env("CGO_ENABLED", "0")
+                .dir("cmd")
+                .hostname("builder"),
+        );
+    golden(
+        "exec_basic",
+        &head(&st),
+        r#"
+        {
+          "digest": "sha256:4d1cbddc2b9926f8d7215099ee5cb2e0274e83393569023a9307a1ca0807fc36",
+          "inputs": [
+            {
+              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+              "index": 0
+            }
+          ],
+          "metadata": {
+            "caps": [
+              "exec.meta.base",
+              "exec.mount.bind"
+            ]
+          },
+          "op": {
+            "kind": "exec",
+            "meta": {
+              "args": [
+                "go",
+                "build",
+                "./..."
+              ],
+              "cwd": "/src/cmd",
+              "env": [
+                "GOFLAGS=-mod=vendor",
+                "CGO_ENABLED=0"
+              ],
+              "hostname": "builder",
+              "remove_mount_stubs_recursive": true,
+              "user": "1000:1000"
+            },
+            "mounts": [
+              {
+                "dest": "/",
+                "input": 0,
+                "output": 0,
+                "type": "bind"
+              }
+            ]
+          },
+          "platform": {
+            "architecture": "amd64",
+            "os": "linux"
+          },
+          "worker_constraints": []
+        }
+    "#,
+    );
+    // The result keeps the metadata of the state run on, not the exec's own.
+    assert_eq!(st.get_dir(), "/src");
+    assert_eq!(st.get_env("CGO_ENABLED"), None);
+}
+
+#[test]
+fn exec_shell_form() {
+    let h = head(&base().run(ExecOptions::shell("echo hi")).root());
+    assert_eq!(h["op"]["meta"]["args"], json!(["/bin/sh", "-c", "echo hi"]));
+    assert_eq!(h["op"]["meta"]["cwd"], "/");
+}
+
+#[test]
+fn exec_mounts_outputs_and_inputs() {
+    let src = local("context");
+    let go_cache_base = image("golang:1.24").expect("valid");
+    let e = base().run(
+        ExecOptions::shell("build")
+            .mount(Mount::bind("/src", &src).readonly().selector("app"))
+            .mount(Mount::scratch("/out"))
+            .mount(Mount::bind("/work", &src))
+            .mount(
+                Mount::cache("/root/.cache", "go")
+                    .sharing(CacheSharing::Private)
+                    .from(&go_cache_base),
+            )
+            .mount(Mount::tmpfs("/tmp").size(1 << 20))
+            .mount(Mount::bind("/discard", &base()).no_output())
+            .mount(Mount::bind("/cc", &src).content_cache(ContentCache::On)),
+    );
+    golden(
+        "exec_mounts",
+        &head(&e.get_mount("/out")),
+        r#"
+        {
+          "digest": "sha256:81aa41df3a9caef1721b9b0cb045e912d69e268c5054092ea545dd34c3e5b518",
+          "inputs": [
+            {
+              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+              "index": 0
+            },
+            {
+              "digest": "sha256:1c696f1034a56761ca7e1da8da578acad87558b3bf7cb2e1ec90943383ced9c5",
+              "index": 0
+            },
+            {
+              "digest": "sha256:2da38d7ddd0f4321a3597877529a5a15a60158fe29dc472b69d75ec94572675f",
+              "index": 0
+            }
+          ],
+          "metadata": {
+            "caps": [
+              "exec.meta.base",
+              "exec.mount.bind",
+              "exec.mount.cache",
+              "exec.mount.cache.content",
+              "exec.mount.cache.sharing",
+              "exec.mount.selector",
+              "exec.mount.tmpfs",
+              "exec.mount.tmpfs.size"
+            ]
+          },
+          "op": {
+            "kind": "exec",
+            "meta": {
+              "args": [
+                "/bin/sh",
+                "-c",
+                "build"
+              ],
+              "cwd": "/",
+              "remove_mount_stubs_recursive": true
+            },
+            "mounts": [
+              {
+                "dest": "/",
+                "input": 0,
+                "output": 0,
+                "type": "bind"
+              },
+              {
+                "content_cache": "on",
+                "dest": "/cc",
+                "input": 1,
+                "output": 1,
+                "type": "bind"
+              },
+              {
+                "dest": "/discard",
+                "input": 0,
+                "output": -1,
+                "type": "bind"
+              },
+              {
+                "dest": "/out",
+                "input": -1,
+                "output": 2,
+                "type": "bind"
+              },
+              {
+                "cache": {
+                  "id": "go",
+                  "sharing": "private"
+                },
+                "dest": "/root/.cache",
+                "input": 2,
+                "output": -1,
+                "type": "cache"
+              },
+              {
+                "dest": "/src",
+                "input": 1,
+                "output": -1,
+                "readonly": true,
+                "selector": "app",
+                "type": "bind"
+              },
+              {
+                "dest": "/tmp",
+                "input": -1,
+                "output": -1,
+                "tmpfs": {
+                  "size": 1048576
+                },
+                "type": "tmpfs"
+              },
+              {
+                "dest": "/work",
+                "input": 1,
+                "output": 3,
+                "type": "bind"
+              }
+            ]
+          },
+          "platform": {
+            "architecture": "amd64",
+            "os": "linux"
+          },
+          "worker_constraints": []
+        }
+    "#,
+    );
+
+    // Outputs: sorted by target, counting only writable bind mounts.
+    let index = |t: &str| head(&e.get_mount(t));
+    let out = index("/out");
+    let digest = out["digest"].clone();
+    let def = e.get_mount("/work").marshal(&amd64()).expect("marshal");
+    assert_eq!(def.head().expect("head").map(|h| h.1), Some(3)); // "/", "/cc", "/out", "/work"
+    assert_eq!(
+        dump::to_json(&def)["head"]["digest"],
+        digest,
+        "every output names the same exec"
+    );
+    // A read-only mount's state is its source.
+    assert_eq!(index("/src")["op"]["identifier"], "local://context");
+    for (t, kind) in [
+        ("/tmp", "tmpfs"),
+        ("/root/.cache", "cache"),
+        ("/discard", "no-output"),
+    ] {
+        let err = e.get_mount(t).marshal(&amd64()).expect_err("no output");
+        assert!(
+            matches!(&err, LlbError::MountHasNoOutput { target, kind: k } if target == t && *k == kind),
+            "{err}"
+        );
+    }
+    let err = e.get_mount("/nope").marshal(&amd64()).expect_err("unknown");
+    assert!(matches!(err, LlbError::NoSuchMount { .. }));
+    // The root output is index 0 and has the state's metadata.
+    assert_eq!(head(&e.root())["op"]["kind"], "exec");
+}
+
+#[test]
+fn exec_secrets_and_ssh() {
+    let st = base().run(
+        ExecOptions::shell("npm ci")
+            .secret(
+                SecretMount::file("npmrc", "/root/.npmrc")
+                    .uid(1)
+                    .gid(2)
+                    .mode(0o440)
+                    .optional(),
+            )
+            .secret(SecretMount::env("token", "NPM_TOKEN"))
+            .secret(SecretMount::file("both", "/run/both").also_env("BOTH"))
+            .ssh(SshMount::new())
+            .ssh(
+                SshMount::new()
+                    .id("deploy")
+                    .target("/run/deploy.sock")
+                    .optional(),
+            ),
+    );
+    golden(
+        "exec_secrets_ssh",
+        &head(&st),
+        r#"
+        {
+          "digest": "sha256:2dfc8a344a0eea28c0bb0e3e2c9cf6367851c2a0f3d2a97310f03ea598c6a88c",
+          "inputs": [
+            {
+              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+              "index": 0
+            }
+          ],
+          "metadata": {
+            "caps": [
+              "exec.meta.base",
+              "exec.mount.bind",
+              "exec.mount.secret",
+              "exec.mount.ssh",
+              "exec.secretenv"
+            ]
+          },
+          "op": {
+            "kind": "exec",
+            "meta": {
+              "args": [
+                "/bin/sh",
+                "-c",
+                "npm ci"
+              ],
+              "cwd": "/",
+              "env": [
+                "SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0"
+              ],
+              "remove_mount_stubs_recursive": true
+            },
+            "mounts": [
+              {
+                "dest": "/",
+                "input": 0,
+                "output": 0,
+                "type": "bind"
+              },
+              {
+                "dest": "/root/.npmrc",
+                "input": -1,
+                "output": 0,
+                "secret": {
+                  "gid": 2,
+                  "id": "npmrc",
+                  "mode": "440",
+                  "optional": true,
+                  "uid": 1
+                },
+                "type": "secret"
+              },
+              {
+                "dest": "/run/both",
+                "input": -1,
+                "output": 0,
+                "secret": {
+                  "gid": 0,
+                  "id": "both",
+                  "mode": "400",
+                  "optional": false,
+                  "uid": 0
+                },
+                "type": "secret"
+              },
+              {
+                "dest": "/run/buildkit/ssh_agent.0",
+                "input": -1,
+                "output": 0,
+                "ssh": {
+                  "gid": 0,
+                  "id": "",
+                  "mode": "600",
+                  "optional": false,
+                  "uid": 0
+                },
+                "type": "ssh"
+              },
+              {
+                "dest": "/run/deploy.sock",
+                "input": -1,
+                "output": 0,
+                "ssh": {
+                  "gid": 0,
+                  "id": "deploy",
+                  "mode": "600",
+                  "optional": true,
+                  "uid": 0
+                },
+                "type": "ssh"
+              }
+            ],
+            "secretenv": [
+              {
+                "id": "token",
+                "name": "NPM_TOKEN"
+              },
+              {
+                "id": "both",
+                "name": "BOTH"
+              }
+            ]
+          },
+          "platform": {
+            "architecture": "amd64",
+            "os": "linux"
+          },
+          "worker_constraints": []
+        }
+    "#,
+    );
+}
+
+#[test]
+fn exec_meta_options_and_caps() {
+    let st = base()
+        .add_extra_host("db", IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)))
+        .run(
+            ExecOptions::shell("true")
+                .network(NetMode::Host)
+                .security(SecurityMode::Insecure)
+                .valid_exit_codes([0, 1])
+                .proxy_env(ProxyEnv {
+                    http_proxy: "http://proxy:3128".into(),
+                    ..Default::default()
+                })
+                .add_ulimit("nofile", 1024, 4096)
+                .cgroup_parent("kiln")
+                .add_extra_host("cache", "::1".parse().expect("ip"))
+                .ignore_cache()
+                .custom_name("privileged step"),
+        );
+    golden(
+        "exec_meta",
+        &head(&st),
+        r#"
+        {
+          "digest": "sha256:15f570f9ef6144d56d2b8679d63e03465ac3c2e237c8da65b456993526d1b3d9",
+          "inputs": [
+            {
+              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+              "index": 0
+            }
+          ],
+          "metadata": {
+            "caps": [
+              "exec.meta.base",
+              "exec.meta.network",
+              "exec.meta.proxyenv",
+              "exec.meta.security",
+              "exec.meta.ulimit",
+              "exec.mount.bind",
+              "exec.validexitcode"
+            ],
+            "description": {
+              "llb.customname": "privileged step"
+            },
+            "ignore_cache": true
+          },
+          "op": {
+            "kind": "exec",
+            "meta": {
+              "args": [
+                "/bin/sh",
+                "-c",
+                "true"
+              ],
+              "cgroup_parent": "kiln",
+              "cwd": "/",
+              "extra_hosts": [
+                {
+                  "host": "db",
+                  "ip": "10.0.0.2"
+                },
+                {
+                  "host": "cache",
+                  "ip": "::1"
+                }
+              ],
+              "proxy_env": {
+                "all": "",
+                "ftp": "",
+                "http": "http://proxy:3128",
+                "https": "",
+                "no": ""
+              },
+              "remove_mount_stubs_recursive": true,
+              "ulimit": [
+                {
+                  "hard": 4096,
+                  "name": "nofile",
+                  "soft": 1024
+                }
+              ],
+              "valid_exit_codes": [
+                0,
+                1
+              ]
+            },
+            "mounts": [
+              {
+                "dest": "/",
+                "input": 0,
+                "output": 0,
+                "type": "bind"
+              }
+            ],
+            "network": "HOST",
+            "security": "INSECURE"
+          },
+          "platform": {
+            "architecture": "amd64",
+            "os": "linux"
+          },
+          "worker_constraints": []
+        }
+    "#,
+    );
+}
+
+#[test]
+fn exec_network_none() {
+    let h = head(
+        &base()
+            .network(NetMode::None)
+            .run(ExecOptions::shell("true")),
+    );
+    assert_eq!(h["op"]["network"], "NONE");
+}
+
+#[test]
+fn default_path_follows_daemon_caps() {
+    let st = base().run(ExecOptions::shell("true"));
+    // Without daemon caps: neither PATH nor the cap, as in Go.
+    let h = head(&st);
+    assert!(h["op"]["meta"].get("env").is_none());
+    // A daemon without exec.meta.setsdefaultpath: the client sets PATH.
+    let old = amd64().daemon_caps(["exec.meta.base"]);
+    let h = head_with(&st, &old);
+    assert_eq!(
+        h["op"]["meta"]["env"],
+        json!([format!("PATH={DEFAULT_PATH_UNIX}")])
+    );
+    // A daemon with it: the op declares the cap and leaves PATH alone.
+    let new = amd64().daemon_caps(["exec.meta.setsdefaultpath"]);
+    let h = head_with(&st, &new);
+    assert!(h["op"]["meta"].get("env").is_none());
+    assert!(h["metadata"]["caps"]
+        .as_array()
+        .expect("caps")
+        .contains(&json!("exec.meta.setsdefaultpath")));
+    // An explicit PATH is kept.
+    let h = head_with(
+        &base()
+            .add_env("PATH", "/bin")
+            .run(ExecOptions::shell("true")),
+        &old,
+    );
+    assert_eq!(h["op"]["meta"]["env"], json!(["PATH=/bin"]));
+}
+
+#[test]
+fn exec_platform_precedence() {
+    let arm = Platform::parse("linux/arm64").expect("platform");
+    // Marshal default.
+    assert_eq!(
+        head(&base().run(ExecOptions::shell("x")))["platform"]["architecture"],
+        "amd64"
+    );
+    // The state's platform.
+    let h = head(&base().platform(arm.clone()).run(ExecOptions::shell("x")));
+    assert_eq!(h["platform"]["architecture"], "arm64");
+    // An image with an explicit platform passes it on to execs on it.
+    let img = image_with("alpine", ImageOptions::new().platform(arm.clone())).expect("valid");
+    assert_eq!(
+        head(&img.run(ExecOptions::shell("x")))["platform"]["architecture"],
+        "arm64"
+    );
+    // The exec's own platform wins, and states built on it inherit it.
+    let e =
+        base().run(ExecOptions::shell("x").platform(Platform::parse("linux/arm/v7").expect("p")));
+    let h = head(&e);
+    assert_eq!(
+        h["platform"],
+        json!({"os": "linux", "architecture": "arm", "variant": "v7"})
+    );
+    assert_eq!(
+        e.get_platform().map(ToString::to_string).as_deref(),
+        Some("linux/arm/v7")
+    );
+}
+
+#[test]
+fn readonly_rootfs_root_is_the_input() {
+    let e = base().run(
+        ExecOptions::shell("x")
+            .readonly_rootfs()
+            .mount(Mount::scratch("/out")),
+    );
+    assert_eq!(head(&e.root())["op"]["kind"], "source");
+    let h = head(&e.get_mount("/out"));
+    assert_eq!(h["op"]["mounts"][0]["readonly"], true);
+    assert_eq!(h["op"]["mounts"][0]["output"], -1);
+    assert_eq!(h["op"]["mounts"][1]["output"], 0);
+}
+
+#[test]
+fn exec_on_scratch_has_no_input() {
+    let h = head(&scratch().run(ExecOptions::new(["/bin/true"])).root());
+    assert!(h.get("inputs").is_none());
+    assert_eq!(h["op"]["mounts"][0]["input"], -1);
+    assert_eq!(h["metadata"]["caps"], json!(["exec.meta.base"]));
+}
+
+#[test]
+fn structural_errors_are_typed() {
+    let err = base()
+        .run(ExecOptions::default())
+        .marshal(&amd64())
+        .expect_err("no args");
+    assert!(
+        matches!(
+            err,
+            LlbError::EmptyField {
+                op: OpKind::Exec,
+                field: "args"
+            }
+        ),
+        "{err}"
+    );
+    let err = base()
+        .run(ExecOptions::shell("x").mount(Mount::scratch("out")))
+        .marshal(&amd64())
+        .expect_err("relative");
+    assert!(
+        matches!(&err, LlbError::NotAbsolute { path, .. } if path == "out"),
+        "{err}"
+    );
+    let err = base()
+        .run(
+            ExecOptions::shell("x")
+                .mount(Mount::scratch("/o"))
+                .mount(Mount::tmpfs("/o")),
+        )
+        .marshal(&amd64())
+        .expect_err("duplicate");
+    assert!(matches!(err, LlbError::DuplicateMount { .. }), "{err}");
+    let err = base()
+        .run(ExecOptions::shell("x").secret(SecretMount::file("", "/s")))
+        .marshal(&amd64())
+        .expect_err("secret id");
+    assert!(
+        matches!(
+            err,
+            LlbError::EmptyField {
+                field: "secret id",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // An error in an input surfaces through its users.
+    let bad = local("");
+    let err = base()
+        .run(ExecOptions::shell("x").add_mount("/in", &bad))
+        .marshal(&amd64())
+        .expect_err("bad input");
+    assert!(
+        matches!(
+            err,
+            LlbError::EmptyField {
+                op: OpKind::Source,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn cache_mount_with_empty_id_uses_the_target() {
+    let h = head(
+        &base()
+            .run(ExecOptions::shell("x").mount(Mount::cache("/c", "")))
+            .root(),
+    );
+    assert_eq!(h["op"]["mounts"][1]["cache"]["id"], "/c");
+}

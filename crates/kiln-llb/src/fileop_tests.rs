@@ -1,0 +1,494 @@
+//! Golden tests of file ops: each action, chains, copies and errors.
+
+use serde_json::json;
+
+use super::normalize_path;
+use crate::testutil::{amd64, golden, head};
+use crate::*;
+
+#[test]
+fn normalize_path_matches_go() {
+    assert_eq!(normalize_path("/", "foo", false), "/foo");
+    assert_eq!(normalize_path("/abc", "./foo/../bar", false), "/abc/bar");
+    assert_eq!(normalize_path("/abc", "/x/", false), "/x");
+    assert_eq!(normalize_path("/abc", "dir/", true), "/abc/dir/");
+    assert_eq!(normalize_path("/abc", "dir/.", true), "/abc/dir/.");
+    assert_eq!(normalize_path("/", "/.", true), "/.");
+    assert_eq!(normalize_path("/abc", "", true), "/abc");
+}
+
+#[test]
+fn mkdir_action() {
+    let st = image("alpine").expect("valid").dir("/app").mkdir(
+        Mkdir::new("data/cache", 0o40755)
+            .parents(true)
+            .owner(Chown::parse("app:staff"))
+            .created_time(0),
+    );
+    golden(
+        "file_mkdir",
+        &head(&st),
+        r#"
+        {
+          "digest": "sha256:7a486717827adc31f01e1e311e2580161d75ae4d8dd98b3a39320470380cd396",
+          "inputs": [
+            {
+              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+              "index": 0
+            }
+          ],
+          "metadata": {
+            "caps": [
+              "file.base"
+            ]
+          },
+          "op": {
+            "actions": [
+              {
+                "input": 0,
+                "mkdir": {
+                  "make_parents": true,
+                  "mode": "755",
+                  "owner": {
+                    "group": {
+                      "input": 0,
+                      "name": "staff"
+                    },
+                    "user": {
+                      "input": 0,
+                      "name": "app"
+                    }
+                  },
+                  "path": "/app/data/cache",
+                  "timestamp": 0
+                },
+                "output": 0,
+                "secondary_input": -1
+              }
+            ],
+            "kind": "file"
+          },
+          "worker_constraints": []
+        }
+    "#,
+    );
+}
+
+#[test]
+fn mkfile_action() {
+    let st = scratch().mkfile(
+        Mkfile::new("/etc/passwd", 0o644, "root:x:0:0::/root:/bin/sh\n")
+            .owner(Chown::ids(0, 0))
+            .created_time(1_700_000_000_000_000_000),
+    );
+    golden(
+        "file_mkfile",
+        &head(&st),
+        r#"
+        {
+          "digest": "sha256:bad096dc44ebfe323177448bcab96c286cb0c8dee1faf621ae19f18ef394371d",
+          "metadata": {
+            "caps": [
+              "file.base"
+            ]
+          },
+          "op": {
+            "actions": [
+              {
+                "input": -1,
+                "mkfile": {
+                  "data": "root:x:0:0::/root:/bin/sh\n",
+                  "mode": "644",
+                  "owner": {
+                    "group": {
+                      "id": 0
+                    },
+                    "user": {
+                      "id": 0
+                    }
+                  },
+                  "path": "/etc/passwd",
+                  "timestamp": 1700000000000000000
+                },
+                "output": 0,
+                "secondary_input": -1
+              }
+            ],
+            "kind": "file"
+          },
+          "worker_constraints": []
+        }
+    "#,
+    );
+}
+
+#[test]
+fn rm_action() {
+    let st = image("alpine")
+        .expect("valid")
+        .rm(Rm::new("/var/cache/apk/*")
+            .allow_not_found()
+            .allow_wildcard());
+    golden(
+        "file_rm",
+        &head(&st),
+        r#"
+        {
+          "digest": "sha256:0418b5c4afceb877ced76ff52c13761f7545481e6d084c154bdf092454c038e7",
+          "inputs": [
+            {
+              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+              "index": 0
+            }
+          ],
+          "metadata": {
+            "caps": [
+              "file.base"
+            ]
+          },
+          "op": {
+            "actions": [
+              {
+                "input": 0,
+                "output": 0,
+                "rm": {
+                  "allow_not_found": true,
+                  "allow_wildcard": true,
+                  "path": "/var/cache/apk/*"
+                },
+                "secondary_input": -1
+              }
+            ],
+            "kind": "file"
+          },
+          "worker_constraints": []
+        }
+    "#,
+    );
+}
+
+#[test]
+fn symlink_action() {
+    let st = scratch().symlink(Symlink::new("/usr/bin/app", "/app").owner(Chown::parse("1000")));
+    golden(
+        "file_symlink",
+        &head(&st),
+        r#"
+        {
+          "digest": "sha256:6a985ee90ef34ff24858294aa4315bf3a64a7d07cf61309082db2bf2e5dd0a7d",
+          "metadata": {
+            "caps": [
+              "file.base",
+              "file.symlink.create"
+            ]
+          },
+          "op": {
+            "actions": [
+              {
+                "input": -1,
+                "output": 0,
+                "secondary_input": -1,
+                "symlink": {
+                  "newpath": "/app",
+                  "oldpath": "/usr/bin/app",
+                  "owner": {
+                    "group": null,
+                    "user": {
+                      "id": 1000
+                    }
+                  },
+                  "timestamp": -1
+                }
+              }
+            ],
+            "kind": "file"
+          },
+          "worker_constraints": []
+        }
+    "#,
+    );
+}
+
+#[test]
+fn copy_action_with_every_option() {
+    let ctx = local("context").dir("/repo");
+    let st = image("alpine").expect("valid").dir("/work").copy(
+        Copy::new(&ctx, "src/", "out/.")
+            .mode(CopyMode::Bits(0o755))
+            .follow_symlinks()
+            .dir_contents_only()
+            .include_patterns(["**/*.go"])
+            .exclude_patterns(["vendor"])
+            .attempt_unpack()
+            .create_dest_path()
+            .allow_wildcard()
+            .allow_empty_wildcard()
+            .owner(Chown::parse("1000:1000"))
+            .created_time(42)
+            .always_replace_existing_dest_paths(),
+    );
+    golden(
+        "file_copy",
+        &head(&st),
+        r#"
+        {
+          "digest": "sha256:ce749c6ce59646a4b6ff47e4e6a98d2bc97efaa3a4ecabe5e1e120cfbe63c74c",
+          "inputs": [
+            {
+              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+              "index": 0
+            },
+            {
+              "digest": "sha256:1c696f1034a56761ca7e1da8da578acad87558b3bf7cb2e1ec90943383ced9c5",
+              "index": 0
+            }
+          ],
+          "metadata": {
+            "caps": [
+              "file.base",
+              "file.copy.alwaysreplaceexistingdestpaths",
+              "file.copy.includeexcludepatterns"
+            ]
+          },
+          "op": {
+            "actions": [
+              {
+                "copy": {
+                  "allow_empty_wildcard": true,
+                  "allow_wildcard": true,
+                  "always_replace_existing_dest_paths": true,
+                  "attempt_unpack": true,
+                  "create_dest_path": true,
+                  "dest": "/work/out/.",
+                  "dir_copy_contents": true,
+                  "exclude_patterns": [
+                    "vendor"
+                  ],
+                  "follow_symlink": true,
+                  "include_patterns": [
+                    "**/*.go"
+                  ],
+                  "mode": "755",
+                  "owner": {
+                    "group": {
+                      "id": 1000
+                    },
+                    "user": {
+                      "id": 1000
+                    }
+                  },
+                  "src": "/repo/src",
+                  "timestamp": 42
+                },
+                "input": 0,
+                "output": 0,
+                "secondary_input": 1
+              }
+            ],
+            "kind": "file"
+          },
+          "worker_constraints": []
+        }
+    "#,
+    );
+}
+
+#[test]
+fn copy_mode_string_needs_a_cap() {
+    let st =
+        scratch().copy(Copy::new(&local("c"), "/a", "/b").mode(CopyMode::Symbolic("u+x".into())));
+    let h = head(&st);
+    assert_eq!(h["op"]["actions"][0]["copy"]["mode_str"], "u+x");
+    assert_eq!(h["op"]["actions"][0]["copy"]["mode"], "0");
+    assert_eq!(
+        h["metadata"]["caps"],
+        json!(["file.base", "file.copy.modestring"])
+    );
+}
+
+#[test]
+fn chained_actions_and_copy_from_another_chain() {
+    // Go's example: b.Copy(a.WithState(llb.Scratch().Dir("/ced")), "./foo", "./baz")
+    let a = FileAction::from(Mkdir::new("./foo", 0o755));
+    let b = FileAction::from(Mkdir::new("./bar", 0o755));
+    let c = b.copy(Copy::new(
+        a.with_state(&scratch().dir("/ced")),
+        "./foo",
+        "./baz",
+    ));
+    let st = image("alpine").expect("valid").dir("/abc").file(c);
+    golden(
+        "file_chain",
+        &head(&st),
+        r#"
+        {
+          "digest": "sha256:5ade888a5ce4c6b0fe72f2aa33275b25849c1d9e108f974f5eacf5f6a30ef519",
+          "inputs": [
+            {
+              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+              "index": 0
+            }
+          ],
+          "metadata": {
+            "caps": [
+              "file.base"
+            ]
+          },
+          "op": {
+            "actions": [
+              {
+                "input": 0,
+                "mkdir": {
+                  "mode": "755",
+                  "path": "/abc/bar",
+                  "timestamp": -1
+                },
+                "output": -1,
+                "secondary_input": -1
+              },
+              {
+                "input": -1,
+                "mkdir": {
+                  "mode": "755",
+                  "path": "/ced/foo",
+                  "timestamp": -1
+                },
+                "output": -1,
+                "secondary_input": -1
+              },
+              {
+                "copy": {
+                  "dest": "/abc/baz",
+                  "mode": -1,
+                  "src": "/ced/foo",
+                  "timestamp": -1
+                },
+                "input": 1,
+                "output": 0,
+                "secondary_input": 2
+              }
+            ],
+            "kind": "file"
+          },
+          "worker_constraints": []
+        }
+    "#,
+    );
+}
+
+#[test]
+fn one_op_for_a_chain_with_two_inputs() {
+    let ctx = local("ctx");
+    let actions = FileAction::from(Mkdir::new("/app", 0o755))
+        .copy(Copy::new(&ctx, "/a", "/app/a"))
+        .copy(Copy::new(&ctx, "/b", "/app/b"))
+        .mkfile(Mkfile::new("/app/v", 0o600, "1"));
+    let def = image("alpine")
+        .expect("valid")
+        .file(actions)
+        .marshal(&amd64())
+        .expect("marshal");
+    // alpine, ctx, the file op, the terminal: inputs before users.
+    let ops = def.ops().expect("decode");
+    assert_eq!(ops.len(), 4);
+    let h = head(
+        &image("alpine").expect("valid").file(
+            FileAction::from(Mkdir::new("/app", 0o755))
+                .copy(Copy::new(&ctx, "/a", "/app/a"))
+                .copy(Copy::new(&ctx, "/b", "/app/b")),
+        ),
+    );
+    let idx: Vec<(i64, i64, i64)> = h["op"]["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| {
+            (
+                a["input"].as_i64().unwrap_or(-9),
+                a["secondary_input"].as_i64().unwrap_or(-9),
+                a["output"].as_i64().unwrap_or(-9),
+            )
+        })
+        .collect();
+    // Two inputs (alpine 0, ctx 1); action n's result is input 2+n.
+    assert_eq!(idx, vec![(0, -1, -1), (2, 1, -1), (3, 1, 0)]);
+}
+
+#[test]
+fn chown_parse_matches_go_with_user() {
+    assert_eq!(
+        Chown::parse("root"),
+        Chown {
+            user: Some(UserSpec::Id(0)),
+            group: None
+        }
+    );
+    assert_eq!(
+        Chown::parse("app:1000"),
+        Chown {
+            user: Some(UserSpec::Name("app".into())),
+            group: Some(UserSpec::Id(1000))
+        }
+    );
+    assert_eq!(Chown::parse("1:root"), Chown::ids(1, 0));
+}
+
+#[test]
+fn file_errors_are_typed() {
+    let err = scratch()
+        .copy(Copy::new(&local("c"), "", "/x"))
+        .marshal(&amd64())
+        .expect_err("empty src");
+    assert!(
+        matches!(
+            err,
+            LlbError::EmptyField {
+                op: OpKind::File,
+                field: "copy source path"
+            }
+        ),
+        "{err}"
+    );
+    let err = scratch()
+        .mkdir(Mkdir::new("", 0o755))
+        .marshal(&amd64())
+        .expect_err("empty");
+    assert!(
+        matches!(
+            err,
+            LlbError::EmptyField {
+                field: "mkdir path",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = scratch()
+        .copy(Copy::new(&local(""), "/a", "/b"))
+        .marshal(&amd64())
+        .expect_err("bad source");
+    assert!(
+        matches!(
+            err,
+            LlbError::EmptyField {
+                op: OpKind::Source,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn file_ops_carry_no_platform_but_keep_state_metadata() {
+    let base = image("alpine").expect("valid").dir("/w").add_env("K", "V");
+    let st = base.mkdir(Mkdir::new("d", 0o755));
+    let h = head(&st);
+    assert!(
+        h.get("platform").is_none(),
+        "Go marshals file ops without platform"
+    );
+    assert_eq!(h["worker_constraints"], json!([]));
+    assert_eq!(st.get_dir(), "/w");
+    assert_eq!(st.get_env("K"), Some("V"));
+}
