@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 use crate::error::DigestError;
 
@@ -87,6 +87,33 @@ impl Digest {
             value: format!("sha256:{hex}"),
             split: 6,
         }
+    }
+
+    /// The digest of `content` with this digest's algorithm: what `content`
+    /// must hash to if it is the content this digest names.
+    ///
+    /// ```
+    /// use kiln_image::Digest;
+    /// let d = Digest::sha256_of(b"hello");
+    /// assert_eq!(d.recompute(b"hello"), d);
+    /// assert!(!d.verifies(b"hullo"));
+    /// ```
+    pub fn recompute(&self, content: &[u8]) -> Digest {
+        let hex = match self.algorithm() {
+            "sha384" => hex::encode(Sha384::digest(content)),
+            "sha512" => hex::encode(Sha512::digest(content)),
+            // `parse` admits only sha256, sha384 and sha512.
+            _ => hex::encode(Sha256::digest(content)),
+        };
+        Digest {
+            value: format!("{}:{hex}", self.algorithm()),
+            split: self.split,
+        }
+    }
+
+    /// Whether `content` hashes to this digest.
+    pub fn verifies(&self, content: &[u8]) -> bool {
+        self.recompute(content) == *self
     }
 
     /// The algorithm, e.g. `sha256`.
@@ -222,6 +249,18 @@ mod tests {
             Digest::parse(&nonhex),
             Err(DigestError::InvalidEncoding { .. })
         ));
+    }
+
+    #[test]
+    fn recompute_uses_the_same_algorithm() {
+        let d = Digest::parse(&format!("sha512:{}", "0".repeat(128))).expect("valid");
+        let r = d.recompute(b"");
+        assert_eq!(r.algorithm(), "sha512");
+        assert!(r.hex().starts_with("cf83e1357eefb8bd"));
+        assert!(r.verifies(b""));
+        assert!(!d.verifies(b""));
+        let d384 = Digest::parse(&format!("sha384:{}", "0".repeat(96))).expect("valid");
+        assert_eq!(d384.recompute(b"").hex().len(), 96);
     }
 
     #[test]

@@ -1,10 +1,18 @@
-//! Typed errors for parsing digests, image references and platforms.
+//! Typed errors for parsing digests, image references and platforms, for
+//! reading OCI configs and manifests, and for talking to registries.
 //!
 //! Every variant carries the input that failed, so a caller can report it
-//! without keeping it around. All errors are `Clone` so that lazily-failing
-//! builders (such as `kiln-llb`'s states) can hold on to them.
+//! without keeping it around. The parse errors are `Clone` so that
+//! lazily-failing builders (such as `kiln-llb`'s states) can hold on to them.
+//! [`RegistryError`] names the registry and the reference involved, and
+//! never contains a credential.
+
+use std::fmt;
+use std::sync::Arc;
 
 use thiserror::Error;
+
+use crate::digest::Digest;
 
 /// A string that is not a valid content digest (`algorithm:hex`).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -97,4 +105,182 @@ pub enum Error {
     Reference(#[from] ReferenceError),
     #[error(transparent)]
     Platform(#[from] PlatformError),
+}
+
+/// An image index or manifest that kiln cannot read.
+#[derive(Debug, Clone, Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// A media type that is neither an OCI/Docker index nor a manifest.
+    #[error("unsupported manifest media type {media_type:?}")]
+    UnsupportedMediaType { media_type: String },
+    /// Docker's schema 1 manifests were retired in 2019; kiln does not read them.
+    #[error("Docker schema 1 manifest ({media_type}) is not supported: push the image again with a current Docker or BuildKit")]
+    Schema1 { media_type: String },
+    /// No media type was given and the JSON has neither `manifests` nor `layers`.
+    #[error("cannot tell an image index from a manifest: no mediaType and neither \"manifests\" nor \"layers\"")]
+    UnknownKind,
+    /// The bytes are not valid JSON of the expected shape.
+    #[error("invalid {media_type} document")]
+    Json {
+        media_type: String,
+        #[source]
+        source: Arc<serde_json::Error>,
+    },
+    /// A descriptor's digest is not one kiln can verify.
+    #[error("invalid descriptor in {media_type} document")]
+    Digest {
+        media_type: String,
+        #[source]
+        source: DigestError,
+    },
+}
+
+/// An image config that kiln cannot read or write.
+#[derive(Debug, Clone, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The bytes are not an OCI/Docker image config.
+    #[error("invalid image config JSON")]
+    Json {
+        #[source]
+        source: Arc<serde_json::Error>,
+    },
+    /// The config could not be encoded (a bug: every field is plain data).
+    #[error("cannot encode the image config")]
+    Encode {
+        #[source]
+        source: Arc<serde_json::Error>,
+    },
+    /// A SOURCE_DATE_EPOCH value that is not a number of seconds.
+    #[error("invalid SOURCE_DATE_EPOCH {value:?}: expected seconds since 1970-01-01")]
+    SourceDateEpoch { value: String },
+}
+
+/// A failed registry operation. Each variant names the registry (as in the
+/// image reference, e.g. `docker.io`) or the reference involved.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The registry refused the credentials, or wants some and none were
+    /// given (HTTP 401/403 after authenticating, or from the token service).
+    #[error("wrong or missing credentials for {registry} (HTTP {status} for {reference})")]
+    Unauthorized {
+        registry: String,
+        reference: String,
+        status: u16,
+    },
+    /// The manifest, tag, blob or repository does not exist.
+    #[error("{reference} not found")]
+    NotFound { reference: String },
+    /// The registry (or its token service) could not be reached, or the
+    /// connection failed or timed out mid-answer.
+    #[error("cannot reach registry {registry}")]
+    Unreachable {
+        registry: String,
+        #[source]
+        source: TransportError,
+    },
+    /// Content whose digest is not the one asked for or announced.
+    #[error("{reference}: content has digest {actual}, expected {expected}")]
+    DigestMismatch {
+        reference: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    /// An answer that does not follow the distribution API.
+    #[error("registry {registry} answered unexpectedly for {reference}: {problem}")]
+    Protocol {
+        registry: String,
+        reference: String,
+        problem: ProtocolError,
+    },
+    /// A manifest or index that kiln cannot read.
+    #[error("cannot read the manifest of {reference}")]
+    Manifest {
+        reference: String,
+        #[source]
+        source: ManifestError,
+    },
+    /// The HTTP client could not be set up (TLS roots could not be loaded).
+    #[error("cannot set up the registry HTTP client")]
+    Client {
+        #[source]
+        source: TransportError,
+    },
+}
+
+/// How a registry answer broke the distribution API.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// An HTTP status the operation does not expect, with the registry's
+    /// error codes and messages, if it sent any.
+    #[error("HTTP {status}{}", fmt_message(message))]
+    UnexpectedStatus { status: u16, message: String },
+    /// A header the operation needs is missing.
+    #[error("no {header} header")]
+    MissingHeader { header: &'static str },
+    /// A header that cannot be parsed.
+    #[error("invalid {header} header {value:?}")]
+    InvalidHeader { header: &'static str, value: String },
+    /// A 401 whose `WWW-Authenticate` challenge kiln cannot answer.
+    #[error("unsupported authentication challenge {challenge:?}")]
+    Challenge { challenge: String },
+    /// The token service answered without a `token` or `access_token`.
+    #[error("the token service {realm} returned no token")]
+    NoToken { realm: String },
+    /// The token service answered something that is not a token response.
+    #[error("the token service {realm} returned invalid JSON ({detail})")]
+    TokenJson { realm: String, detail: String },
+    /// Content that is not what it should be (e.g. an unreadable config).
+    #[error("invalid {what}: {detail}")]
+    UnexpectedContent { what: &'static str, detail: String },
+    /// A response larger than kiln accepts for its kind (manifests: 4 MiB).
+    #[error("response is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+}
+
+fn fmt_message(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
+/// An HTTP transport failure (DNS, connect, TLS, timeout, broken stream).
+///
+/// Opaque so that the HTTP library stays out of kiln's public API; its
+/// message and source chain say what went wrong.
+pub struct TransportError(pub(crate) reqwest::Error);
+
+impl TransportError {
+    /// Whether the request timed out.
+    pub fn is_timeout(&self) -> bool {
+        self.0.is_timeout()
+    }
+
+    /// Whether the connection could not be established.
+    pub fn is_connect(&self) -> bool {
+        self.0.is_connect()
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
 }

@@ -1,4 +1,5 @@
-//! Image references, platforms and digests for kiln.
+//! Image references, platforms, digests, OCI configs and manifests, and a
+//! registry client for kiln.
 //!
 //! This crate parses the strings users type into validated types, exactly as
 //! the Go tools that Docker and BuildKit use do:
@@ -8,10 +9,14 @@
 //! - [`Platform`] follows containerd's `platforms.Parse` and `Normalize`
 //!   (`linux/aarch64` is `linux/arm64`), but never fills a missing part in
 //!   from the host: kiln's output must not depend on where it runs.
+//!   [`PlatformMatcher`] picks from an index like containerd's `platforms.Only`.
 //! - [`Digest`] is a validated `algorithm:hex` content digest.
 //!
-//! It depends on no other kiln crate; OCI config/manifest types and the
-//! registry client will join it later.
+//! On top of `oci-spec`'s types it reads image configs, manifests and indexes
+//! (OCI and Docker schema 2, [`manifest::Manifest`]), builds the config of
+//! kiln's images deterministically ([`config::ImageConfigBuilder`]) and talks
+//! to registries ([`registry::RegistryClient`]). It depends on no other kiln
+//! crate.
 //!
 //! ```
 //! use kiln_image::{Digest, ImageRef, Platform};
@@ -27,12 +32,27 @@
 //! # Ok::<(), kiln_image::Error>(())
 //! ```
 
+pub mod config;
 pub mod digest;
 pub mod error;
+pub mod manifest;
+pub mod matcher;
+pub mod media_type;
 pub mod platform;
 pub mod reference;
+pub mod registry;
 
+/// The `oci-spec` crate whose types [`config`] and [`manifest`] use.
+pub use oci_spec;
+
+pub use config::ImageConfigBuilder;
 pub use digest::Digest;
-pub use error::{DigestError, Error, PlatformError, ReferenceError};
+pub use error::{
+    ConfigError, DigestError, Error, ManifestError, PlatformError, ProtocolError, ReferenceError,
+    RegistryError, TransportError,
+};
+pub use manifest::{Descriptor, Manifest};
+pub use matcher::PlatformMatcher;
 pub use platform::Platform;
 pub use reference::ImageRef;
+pub use registry::{Credentials, RegistryClient};
