@@ -119,3 +119,151 @@ fn missing_socket_is_an_error() {
         "{err}"
     );
 }
+
+/// Bridges a unix socket to `ForwardAgent` calls, as the daemon does for
+/// `RUN --mount=type=ssh`.
+fn bridge(listener: UnixListener, channel: tonic::transport::Channel, id: &'static str) {
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let mut client = SshClient::new(channel.clone());
+            tokio::spawn(async move {
+                let (tx, rx) = mpsc::channel(4);
+                let request = with_metadata(
+                    tonic::Request::new(ReceiverStream::new(rx)),
+                    &[("buildkit.ssh.id", id)],
+                );
+                let Ok(resp) = client.forward_agent(request).await else {
+                    return;
+                };
+                let mut inbound = resp.into_inner();
+                let (mut read, mut write) = conn.into_split();
+                let up = async move {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    while let Ok(n) = read.read(&mut buf).await {
+                        if n == 0
+                            || tx
+                                .send(BytesMessage {
+                                    data: buf[..n].to_vec(),
+                                })
+                                .await
+                                .is_err()
+                        {
+                            break;
+                        }
+                    }
+                };
+                let down = async move {
+                    while let Ok(Some(msg)) = inbound.message().await {
+                        if write.write_all(&msg.data).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+}
+
+async fn run(cmd: &mut tokio::process::Command) -> std::process::Output {
+    let out = cmd.output().await.expect("run ssh tool");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_files_are_served_by_an_in_process_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kinds = [("ed25519", "256"), ("ecdsa", "256"), ("rsa", "2048")];
+    let mut paths = Vec::new();
+    for (kind, bits) in kinds {
+        let path = dir.path().join(format!("id_{kind}"));
+        run(tokio::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-b", bits, "-N", "", "-C"])
+            .arg(format!("test-{kind}"))
+            .arg("-f")
+            .arg(&path))
+        .await;
+        paths.push(path.display().to_string());
+    }
+    let mut agents = SshAgents::new();
+    agents
+        .add(format!("keys={}", paths.join(",")).parse().expect("spec"))
+        .expect("load keys");
+    let session = Session::builder().ssh(agents).build().expect("session");
+    let sock = dir.path().join("agent.sock");
+    bridge(
+        UnixListener::bind(&sock).expect("bind"),
+        connect(&session).await,
+        "keys",
+    );
+
+    let listed = run(tokio::process::Command::new("ssh-add")
+        .arg("-L")
+        .env("SSH_AUTH_SOCK", &sock))
+    .await;
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for path in &paths {
+        let public = std::fs::read_to_string(format!("{path}.pub")).expect("pub");
+        let key: Vec<&str> = public.split_whitespace().take(2).collect();
+        assert!(
+            listed.contains(&key.join(" ")),
+            "{path} not listed in {listed}"
+        );
+    }
+
+    let message = dir.path().join("message");
+    std::fs::write(&message, "signed through the session").expect("write");
+    for path in &paths {
+        run(tokio::process::Command::new("ssh-keygen")
+            .args(["-Y", "sign", "-n", "file", "-f"])
+            .arg(format!("{path}.pub"))
+            .arg(&message)
+            .env("SSH_AUTH_SOCK", &sock))
+        .await;
+        let sig = dir.path().join("message.sig");
+        let check = tokio::process::Command::new("ssh-keygen")
+            .args(["-Y", "check-novalidate", "-n", "file", "-s"])
+            .arg(&sig)
+            .stdin(std::fs::File::open(&message).expect("open"))
+            .output()
+            .await
+            .expect("verify");
+        assert!(
+            check.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        std::fs::remove_file(&sig).expect("rm sig");
+    }
+
+    // Read-only: removing keys through the forwarded agent is refused.
+    let removed = tokio::process::Command::new("ssh-add")
+        .arg("-D")
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .await
+        .expect("ssh-add -D");
+    assert!(!removed.status.success());
+}
+
+#[test]
+fn encrypted_keys_are_refused_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("id_locked");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "passphrase", "-f"])
+        .arg(&path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    let mut agents = SshAgents::new();
+    let err = agents
+        .add(format!("locked={}", path.display()).parse().expect("spec"))
+        .expect_err("encrypted");
+    assert!(err.to_string().contains("passphrase-protected"), "{err}");
+}
