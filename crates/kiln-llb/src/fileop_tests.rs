@@ -296,7 +296,7 @@ fn copy_action_with_every_option() {
 #[test]
 fn copy_mode_string_needs_a_cap() {
     let st =
-        scratch().copy(Copy::new(&local("c"), "/a", "/b").mode(CopyMode::Symbolic("u+x".into())));
+        scratch().copy(Copy::new(local("c"), "/a", "/b").mode(CopyMode::Symbolic("u+x".into())));
     let h = head(&st);
     assert_eq!(h["op"]["actions"][0]["copy"]["mode_str"], "u+x");
     assert_eq!(h["op"]["actions"][0]["copy"]["mode"], "0");
@@ -436,7 +436,7 @@ fn chown_parse_matches_go_with_user() {
 #[test]
 fn file_errors_are_typed() {
     let err = scratch()
-        .copy(Copy::new(&local("c"), "", "/x"))
+        .copy(Copy::new(local("c"), "", "/x"))
         .marshal(&amd64())
         .expect_err("empty src");
     assert!(
@@ -464,7 +464,7 @@ fn file_errors_are_typed() {
         "{err}"
     );
     let err = scratch()
-        .copy(Copy::new(&local(""), "/a", "/b"))
+        .copy(Copy::new(local(""), "/a", "/b"))
         .marshal(&amd64())
         .expect_err("bad source");
     assert!(

@@ -51,6 +51,7 @@ mod diff;
 pub mod dump;
 pub mod error;
 mod exec;
+mod file_actions;
 mod fileop;
 mod gitutil;
 mod gojson;
@@ -70,9 +71,8 @@ pub use definition::{DecodedOp, Definition};
 pub use diff::{diff, diff_with};
 pub use error::{LlbError, OpKind};
 pub use exec::{ExecOptions, ExecState, DEFAULT_PATH_UNIX, DEFAULT_PATH_WINDOWS};
-pub use fileop::{
-    Chown, Copy, CopyInput, CopyMode, FileAction, FileOptions, Mkdir, Mkfile, Rm, Symlink, UserSpec,
-};
+pub use file_actions::{Chown, Copy, CopyInput, CopyMode, Mkdir, Mkfile, Rm, Symlink, UserSpec};
+pub use fileop::{FileAction, FileOptions};
 pub use merge::{merge, merge_with, MergeOptions};
 pub use meta::{HostIp, NetMode, ProxyEnv, SecurityMode, Ulimit};
 pub use mount::{CacheSharing, ContentCache, Mount, SecretMount, SshMount};
