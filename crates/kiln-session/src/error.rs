@@ -164,8 +164,8 @@ impl Error {
         }
     }
 
-    /// The gRPC status the daemon should see for this error.
-    pub(crate) fn to_status(&self) -> tonic::Status {
+    /// The error and its sources, `: `-separated.
+    pub(crate) fn message_chain(&self) -> String {
         use std::error::Error as _;
         let mut message = self.to_string();
         let mut source = self.source();
@@ -174,6 +174,12 @@ impl Error {
             message.push_str(&s.to_string());
             source = s.source();
         }
+        message
+    }
+
+    /// The gRPC status the daemon should see for this error.
+    pub(crate) fn to_status(&self) -> tonic::Status {
+        let message = self.message_chain();
         match self {
             Self::Stream(status) => status.clone(),
             Self::UnsafePath { .. } => tonic::Status::permission_denied(message),

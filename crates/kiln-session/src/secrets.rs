@@ -315,7 +315,9 @@ impl Secrets for SecretsService {
             }
             Err(err) => {
                 tracing::warn!(secret = %id, error = %err, "secret unavailable");
-                Err(err.to_status())
+                // Not NotFound: that would silently skip an optional mount
+                // whose source is broken. BuildKit answers Unknown too.
+                Err(Status::unknown(err.message_chain()))
             }
         }
     }

@@ -105,7 +105,7 @@ pub(crate) async fn receive_writer<S>(writer: &SharedWriter, mut inbound: S) -> 
 where
     S: Stream<Item = Result<BytesMessage, Status>> + Unpin,
 {
-    let taken = writer.lock().await.take();
+    let taken = writer.take().await;
     let Some(mut w) = taken else {
         return Err(Error::Stream(Status::already_exists(
             "target already exists",

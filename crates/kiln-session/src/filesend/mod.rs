@@ -34,8 +34,16 @@ pub use receive::{receive_dir, ReceiveOptions};
 
 use crate::error::{Error, Result};
 
-/// A boxed writer shared by the clones of a session.
-type SharedWriter = Arc<Mutex<Option<Box<dyn AsyncWrite + Send + Unpin>>>>;
+/// A writer export target, shared by the clones of a session; the first
+/// export to use it takes it.
+#[derive(Clone)]
+pub struct SharedWriter(Arc<Mutex<Option<Box<dyn AsyncWrite + Send + Unpin>>>>);
+
+impl SharedWriter {
+    async fn take(&self) -> Option<Box<dyn AsyncWrite + Send + Unpin>> {
+        self.0.lock().await.take()
+    }
+}
 
 /// Where one exporter's output goes.
 #[derive(Clone)]
@@ -75,7 +83,7 @@ impl ExportTarget {
 
     /// A writer target.
     pub fn writer(writer: impl AsyncWrite + Send + Unpin + 'static) -> Self {
-        Self::Writer(Arc::new(Mutex::new(Some(Box::new(writer)))))
+        Self::Writer(SharedWriter(Arc::new(Mutex::new(Some(Box::new(writer))))))
     }
 
     /// Standard output.

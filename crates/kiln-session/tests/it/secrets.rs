@@ -77,7 +77,12 @@ async fn secrets_found_not_found_and_read_at_call_time() {
     // A file that disappeared: an error that names the id and path, not a value.
     std::fs::remove_file(&file).expect("rm");
     let err = client.get_secret(req("tok")).await.expect_err("gone");
-    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert_eq!(
+        err.code(),
+        tonic::Code::Unknown,
+        "a broken source is not a missing secret"
+    );
+    assert!(err.message().contains("token"), "{err}");
     assert!(!err.message().contains("second"));
 }
 
