@@ -55,6 +55,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// Solve a marshaled LLB Definition (the format `buildctl build` reads).
     Solve(crate::cmd::solve::SolveArgs),
+    /// Print a marshaled LLB Definition as JSON or Graphviz DOT.
+    Llb(crate::cmd::llb::LlbArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  kiln completion bash > /etc/bash_completion.d/kiln\n  kiln completion zsh > \"${fpath[1]}/_kiln\"\n  kiln completion fish > ~/.config/fish/completions/kiln.fish"

@@ -2,8 +2,10 @@
 
 mod cache;
 mod info;
+pub mod llb;
 pub mod report;
 pub mod run;
+pub mod session_opts;
 pub mod solve;
 
 use std::process::ExitCode;
@@ -18,6 +20,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Du(args) => cache::du(&cli.global, &args).await,
         Command::Prune(args) => cache::prune(&cli.global, &args).await,
         Command::Solve(args) => solve::run(&cli.global, &args).await,
+        Command::Llb(args) => llb::run(&args),
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut out = std::io::stdout().lock();

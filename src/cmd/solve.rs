@@ -24,6 +24,10 @@ pub struct SolveArgs {
     /// Progress output.
     #[arg(long, value_enum, default_value_t = Mode::Auto, env = "KILN_PROGRESS")]
     pub progress: Mode,
+    #[command(flatten)]
+    pub session: super::session_opts::SessionArgs,
+    #[command(flatten)]
+    pub output: super::session_opts::OutputArgs,
 }
 
 /// Reads and decodes a Definition from a file or stdin.
@@ -56,16 +60,32 @@ pub fn read_definition(file: &str) -> anyhow::Result<pb::Definition> {
 }
 
 pub async fn run(global: &Global, args: &SolveArgs) -> anyhow::Result<ExitCode> {
+    let outputs = args
+        .output
+        .outputs
+        .iter()
+        .map(|o| super::session_opts::parse_output(o))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let def = read_definition(&args.file)?;
+    let session = super::session_opts::build_session(&args.session, &outputs, &[])?;
     let (client, _) = super::connect(global).await?;
     let commands = super::report::exec_commands(&def);
     let req = SolveRequest {
         definition: Some(def),
+        session_id: Some(session.id().to_string()),
+        exporters: outputs.iter().map(|o| o.exporter.clone()).collect(),
         ..Default::default()
     };
     let (resp, _state) = super::run::with_progress(args.progress, &commands, global.debug, |tx| {
         let client = client.clone();
-        async move { client.solve(req, Some(tx)).await }
+        async move {
+            let attached = client
+                .attach(session, kiln_client::SessionTransport::Auto)
+                .await?;
+            let r = client.solve(req, Some(tx)).await;
+            attached.close().await;
+            r
+        }
     })
     .await?;
     if let Some(d) = resp

@@ -109,3 +109,48 @@ pub fn script(path: &Path, body: &str) {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
+
+/// The daemon's platform (the harness's dockerd runs linux/amd64).
+pub fn amd64() -> kiln_llb::Platform {
+    kiln_llb::Platform::parse("linux/amd64").expect("platform")
+}
+
+/// Marshals `state` for linux/amd64 and writes the Definition to `dir/name`.
+pub fn write_llb(dir: &Path, name: &str, state: &kiln_llb::State) -> std::path::PathBuf {
+    let def = state
+        .marshal(&kiln_llb::Constraints::new(amd64()))
+        .expect("marshal");
+    let p = dir.join(name);
+    std::fs::write(&p, def.to_bytes()).expect("write definition");
+    p
+}
+
+/// The Go fixture image as an LLB state (it has a shell and coreutils).
+pub fn go_image() -> kiln_llb::State {
+    kiln_llb::image(&harness().go_image).expect("image ref")
+}
+
+/// Lists a tar file's entries (`tar -tf`).
+pub fn tar_list(path: &Path) -> Vec<String> {
+    let out = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(path)
+        .output()
+        .expect("tar");
+    assert!(
+        out.status.success(),
+        "tar -tf {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("./").to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// A unique marker so a test's steps never hit another test's cache.
+pub fn unique() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

@@ -5,6 +5,10 @@
 mod cache;
 mod cli;
 mod common;
+mod digests;
 mod errors;
 mod gateway;
+mod progress;
+mod registry;
+mod solve;
 mod transport;

@@ -1,0 +1,141 @@
+//! `kiln go-version`: the Go release a module builds with (what
+//! `kiln build --go auto` uses).
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use kiln_go::version::{Cache, ImageTagProbe, Resolution, Resolver, Source, SourceKind};
+use kiln_go::{GoMod, GoSpec};
+use kiln_image::ImageRef;
+
+use crate::cli::Format;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  kiln go-version                      # go 1.24.1 in ./go.mod -> 1.24.7\n  kiln go-version ./service --format json\n  kiln go-version --go-source git --refresh\n  kiln go-version --go 1.24.3          # pinned: printed as is\n\nEnvironment:\n  GOPROXY, GONOPROXY, GOPRIVATE  the module proxies (as for the go command)\n  KILN_GODEV_URL                 the go.dev JSON list (--go-source godev)\n  KILN_GO_GIT_URL                Go's repository (--go-source git)\n  XDG_CACHE_HOME                 the list is cached a day in $XDG_CACHE_HOME/kiln"
+)]
+pub struct GoVersionArgs {
+    /// The module directory (the one holding go.mod).
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// `auto`: the newest stable patch of go.mod's minor line; or a version
+    /// (e.g. 1.24.3) to use as is.
+    #[arg(long, value_name = "VERSION", default_value = "auto")]
+    pub go: String,
+    /// Where to list Go releases from.
+    #[arg(long, value_enum, value_name = "SOURCE", default_value_t = GoSource::Proxy)]
+    pub go_source: GoSource,
+    /// Ask the source even if the cached list (kept for a day) is fresh.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Also check that the builder image exists and step back to an older
+    /// patch if it does not yet: a template with {go} and {distro}, e.g.
+    /// docker.io/library/golang:{go}-{distro}.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub builder_image: Option<String>,
+    /// The {distro} of --builder-image.
+    #[arg(long, value_name = "NAME", default_value = "bookworm")]
+    pub distro: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `--go-source`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GoSource {
+    /// $GOPROXY/golang.org/toolchain/@v/list.
+    Proxy,
+    /// go.dev/dl/?mode=json&include=all.
+    Godev,
+    /// git ls-remote --tags on go.googlesource.com/go.
+    Git,
+}
+
+impl From<GoSource> for SourceKind {
+    fn from(s: GoSource) -> Self {
+        match s {
+            GoSource::Proxy => SourceKind::Proxy,
+            GoSource::Godev => SourceKind::Godev,
+            GoSource::Git => SourceKind::Git,
+        }
+    }
+}
+
+/// Stands in for the daemon-backed probe until one is passed in.
+enum NoProbe {}
+
+impl ImageTagProbe for NoProbe {
+    type Error = Infallible;
+
+    async fn exists(&self, _image: &ImageRef) -> Result<bool, Infallible> {
+        match *self {}
+    }
+}
+
+pub async fn run(args: &GoVersionArgs) -> anyhow::Result<ExitCode> {
+    // TODO(lead): pass a daemon-backed probe here (BuildKit gateway
+    // ResolveImageConfig through kiln-client) so that --builder-image works:
+    // `run_with_probe(args, Some(&probe)).await`. Connect only when
+    // `args.builder_image.is_some()`, so plain `kiln go-version` needs no daemon.
+    run_with_probe(args, None::<&NoProbe>).await
+}
+
+/// `kiln go-version` with a builder-image probe (used by `--builder-image`).
+pub async fn run_with_probe<P: ImageTagProbe>(
+    args: &GoVersionArgs,
+    probe: Option<&P>,
+) -> anyhow::Result<ExitCode> {
+    let spec: GoSpec = args
+        .go
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--go: {e} (or auto)"))?;
+    let resolution = match spec {
+        // A pin needs no go.mod; one that is there is only reported on.
+        GoSpec::Pinned(version) => {
+            Resolution::pinned(version, GoMod::read_dir(&args.dir).ok().as_ref())
+        }
+        GoSpec::Auto => {
+            if args.builder_image.is_some() && probe.is_none() {
+                anyhow::bail!(
+                    "--builder-image needs the BuildKit daemon to check image tags, which \
+                     `kiln go-version` cannot do yet: leave it out, or pin the Go version with --go"
+                );
+            }
+            let go_mod = GoMod::read_dir(&args.dir)?;
+            let source = Source::from_env(args.go_source.into())?;
+            let resolver = Resolver::new(source)?
+                .cache(Cache::from_env())
+                .refresh(args.refresh);
+            match (&args.builder_image, probe) {
+                (Some(template), Some(probe)) => {
+                    resolver
+                        .resolve_with_image(&go_mod, template, &args.distro, probe)
+                        .await?
+                }
+                _ => resolver.resolve(&go_mod).await?,
+            }
+        }
+    };
+
+    {
+        let mut err = std::io::stderr().lock();
+        for warning in &resolution.warnings {
+            writeln!(err, "warning: {warning}")?;
+        }
+        if args.format == Format::Text {
+            for note in &resolution.notes {
+                writeln!(err, "note: {note}")?;
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Text => writeln!(out, "{}", resolution.version)?,
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resolution)?)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

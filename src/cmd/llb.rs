@@ -1,0 +1,38 @@
+//! `kiln llb`: print a marshaled Definition as JSON or Graphviz DOT.
+
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LlbFormat {
+    /// Each op decoded, with its digest, inputs and metadata.
+    Json,
+    /// A Graphviz graph (`kiln llb --format dot | dot -Tsvg > graph.svg`).
+    Dot,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  kiln llb -f build.llb\n  kiln llb -f build.llb --format dot | dot -Tpng > graph.png"
+)]
+pub struct LlbArgs {
+    /// The Definition (`-` for stdin).
+    #[arg(short = 'f', long = "file", default_value = "-", value_name = "FILE")]
+    pub file: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = LlbFormat::Json)]
+    pub format: LlbFormat,
+}
+
+pub fn run(args: &LlbArgs) -> anyhow::Result<ExitCode> {
+    let def = kiln_llb::Definition::from_pb(super::solve::read_definition(&args.file)?);
+    match args.format {
+        LlbFormat::Json => outln!(
+            "{}",
+            serde_json::to_string_pretty(&kiln_llb::dump::to_json(&def))?
+        ),
+        LlbFormat::Dot => outln!("{}", kiln_llb::dump::to_dot(&def)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
