@@ -209,7 +209,10 @@ impl SessionBuilder {
         self
     }
 
-    /// The shared key (default: the id).
+    /// The shared key (default `kiln`). The daemon keeps one copy of each
+    /// synced directory per name, `local.sharedkeyhint` and shared key, and
+    /// diffs the next sync against it, so a stable key lets a rebuild send
+    /// only what changed.
     #[must_use]
     pub fn shared_key(mut self, key: impl Into<String>) -> Self {
         self.shared_key = Some(key.into());

@@ -3,7 +3,7 @@
 //!
 //! The daemon calls `DiffCopy` with the directory's name in the `dir-name`
 //! metadata and its include/exclude/follow patterns; kiln walks the
-//! directory and answers with the fsutil packet protocol ([`send`]).
+//! directory and answers with the fsutil packet protocol (see `send.rs`).
 
 mod filter;
 mod pattern;

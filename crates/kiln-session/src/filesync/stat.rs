@@ -149,8 +149,53 @@ pub fn make_stat(abs: &Path, rel: &str, meta: &Metadata, links: &mut Hardlinks) 
                 .to_owned();
         }
     }
+    stat.xattrs = load_xattrs(abs);
     stat.mode &= !MODE_SOCKET;
     Ok(stat)
+}
+
+/// The entry's extended attributes (not following symlinks), like
+/// fsutil's `loadXattr`; best effort: a file system without xattr support
+/// or an unreadable attribute yields nothing. Names that are not UTF-8
+/// cannot travel in the protobuf map and are skipped, as are macOS's
+/// `com.apple.` attributes.
+fn load_xattrs(path: &Path) -> HashMap<String, Vec<u8>> {
+    let mut out = HashMap::new();
+    let Ok(size) = rustix::fs::llistxattr_query(path) else {
+        return out;
+    };
+    if size == 0 {
+        return out;
+    }
+    let mut list = vec![0u8; size];
+    let Ok(n) = rustix::fs::llistxattr(path, &mut list[..]) else {
+        return out;
+    };
+    for name in list[..n.min(size)]
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+    {
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        if name.starts_with("com.apple.") {
+            continue;
+        }
+        let Ok(len) = rustix::fs::lgetxattr_query(path, name) else {
+            continue;
+        };
+        let mut value = vec![0u8; len];
+        match rustix::fs::lgetxattr(path, name, &mut value[..]) {
+            Ok(got) => {
+                value.truncate(got);
+                out.insert(name.to_owned(), value);
+            }
+            Err(e) => {
+                tracing::debug!(path = %path.display(), xattr = name, error = %e, "xattr unreadable")
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

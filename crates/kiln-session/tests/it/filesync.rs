@@ -436,3 +436,31 @@ async fn unknown_dir_and_bad_requests_fail() {
     };
     assert!(err.message().contains("invalid file id"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xattrs_are_sent_when_the_file_system_has_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "tagged", "x", 0o644);
+    let supported = rustix::fs::setxattr(
+        dir.path().join("tagged"),
+        "user.kiln.test",
+        b"value",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .is_ok();
+    let session = session_for(dir.path(), SyncDirOptions::default());
+    let synced = sync(connect(&session).await, &[("dir-name", "context")], |_| {
+        Vec::new()
+    })
+    .await
+    .expect("sync");
+    let xattrs = &synced.stat("tagged").xattrs;
+    if supported {
+        assert_eq!(
+            xattrs.get("user.kiln.test").map(Vec::as_slice),
+            Some(&b"value"[..])
+        );
+    } else {
+        assert!(!xattrs.contains_key("user.kiln.test"));
+    }
+}
