@@ -40,6 +40,11 @@ pub fn diff_with(lower: &State, upper: &State, opts: MergeOptions) -> State {
 }
 
 impl DiffOp {
+    pub(crate) fn release(&mut self, out: &mut Vec<crate::state::Owned>) {
+        self.lower.release(out);
+        self.upper.release(out);
+    }
+
     pub fn inputs(&self) -> Result<Vec<Output>, LlbError> {
         let mut out = Vec::new();
         for s in [&self.lower, &self.upper] {

@@ -11,7 +11,7 @@ use crate::error::{LlbError, OpKind};
 use crate::file_actions::{Chown, Copy, CopyInput, CopyMode, Mkdir, Mkfile, Rm, Symlink};
 use crate::marshal::Ctx;
 use crate::path;
-use crate::state::{Head, Node, OpNode, Output, State};
+use crate::state::{drain, Head, Node, OpNode, Output, Owned, State};
 
 #[derive(Clone, Debug)]
 enum Action {
@@ -37,11 +37,54 @@ enum Action {
 pub struct FileAction(Arc<ActionNode>);
 
 #[derive(Debug)]
-struct ActionNode {
+pub(crate) struct ActionNode {
     prev: Option<FileAction>,
     action: Action,
     /// The state the action applies to, once bound.
     state: Option<State>,
+}
+
+impl ActionNode {
+    /// Moves out everything that refers to other nodes or actions, for an
+    /// iterative drop (see [`crate::state::drain`]).
+    pub(crate) fn release(&mut self, out: &mut Vec<Owned>) {
+        if let Some(prev) = self.prev.take() {
+            out.push(Owned::Action(prev));
+        }
+        if let Some(mut st) = self.state.take() {
+            st.release(out);
+        }
+        // An empty `Rm` allocates nothing.
+        if let Action::Copy(c) =
+            std::mem::replace(&mut self.action, Action::Rm(Rm::new(String::new())))
+        {
+            match c.input {
+                CopyInput::State(mut st) => st.release(out),
+                CopyInput::Action(fa) => out.push(Owned::Action(fa)),
+            }
+        }
+    }
+}
+
+impl Drop for ActionNode {
+    fn drop(&mut self) {
+        let mut out = Vec::new();
+        self.release(&mut out);
+        drain(out);
+    }
+}
+
+impl FileOp {
+    pub(crate) fn release(&mut self, out: &mut Vec<Owned>) {
+        if let Some(fa) = self.action.take() {
+            out.push(Owned::Action(fa));
+        }
+    }
+}
+
+/// Takes the last reference to an action node, if this is it.
+pub(crate) fn into_inner(fa: FileAction) -> Option<ActionNode> {
+    std::sync::Arc::into_inner(fa.0)
 }
 
 impl FileAction {
@@ -156,7 +199,12 @@ impl State {
     /// [`State::file`] with op constraints.
     pub fn file_with(&self, action: impl Into<FileAction>, opts: FileOptions) -> State {
         let action = action.into().bind(self);
-        let node = Node::new(OpNode::File(FileOp { action }), opts.op);
+        let node = Node::new(
+            OpNode::File(FileOp {
+                action: Some(action),
+            }),
+            opts.op,
+        );
         self.with_head(Head::Output(Output { node, index: 0 }))
     }
 
@@ -188,7 +236,8 @@ impl State {
 
 /// A file op: a bound chain of actions.
 pub(crate) struct FileOp {
-    action: FileAction,
+    /// Always set; an `Option` only so that dropping can take it out.
+    action: Option<FileAction>,
 }
 
 fn state_output(st: &Option<State>) -> Result<Option<Output>, LlbError> {
@@ -248,41 +297,85 @@ impl Builder {
         Ok(self.inputs.len() as i64 - 1)
     }
 
-    fn add(&mut self, ctx: &Ctx<'_>, fa: &FileAction) -> Result<usize, LlbError> {
-        if let Some(&t) = self.visited.get(&fa.key()) {
-            return Ok(t);
+    /// Go's recursive `marshalState.add`, without recursion: the previous
+    /// action first, then this action's base input, then its copy source
+    /// (an input, or another chain added first), then the action itself.
+    fn add(&mut self, ctx: &Ctx<'_>, root: &FileAction) -> Result<usize, LlbError> {
+        enum Step {
+            Enter(FileAction),
+            /// Previous action done: add the inputs, maybe enter the copy source.
+            Inputs(FileAction),
+            /// Everything before done: record the action.
+            Finish(FileAction, i64, Index),
         }
-        let prev = match &fa.0.prev {
-            Some(p) => Some(self.add(ctx, p)?),
-            None => None,
-        };
-        let base = match state_output(&fa.0.state)? {
-            Some(o) => self.add_input(ctx, &o)?,
-            None => -1,
-        };
-        let input = match prev {
-            Some(t) => Index::Relative(t),
-            None => Index::Input(base),
-        };
-        let input2 = match &fa.0.action {
-            Action::Copy(c) => match &c.input {
-                CopyInput::State(s) => match s.head.output()? {
-                    Some(o) => Index::Input(self.add_input(ctx, o)?),
-                    None => Index::Input(-1),
-                },
-                CopyInput::Action(src) => Index::Relative(self.add(ctx, src)?),
-            },
-            _ => Index::Input(-1),
-        };
-        let target = self.actions.len();
-        self.visited.insert(fa.key(), target);
-        self.actions.push(Built {
-            fa: fa.clone(),
-            base,
-            input,
-            input2,
-        });
-        Ok(target)
+        let mut work = vec![Step::Enter(root.clone())];
+        while let Some(step) = work.pop() {
+            match step {
+                Step::Enter(fa) => {
+                    if self.visited.contains_key(&fa.key()) {
+                        continue;
+                    }
+                    let prev = fa.0.prev.clone();
+                    work.push(Step::Inputs(fa));
+                    if let Some(p) = prev {
+                        work.push(Step::Enter(p));
+                    }
+                }
+                Step::Inputs(fa) => {
+                    let base = match state_output(&fa.0.state)? {
+                        Some(o) => self.add_input(ctx, &o)?,
+                        None => -1,
+                    };
+                    let mut input2 = Index::Input(-1);
+                    let mut enter = None;
+                    if let Action::Copy(c) = &fa.0.action {
+                        match &c.input {
+                            CopyInput::State(s) => {
+                                if let Some(o) = s.head.output()? {
+                                    input2 = Index::Input(self.add_input(ctx, o)?);
+                                }
+                            }
+                            CopyInput::Action(src) => enter = Some(src.clone()),
+                        }
+                    }
+                    work.push(Step::Finish(fa, base, input2));
+                    if let Some(src) = enter {
+                        work.push(Step::Enter(src));
+                    }
+                }
+                Step::Finish(fa, base, mut input2) => {
+                    if let Action::Copy(Copy {
+                        input: CopyInput::Action(src),
+                        ..
+                    }) = &fa.0.action
+                    {
+                        input2 = Index::Relative(self.target_of(src)?);
+                    }
+                    let input = match &fa.0.prev {
+                        Some(p) => Index::Relative(self.target_of(p)?),
+                        None => Index::Input(base),
+                    };
+                    let target = self.actions.len();
+                    self.visited.insert(fa.key(), target);
+                    self.actions.push(Built {
+                        fa,
+                        base,
+                        input,
+                        input2,
+                    });
+                }
+            }
+        }
+        self.target_of(root)
+    }
+
+    fn target_of(&self, fa: &FileAction) -> Result<usize, LlbError> {
+        self.visited
+            .get(&fa.key())
+            .copied()
+            .ok_or_else(|| LlbError::MalformedDefinition {
+                reason: "internal: a file action was not added before its user".to_string(),
+            })
     }
 }
 
@@ -298,7 +391,7 @@ impl FileOp {
                 }
             }
         };
-        let mut stack = vec![self.action.clone()];
+        let mut stack: Vec<FileAction> = self.action.iter().cloned().collect();
         while let Some(fa) = stack.pop() {
             push(state_output(&fa.0.state)?, &mut out);
             // Pushed first, visited last.
@@ -322,7 +415,9 @@ impl FileOp {
         ctx: &Ctx<'_>,
     ) -> Result<(pb::Op, pb::OpMetadata), LlbError> {
         let mut b = Builder::default();
-        b.add(ctx, &self.action)?;
+        if let Some(action) = &self.action {
+            b.add(ctx, action)?;
+        }
         let mut op_caps: BTreeSet<&'static str> = BTreeSet::from([caps::FILE_BASE]);
         let n_inputs = b.inputs.len() as i64;
         let index = |i: Index| match i {

@@ -492,3 +492,17 @@ fn file_ops_carry_no_platform_but_keep_state_metadata() {
     assert_eq!(st.get_dir(), "/w");
     assert_eq!(st.get_env("K"), Some("V"));
 }
+
+#[test]
+fn long_action_chains_do_not_overflow_the_stack() {
+    let mut fa = FileAction::from(Mkdir::new("/d", 0o755));
+    for i in 0..20_000 {
+        fa = fa.mkfile(Mkfile::new(format!("/d/{i}"), 0o644, ""));
+    }
+    let st = scratch().file(fa.clone());
+    let h = head(&st);
+    assert_eq!(h["op"]["actions"].as_array().map(Vec::len), Some(20_001));
+    assert_eq!(h["op"]["actions"][20_000]["input"], 19_999);
+    drop(st);
+    drop(fa);
+}

@@ -150,3 +150,7 @@ pub(crate) fn marshal(state: &State, c: &Constraints) -> Result<Definition, LlbE
         source: Some(sources.into_pb()),
     }))
 }
+
+#[cfg(test)]
+#[path = "marshal_tests.rs"]
+mod tests;

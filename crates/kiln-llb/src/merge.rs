@@ -68,6 +68,12 @@ pub fn merge_with(states: &[State], opts: MergeOptions) -> State {
 }
 
 impl MergeOp {
+    pub(crate) fn release(&mut self, out: &mut Vec<crate::state::Owned>) {
+        for s in &mut self.inputs {
+            s.release(out);
+        }
+    }
+
     pub fn inputs(&self) -> Result<Vec<Output>, LlbError> {
         let mut out = Vec::new();
         for s in &self.inputs {
@@ -94,5 +100,124 @@ impl MergeOp {
         }
         pop.op = Some(pb::op::Op::Merge(merge));
         Ok((pop, md))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::testutil::{def, golden, head};
+    use crate::*;
+
+    fn alpine() -> State {
+        image("alpine").expect("valid")
+    }
+
+    #[test]
+    fn merge_op() {
+        let app = scratch().mkfile(Mkfile::new("/app", 0o755, "x"));
+        let st = merge_with(
+            &[alpine(), scratch(), app.clone(), alpine()],
+            MergeOptions::new().custom_name("merge"),
+        );
+        golden(
+            "merge",
+            &head(&st),
+            r#"
+        {
+          "digest": "sha256:a2e69d89bc1e5a3a9c8aeff76638e1b6e661cc1028845535384b0df97b524319",
+          "inputs": [
+            {
+              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+              "index": 0
+            },
+            {
+              "digest": "sha256:fdf2141cc59493db3d641c18080c980fbcc2a1ad00980724f66703e90fa26d34",
+              "index": 0
+            },
+            {
+              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+              "index": 0
+            }
+          ],
+          "metadata": {
+            "caps": [
+              "mergeop"
+            ],
+            "description": {
+              "llb.customname": "merge"
+            }
+          },
+          "op": {
+            "inputs": [
+              0,
+              1,
+              2
+            ],
+            "kind": "merge"
+          },
+          "worker_constraints": []
+        }
+    "#,
+        );
+        // Go lists duplicate inputs again; the definition lists each op once.
+        assert_eq!(def(&st).len(), 4); // alpine, app, merge, terminal
+    }
+
+    #[test]
+    fn merge_collapses_scratch() {
+        assert!(merge(&[]).is_scratch());
+        assert!(merge(&[scratch(), scratch()]).is_scratch());
+        let one = merge(&[scratch(), alpine()]);
+        assert_eq!(head(&one)["op"]["kind"], "source");
+    }
+
+    #[test]
+    fn diff_op() {
+        let upper = alpine().run(ExecOptions::shell("apk add git")).root();
+        let st = diff(&alpine(), &upper);
+        golden(
+            "diff",
+            &head(&st),
+            r#"
+        {
+          "digest": "sha256:09e79921a104faf51b9bdcdd175f1b27443d96bca4d5ee5ad1f006b6c7f3fc78",
+          "inputs": [
+            {
+              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+              "index": 0
+            },
+            {
+              "digest": "sha256:8b44c8ad71da285212f8de2332df9e77990963027ca0516112a3e0f22b9bc425",
+              "index": 0
+            }
+          ],
+          "metadata": {
+            "caps": [
+              "diffop"
+            ]
+          },
+          "op": {
+            "kind": "diff",
+            "lower": 0,
+            "upper": 1
+          },
+          "worker_constraints": []
+        }
+    "#,
+        );
+    }
+
+    #[test]
+    fn diff_of_scratch_is_upper_and_keeps_lower_meta() {
+        let upper = alpine();
+        assert_eq!(head(&diff(&scratch(), &upper))["op"]["kind"], "source");
+        assert!(diff(&scratch(), &scratch()).is_scratch());
+        let lower = alpine().dir("/lower");
+        let d = diff(&lower, &scratch());
+        assert_eq!(d.get_dir(), "/lower");
+        let h = head(&d);
+        assert_eq!(h["op"], json!({"kind": "diff", "lower": 0, "upper": -1}));
     }
 }

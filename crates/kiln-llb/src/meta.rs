@@ -100,6 +100,16 @@ pub(crate) struct DirNode {
     prev: Option<Arc<DirNode>>,
 }
 
+impl Drop for DirNode {
+    /// Unlinks a long chain of directories without recursion.
+    fn drop(&mut self) {
+        let mut next = self.prev.take();
+        while let Some(node) = next {
+            next = Arc::into_inner(node).and_then(|mut n| n.prev.take());
+        }
+    }
+}
+
 /// An ordered environment: one entry per key, in the order of each key's
 /// latest assignment (Go's `EnvList`).
 pub(crate) type Env = Arc<Vec<(String, String)>>;

@@ -60,6 +60,63 @@ impl Node {
     }
 }
 
+/// Something the iterative drop still has to take apart.
+pub(crate) enum Owned {
+    Node(Arc<Node>),
+    Action(crate::fileop::FileAction),
+}
+
+/// Drops a graph without recursion: a chain of 100k ops would otherwise
+/// overflow the stack in `Arc`'s recursive drop. Each node we hold the last
+/// reference to gives up its children to the work list before it is freed.
+pub(crate) fn drain(mut work: Vec<Owned>) {
+    while let Some(item) = work.pop() {
+        match item {
+            Owned::Node(node) => {
+                if let Some(mut n) = Arc::into_inner(node) {
+                    n.release(&mut work);
+                }
+            }
+            Owned::Action(fa) => {
+                if let Some(mut a) = crate::fileop::into_inner(fa) {
+                    a.release(&mut work);
+                }
+            }
+        }
+    }
+}
+
+impl Node {
+    /// Moves out every reference to another node or action.
+    fn release(&mut self, out: &mut Vec<Owned>) {
+        match &mut self.op {
+            OpNode::Source(_) => {}
+            OpNode::Exec(e) => {
+                for m in &mut e.mounts {
+                    release_head(&mut m.source, out);
+                }
+            }
+            OpNode::File(f) => f.release(out),
+            OpNode::Merge(m) => m.release(out),
+            OpNode::Diff(d) => d.release(out),
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let mut out = Vec::new();
+        self.release(&mut out);
+        drain(out);
+    }
+}
+
+pub(crate) fn release_head(head: &mut Head, out: &mut Vec<Owned>) {
+    if let Head::Output(o) = std::mem::replace(head, Head::Scratch) {
+        out.push(Owned::Node(o.node));
+    }
+}
+
 /// An output of a node: the node and the index of the output.
 #[derive(Clone)]
 pub(crate) struct Output {
@@ -159,6 +216,11 @@ impl State {
     /// A state with an error that [`State::marshal`] will report.
     pub(crate) fn invalid(error: LlbError) -> State {
         State::from_head(Head::Error(Arc::new(error)))
+    }
+
+    /// Moves the output out (for the iterative drop).
+    pub(crate) fn release(&mut self, out: &mut Vec<Owned>) {
+        release_head(&mut self.head, out);
     }
 
     /// Whether this is the empty filesystem.
