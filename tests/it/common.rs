@@ -154,3 +154,10 @@ pub fn tar_list(path: &Path) -> Vec<String> {
 pub fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+/// Writes an executable shell script with a bash shebang.
+pub fn script_file(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/bash\n{body}\n")).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}

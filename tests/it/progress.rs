@@ -266,3 +266,57 @@ async fn sigint_cancels_the_build_on_the_daemon() {
         .await
         .expect("the step's process still runs on the daemon 15 s after cancellation");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tty_progress_under_a_real_terminal() {
+    let h = harness();
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let def = write_llb(tmp.path(), "d.llb", &two_steps(&m));
+    let session = format!("kiln-tty-{m}");
+    let script = tmp.path().join("run.sh");
+    script_file(
+        &script,
+        &format!(
+            "unset CI NO_COLOR\n{} --addr {} solve -f {} --progress auto\necho \"EXIT=$?\"\nsleep 60",
+            env!("CARGO_BIN_EXE_kiln"),
+            h.docker_addr(),
+            def.display()
+        ),
+    );
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    };
+    let started = tmux(&["new-session", "-d", "-s", &session, "-x", "100", "-y", "30", script.to_str().unwrap()]);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
+        }
+    }
+    let _guard = Kill(session.clone());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let screen = loop {
+        let cap = tmux(&["capture-pane", "-p", "-t", &session]);
+        let text = String::from_utf8_lossy(&cap.stdout).to_string();
+        if text.contains("EXIT=") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no result on the terminal:\n{text}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(screen.contains("[+] Building") && screen.contains("FINISHED"), "{screen}");
+    assert!(screen.contains("=> [test 1/2] write one"), "{screen}");
+    assert!(screen.contains("=> [test 2/2] copy it"), "{screen}");
+    // The live view redraws in place: the header appears once on the final screen,
+    // and no plain-mode lines were printed.
+    assert_eq!(screen.matches("FINISHED").count(), 1, "{screen}");
+    assert!(!screen.contains("#1 "), "plain output on a terminal:\n{screen}");
+    // Every line fits the 100-column terminal.
+    assert!(screen.lines().all(|l| l.chars().count() <= 100), "{screen}");
+}
