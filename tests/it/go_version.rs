@@ -337,6 +337,9 @@ async fn pinned_versions_need_no_network_and_are_validated() {
     );
 }
 
+/// A module directory, extra environment and the expected error text.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+
 #[tokio::test]
 async fn bad_modules_and_settings_are_one_clear_error() {
     let empty = tempfile::tempdir().expect("tempdir");
@@ -345,7 +348,7 @@ async fn bad_modules_and_settings_are_one_clear_error() {
     let mdir = m.dir();
     let good = Module::new("module m\ngo 1.24\n");
     let gdir = good.dir();
-    let cases: [(&str, Vec<(&str, &str)>, &str); 5] = [
+    let cases: [Case<'_>; 5] = [
         (dir.as_str(), vec![], "no go.mod in"),
         (&mdir, vec![], "has no go directive"),
         (&gdir, vec![("GOPROXY", "off")], "GOPROXY=\"off\""),

@@ -134,11 +134,7 @@ fn read_file(path: &str) -> Result<Vec<u8>, FetchError> {
 /// GETs `url`; non-2xx statuses are errors.
 async fn get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, FetchError> {
     tracing::debug!(%url, "fetching the Go release list");
-    let mut response = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| FetchError::Http(HttpError(e)))?;
+    let mut response = http.get(url).send().await.map_err(http_error)?;
     let status = response.status();
     if !status.is_success() {
         return Err(FetchError::Status {
@@ -146,17 +142,18 @@ async fn get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, FetchError> {
         });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| FetchError::Http(HttpError(e)))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(http_error)? {
         if body.len() + chunk.len() > MAX_BODY {
             return Err(FetchError::TooLarge { limit: MAX_BODY });
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The URL is already in every message that carries a [`FetchError`].
+fn http_error(e: reqwest::Error) -> FetchError {
+    FetchError::Http(HttpError(e.without_url()))
 }
 
 async fn ls_remote(program: &PathBuf, url: &str) -> Result<Vec<u8>, FetchError> {
