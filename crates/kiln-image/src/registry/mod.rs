@@ -22,12 +22,14 @@
 //!     })
 //!     .build()?;
 //! let image = ImageRef::parse("127.0.0.1:5000/kiln-fixtures/static:nonroot")?;
-//! for (platform, digest) in client.resolve_platforms(&image).await? {
-//!     println!("{platform} {digest}");
-//! }
+//! let platforms = client.resolve_platforms(&image).await?; // [(linux/amd64, sha256:…), …]
 //! let index = client.get_manifest(&image).await?;
-//! let arm64 = index.manifest.platform_manifest(&Platform::linux_arm64());
-//! # let _ = arm64;
+//! if let Some(arm64) = index.manifest.platform_manifest(&Platform::linux_arm64()) {
+//!     let manifest = client.get_manifest(&image.with_digest(arm64.digest)).await?;
+//!     let config = manifest.manifest.config().expect("an image manifest has a config");
+//!     let config = client.get_blob(&image, &config.digest).await?; // verified bytes
+//!     # let _ = (platforms, config);
+//! }
 //! # Ok(())
 //! # }
 //! ```
