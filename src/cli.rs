@@ -55,6 +55,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// Solve a marshaled LLB Definition (the format `buildctl build` reads).
     Solve(crate::cmd::solve::SolveArgs),
+    /// Print the Go release a module builds with: the newest patch of its go.mod's minor line.
+    GoVersion(crate::cmd::go_version::GoVersionArgs),
     /// Print a marshaled LLB Definition as JSON or Graphviz DOT.
     Llb(crate::cmd::llb::LlbArgs),
     /// Print a shell completion script.

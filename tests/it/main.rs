@@ -8,6 +8,7 @@ mod common;
 mod digests;
 mod errors;
 mod gateway;
+mod go_version;
 mod progress;
 mod registry;
 mod solve;
