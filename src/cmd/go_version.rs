@@ -76,12 +76,23 @@ impl ImageTagProbe for NoProbe {
     }
 }
 
-pub async fn run(args: &GoVersionArgs) -> anyhow::Result<ExitCode> {
-    // TODO(lead): pass a daemon-backed probe here (BuildKit gateway
-    // ResolveImageConfig through kiln-client) so that --builder-image works:
-    // `run_with_probe(args, Some(&probe)).await`. Connect only when
-    // `args.builder_image.is_some()`, so plain `kiln go-version` needs no daemon.
-    run_with_probe(args, None::<&NoProbe>).await
+pub async fn run(global: &crate::cli::Global, args: &GoVersionArgs) -> anyhow::Result<ExitCode> {
+    // Only --builder-image needs the daemon: plain `kiln go-version` works offline.
+    if args.builder_image.is_none() || args.go != "auto" {
+        return run_with_probe(args, None::<&NoProbe>).await;
+    }
+    let (client, _) = super::connect(global).await?;
+    let gateway = client
+        .gateway(kiln_client::SolveRequest::default(), None)
+        .await?;
+    let probe = super::probe::DaemonProbe {
+        gateway: &gateway,
+        platform: None,
+        session_id: None,
+    };
+    let result = run_with_probe(args, Some(&probe)).await;
+    let _ = gateway.fail("kiln go-version: done").await;
+    result
 }
 
 /// `kiln go-version` with a builder-image probe (used by `--builder-image`).

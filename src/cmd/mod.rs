@@ -4,6 +4,7 @@ mod cache;
 pub mod go_version;
 mod info;
 pub mod llb;
+pub mod probe;
 pub mod report;
 pub mod run;
 pub mod session_opts;
@@ -22,7 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prune(args) => cache::prune(&cli.global, &args).await,
         Command::Solve(args) => solve::run(&cli.global, &args).await,
         Command::Llb(args) => llb::run(&args),
-        Command::GoVersion(args) => go_version::run(&args).await,
+        Command::GoVersion(args) => go_version::run(&cli.global, &args).await,
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut out = std::io::stdout().lock();

@@ -412,3 +412,70 @@ fn git_repo_with_tags(dir: &Path, tags: &[&str]) -> PathBuf {
     );
     bare
 }
+
+/// Tags the Go fixture image as `tag` in the harness registry (same manifest).
+pub fn tag_go_fixture(tag: &str) {
+    let h = harness();
+    let (_, rest) = h.go_image.split_once('/').expect("registry/repo:tag");
+    let (repo, src_tag) = rest.rsplit_once(':').expect("repo:tag");
+    let accept = "application/vnd.oci.image.index.v1+json";
+    let url = |t: &str| format!("http://{}/v2/{repo}/manifests/{t}", h.registry);
+    let get = std::process::Command::new("curl")
+        .args(["-sf", "-H", &format!("Accept: {accept}"), &url(src_tag)])
+        .output()
+        .expect("curl");
+    assert!(get.status.success(), "GET {}", url(src_tag));
+    let tmp = tempfile::NamedTempFile::new().expect("temp");
+    std::fs::write(tmp.path(), &get.stdout).expect("write");
+    let put = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {accept}"),
+            "--data-binary",
+        ])
+        .arg(format!("@{}", tmp.path().display()))
+        .arg(url(tag))
+        .output()
+        .expect("curl");
+    assert!(
+        put.status.success(),
+        "PUT {}: {}",
+        url(tag),
+        String::from_utf8_lossy(&put.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn builder_image_fallback_through_the_daemon() {
+    // The list's newest 1.24 patch is 1.24.7; only 1.24.5 has a builder image.
+    tag_go_fixture("1.24.5-bookworm");
+    let h = harness();
+    let server = Server::start(&[(LIST_PATH, TOOLCHAINS)]).await;
+    let m = Module::new("module example.com/app\n\ngo 1.24.1\n");
+    let template = format!("{}/kiln-fixtures/golang:{{go}}-{{distro}}", h.registry);
+    let r = run(
+        m.kiln(&[("GOPROXY", server.base.as_str())]),
+        &[
+            "--addr",
+            &h.docker_addr(),
+            "go-version",
+            &m.dir(),
+            "--builder-image",
+            &template,
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    r.success();
+    let v = r.json();
+    assert_eq!(v["version"], "1.24.5", "{v}");
+    let notes = v["notes"].to_string();
+    assert!(
+        notes.contains("1.24.7") && notes.contains("not published"),
+        "{notes}"
+    );
+}
