@@ -1,8 +1,14 @@
-//! The Go side of kiln: which Go release to build with (and, later, the LLB
-//! recipe that builds a Go module into an image).
+//! The Go side of kiln: which Go release to build with, and the LLB recipe
+//! that builds a Go module into an image.
 //!
-//! Today this crate holds the **Go version resolver** behind
-//! `kiln go-version` and `kiln build --go auto`:
+//! **The recipe** ([`recipe::plan`]) is what `kiln build` runs instead of a
+//! Dockerfile: a pure function from [`recipe::GoBuildOptions`] and the images
+//! the caller resolved ([`recipe::RecipeInput`]) to LLB states and an image
+//! config ([`recipe::Recipe`]). See the [`recipe`] module for the graph and
+//! a complete example.
+//!
+//! **The Go version resolver** is behind `kiln go-version` and
+//! `kiln build --go auto`:
 //!
 //! 1. [`GoMod`] reads the `go` directive (`go 1.24.1`) and the optional
 //!    `toolchain go1.24.3` line of a module's `go.mod`.
@@ -41,8 +47,10 @@
 
 pub mod error;
 pub mod gomod;
+pub mod recipe;
 pub mod version;
 
 pub use error::{Error, FetchError, VersionError};
 pub use gomod::GoMod;
+pub use recipe::{plan, GoBuildOptions, Recipe, RecipeError, RecipeInput, ResolvedImage};
 pub use version::{GoSpec, GoVersion, Resolution, Resolver};

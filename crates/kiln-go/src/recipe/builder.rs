@@ -1,0 +1,312 @@
+//! The builder stage: the Go image, optional apt packages and git-over-SSH
+//! setup, `go mod download` on `go.mod`/`go.sum` alone, and one `go build`
+//! per main package into a scratch `/out`.
+
+use kiln_image::Platform;
+use kiln_llb::{
+    image_ref, local_with, CacheSharing, ExecOptions, ExecState, FileAction, FileOptions,
+    ImageOptions, LocalOptions, Mkdir, Mkfile, Mount, SecretMount, SshMount, State,
+};
+
+use super::error::RecipeError;
+use super::validate::{platform_slug, sh_quote};
+use super::{
+    Checked, RecipeInput, CA_BUNDLE_PATH, GOBUILD_CACHE_ID, GOCACHE_DIR, GOENV_PATH,
+    GOMODCACHE_DIR, GOMOD_CACHE_ID, GO_MOD_PATTERNS, KNOWN_HOSTS_PATH, NETRC_PATH, OUT_DIR,
+    SRC_DIR,
+};
+
+/// Numbers the steps of one stage: `[builder 3/6] …`.
+pub(crate) struct Steps {
+    stage: &'static str,
+    done: usize,
+    total: usize,
+}
+
+impl Steps {
+    pub fn new(stage: &'static str, total: usize) -> Self {
+        Steps {
+            stage,
+            done: 0,
+            total,
+        }
+    }
+
+    pub fn next(&mut self, what: impl std::fmt::Display) -> String {
+        self.done += 1;
+        format!("[{} {}/{}] {what}", self.stage, self.done, self.total)
+    }
+}
+
+/// The builder stage's results.
+pub(crate) struct Builder {
+    /// `/out` after the last `go build`: every binary at `/<name>`.
+    pub binaries: State,
+}
+
+/// Settings every builder exec shares: platform, name, cache policy.
+struct ExecCommon<'a> {
+    platform: &'a Platform,
+    no_cache: bool,
+}
+
+impl ExecCommon<'_> {
+    fn apply(&self, opts: ExecOptions, name: String) -> ExecOptions {
+        let opts = opts.platform(self.platform.clone()).custom_name(name);
+        if self.no_cache {
+            opts.ignore_cache()
+        } else {
+            opts
+        }
+    }
+}
+
+/// The proxy variables and CA bundle: for every step that reaches the
+/// network. Proxy values only ever travel as secrets.
+fn network_access(opts: ExecOptions, input: &RecipeInput) -> ExecOptions {
+    let o = &input.options;
+    let mut opts = o
+        .proxy_env_secrets
+        .iter()
+        .fold(opts, |opts, id| opts.secret(SecretMount::env(id, id)));
+    if let Some(id) = &o.ca_bundle_secret {
+        // World-readable: apt fetches as the unprivileged `_apt` user.
+        opts = opts
+            .secret(SecretMount::file(id, CA_BUNDLE_PATH).mode(0o444))
+            .env("SSL_CERT_FILE", CA_BUNDLE_PATH)
+            .env("GIT_SSL_CAINFO", CA_BUNDLE_PATH);
+    }
+    opts
+}
+
+/// Everything a step that fetches Go modules needs: network access, the
+/// go env file, `.netrc`, the SSH agents and the Go caches.
+fn module_access(opts: ExecOptions, input: &RecipeInput) -> ExecOptions {
+    let o = &input.options;
+    let mut opts = network_access(opts, input)
+        .mount(Mount::cache(GOMODCACHE_DIR, GOMOD_CACHE_ID).sharing(CacheSharing::Shared))
+        .mount(Mount::cache(GOCACHE_DIR, GOBUILD_CACHE_ID).sharing(CacheSharing::Shared));
+    if let Some(id) = &o.goenv_secret {
+        opts = opts.secret(SecretMount::file(id, GOENV_PATH));
+    }
+    if let Some(id) = &o.netrc_secret {
+        opts = opts.secret(SecretMount::file(id, NETRC_PATH));
+    }
+    o.ssh
+        .iter()
+        .fold(opts, |opts, id| opts.ssh(SshMount::new().id(id)))
+}
+
+/// The distro part of a builder tag (`1.24.7-bookworm` → `bookworm`), so
+/// apt caches of different releases stay apart.
+fn distro_of(input: &RecipeInput) -> String {
+    let tag = input.builder.reference.tag().unwrap_or_default();
+    match tag.rsplit_once('-') {
+        Some((_, d)) if d.starts_with(|c: char| c.is_ascii_alphabetic()) => d
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect(),
+        _ => "default".to_string(),
+    }
+}
+
+/// The number of builder steps for these options (for `[builder N/M]`).
+pub(crate) fn step_count(input: &RecipeInput, checked: &Checked) -> usize {
+    1 + usize::from(!input.options.apt_packages.is_empty())
+        + usize::from(checked.known_hosts.is_some())
+        + usize::from(!git_commands(input, checked).is_empty())
+        + 1
+        + checked.mains.len()
+}
+
+/// `git config` commands: the SSH rewrites, and `safe.directory` when Go
+/// stamps VCS data (the bound source belongs to the caller's uid, not root).
+fn git_commands(input: &RecipeInput, checked: &Checked) -> Vec<String> {
+    let mut cmds: Vec<String> = checked
+        .ssh_hosts
+        .iter()
+        .map(|h| h.git_config_command())
+        .collect();
+    if input.options.buildvcs {
+        cmds.push(format!(
+            "git config --global --add safe.directory {SRC_DIR}"
+        ));
+    }
+    cmds
+}
+
+/// Builds the builder stage.
+pub(crate) fn builder(input: &RecipeInput, checked: &Checked) -> Result<Builder, RecipeError> {
+    let o = &input.options;
+    let build = &input.build_platform;
+    let mut steps = Steps::new("builder", step_count(input, checked));
+    let common = ExecCommon {
+        platform: build,
+        no_cache: o.no_cache,
+    };
+    let reference = &input.builder.reference;
+
+    // 1. The Go image, with its ENV (PATH, GOPATH, …) and WORKDIR.
+    let from = image_ref(
+        reference,
+        ImageOptions::new()
+            .platform(build.clone())
+            .custom_name(steps.next(format_args!("FROM {reference}"))),
+    );
+    let mut st = from
+        .with_image_config(&input.builder.config_json)
+        .map_err(|source| RecipeError::BuilderEnv {
+            reference: reference.to_string(),
+            source: Box::new(source),
+        })?
+        // The config may name another platform; the builder runs on ours.
+        .platform(build.clone())
+        // The secrets, known_hosts and git config below live under /root.
+        .add_env("HOME", "/root");
+
+    // 2. apt packages, with the apt caches kept between builds.
+    if !o.apt_packages.is_empty() {
+        let ca = if o.ca_bundle_secret.is_some() {
+            format!(" -o Acquire::https::CaInfo={CA_BUNDLE_PATH}")
+        } else {
+            String::new()
+        };
+        let pkgs: Vec<String> = o.apt_packages.iter().map(|p| sh_quote(p)).collect();
+        let cmd = format!(
+            "rm -f /etc/apt/apt.conf.d/docker-clean \
+             && echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache \
+             && apt-get{ca} update \
+             && apt-get{ca} install -y --no-install-recommends {}",
+            pkgs.join(" ")
+        );
+        let slug = format!("{}-{}", distro_of(input), platform_slug(build));
+        let opts = ExecOptions::shell(cmd)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .mount(
+                Mount::cache("/var/cache/apt", format!("kiln-apt-cache-{slug}"))
+                    .sharing(CacheSharing::Locked),
+            )
+            .mount(
+                Mount::cache("/var/lib/apt", format!("kiln-apt-lib-{slug}"))
+                    .sharing(CacheSharing::Locked),
+            );
+        let name = steps.next(format_args!("apt-get install {}", o.apt_packages.join(" ")));
+        st = st
+            .run(common.apply(network_access(opts, input), name))
+            .root();
+    }
+
+    // 3. Git over SSH: known_hosts as a file op (never ssh-keyscan), then
+    //    the insteadOf rewrites.
+    let hosts: Vec<&str> = checked.ssh_hosts.iter().map(|h| h.given.as_str()).collect();
+    if let Some(file) = &checked.known_hosts {
+        let action = FileAction::from(Mkdir::new("/root/.ssh", 0o700).parents(true))
+            .mkfile(Mkfile::new(KNOWN_HOSTS_PATH, 0o644, file.as_bytes()));
+        let mut fo = FileOptions::new().custom_name(steps.next(format_args!(
+            "write {KNOWN_HOSTS_PATH} ({})",
+            hosts.join(", ")
+        )));
+        if o.no_cache {
+            fo = fo.ignore_cache();
+        }
+        st = st.file_with(action, fo);
+    }
+    let git = git_commands(input, checked);
+    if !git.is_empty() {
+        let what = if hosts.is_empty() {
+            "git config safe.directory".to_string()
+        } else {
+            format!("git config: ssh for {}", hosts.join(", "))
+        };
+        let name = steps.next(what);
+        st = st
+            .run(common.apply(ExecOptions::shell(git.join(" && ")), name))
+            .root();
+    }
+
+    // 4. The environment of the Go steps.
+    st = st
+        .add_env("GOMODCACHE", GOMODCACHE_DIR)
+        .add_env("GOCACHE", GOCACHE_DIR)
+        .add_env("CGO_ENABLED", if o.cgo { "1" } else { "0" })
+        .add_env("GOTOOLCHAIN", "local");
+    if o.goenv_secret.is_some() {
+        st = st.add_env("GOENV", GOENV_PATH);
+    }
+    if let Some(p) = o.goprivate.as_deref().filter(|p| !p.is_empty()) {
+        st = st.add_env("GOPRIVATE", p).add_env("GONOSUMDB", p);
+    }
+
+    // 5. go mod download, on go.mod and go.sum alone: editing a .go file
+    //    keeps this step cached. A vendored module needs no download.
+    let ctx = &input.context_name;
+    let go_mod = local_with(
+        ctx,
+        LocalOptions::new()
+            .include_patterns(GO_MOD_PATTERNS)
+            .shared_key_hint(format!("{ctx}:go.mod"))
+            .custom_name(format!("[context] load {}", GO_MOD_PATTERNS.join(" "))),
+    );
+    let download = ExecOptions::shell(
+        "if [ -f vendor/modules.txt ]; then echo 'vendor/modules.txt found: using the vendored modules'; else go mod download; fi",
+    )
+    .dir(SRC_DIR)
+    .mount(Mount::bind(SRC_DIR, &go_mod).readonly());
+    let name = steps.next("go mod download");
+    let downloaded = st.run(common.apply(module_access(download, input), name));
+
+    // 6. go build, one exec per main, cross-compiling on the build platform.
+    //    Each writes into the previous one's /out, so the last /out holds
+    //    every binary.
+    let source = local_with(
+        ctx,
+        LocalOptions::new()
+            .shared_key_hint(ctx.clone())
+            .custom_name("[context] load module source"),
+    );
+    let mut out: Option<State> = None;
+    for main in &checked.mains {
+        let target = format!("{OUT_DIR}/{}", main.name);
+        let mut args: Vec<String> = vec!["go".into(), "build".into()];
+        if o.trimpath {
+            args.push("-trimpath".into());
+        }
+        if !o.buildvcs {
+            args.push("-buildvcs=false".into());
+        }
+        if let Some(ldflags) = &o.ldflags {
+            args.push(format!("-ldflags={ldflags}"));
+        }
+        if !o.tags.is_empty() {
+            args.push(format!("-tags={}", o.tags.join(",")));
+        }
+        args.extend(["-o".into(), target.clone(), main.arg.clone()]);
+        let out_mount = match &out {
+            None => Mount::scratch(OUT_DIR),
+            Some(prev) => Mount::bind(OUT_DIR, prev),
+        };
+        let opts = input
+            .target
+            .go_env()
+            .into_iter()
+            .fold(ExecOptions::new(args), |opts, (k, v)| opts.env(k, v))
+            .dir(SRC_DIR)
+            .mount(Mount::bind(SRC_DIR, &source).readonly())
+            .mount(out_mount);
+        let name = steps.next(format_args!("go build -o {target} {}", main.arg));
+        let built: ExecState = downloaded
+            .root()
+            .run(common.apply(module_access(opts, input), name));
+        out = Some(built.get_mount(OUT_DIR));
+    }
+    Ok(Builder {
+        // `mains` is never empty (checked), so `out` is set.
+        binaries: out.unwrap_or_else(kiln_llb::scratch),
+    })
+}
