@@ -402,8 +402,17 @@ ensure_golang_fixture() {
     find "$CACHE" -maxdepth 1 -name 'golang-*' ! -name "golang-$key" -exec rm -rf {} + 2>/dev/null || true
     build_golang_rootfs "$out"
   fi
+  # Also tag it like the official image, by the exact Go release it ships
+  # (`1.24.4-trixie`), so `kiln build --builder-image …:{go}-{distro}` works.
+  if [ ! -s "$out/go-version" ]; then
+    tar -xzf "$out/layer.tar.gz" -O ./usr/lib/go-1.24/VERSION 2>/dev/null | head -1 | sed 's/^go//' >"$out/go-version.tmp" ||
+      die "cannot read the Go version from the cached golang layer $out"
+    mv "$out/go-version.tmp" "$out/go-version"
+  fi
+  GO_VERSION=$(cat "$out/go-version")
+  [ -n "$GO_VERSION" ] || die "the golang fixture has no /usr/lib/go-1.24/VERSION"
   local args=() t
-  for t in "${GO_TAGS[@]}"; do args+=(--tag "$t"); done
+  for t in "${GO_TAGS[@]}" "$GO_VERSION-trixie" "$GO_VERSION-bookworm"; do args+=(--tag "$t"); done
   SOURCE_DATE_EPOCH=0 $PYTHON "$FIXTURES/ocipush.py" push --registry "$REGISTRY" --repo "$GO_REPO" \
     "${args[@]}" --platform linux/amd64 --layer "$out/layer.json" \
     --config "$FIXTURES/golang-config.json" \
@@ -422,6 +431,8 @@ export KILN_TEST_DOCKER_SOCK=$SOCK
 export KILN_TEST_DOCKER_HOST=$DOCKER_HOST_URL
 export KILN_TEST_REGISTRY=$REGISTRY
 export KILN_TEST_GO_IMAGE=$GO_IMAGE
+export KILN_TEST_GO_VERSION=$GO_VERSION
+export KILN_TEST_GO_TEMPLATE=$REGISTRY/$GO_REPO:{go}-{distro}
 export KILN_TEST_STATIC_IMAGE=$STATIC_IMAGE
 EOF
 }

@@ -47,6 +47,19 @@ pub struct Global {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Build a Go module into a small image, no Dockerfile needed.
+    Build(crate::cmd::build::BuildArgs),
+    /// Write a commented kiln.toml into DIR.
+    Init {
+        /// The Go module root.
+        #[arg(default_value = ".")]
+        dir: std::path::PathBuf,
+        /// Overwrite an existing kiln.toml.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Pin the Go version and the builder and base image digests in kiln.lock.
+    Lock(crate::cmd::build::LockArgs),
     /// Show the daemon address used, its BuildKit version and its workers.
     Info(FormatArgs),
     /// Show build cache usage.

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod build;
 mod cache;
 pub mod go_version;
 mod info;
@@ -23,6 +24,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prune(args) => cache::prune(&cli.global, &args).await,
         Command::Solve(args) => solve::run(&cli.global, &args).await,
         Command::Llb(args) => llb::run(&args),
+        Command::Build(args) => build::run(&cli.global, &args).await,
+        Command::Init { dir, force } => build::init(&dir, force),
+        Command::Lock(args) => build::lock(&cli.global, &args).await,
         Command::GoVersion(args) => go_version::run(&cli.global, &args).await,
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use kiln_client::progress::StatusEvent;
 use tokio::sync::mpsc;
@@ -15,18 +16,43 @@ pub const CANCELLED: u8 = 130;
 /// What the solve future gets: a sender for its progress events.
 pub type Events = mpsc::UnboundedSender<StatusEvent>;
 
+/// Exec commands by op digest, filled in as the graph is planned.
+pub type Commands = Arc<Mutex<HashMap<String, Vec<String>>>>;
+
+/// Why the work under the progress display failed.
+#[derive(Debug)]
+pub enum StepError {
+    /// The daemon failed a call or the build: reported with the step.
+    Daemon(kiln_client::Error),
+    /// Anything else (bad input found while planning): printed as an error.
+    Other(anyhow::Error),
+}
+
+impl From<kiln_client::Error> for StepError {
+    fn from(e: kiln_client::Error) -> Self {
+        StepError::Daemon(e)
+    }
+}
+
+impl From<anyhow::Error> for StepError {
+    fn from(e: anyhow::Error) -> Self {
+        StepError::Other(e)
+    }
+}
+
 /// Runs `solve` while drawing its progress; Ctrl-C or SIGTERM cancels it
 /// (dropping the future cancels the build on the daemon and removes partial
 /// outputs), prints `cancelled` and returns exit 130; a second signal exits
 /// at once.
-pub async fn with_progress<T, F>(
+pub async fn with_progress<T, F, E>(
     mode: Mode,
-    commands: &HashMap<String, Vec<String>>,
+    commands: Commands,
     debug: bool,
     solve: impl FnOnce(Events) -> F,
 ) -> anyhow::Result<(T, State)>
 where
-    F: Future<Output = Result<T, kiln_client::Error>>,
+    F: Future<Output = Result<T, E>>,
+    E: Into<StepError>,
 {
     let (tx, rx) = mpsc::unbounded_channel();
     let drawer = tokio::spawn(progress::drive(rx, mode));
@@ -48,12 +74,14 @@ where
         return Err(Reported { code: CANCELLED }.into());
     };
     let state = drawer.await.unwrap_or_default();
-    match result {
+    match result.map_err(Into::into) {
         Ok(v) => Ok((v, state)),
-        Err(e) => {
-            report::solve_failed(&state, commands, &e, debug);
+        Err(StepError::Daemon(e)) => {
+            let commands = commands.lock().map(|c| c.clone()).unwrap_or_default();
+            report::solve_failed(&state, &commands, &e, debug);
             Err(Reported { code: 1 }.into())
         }
+        Err(StepError::Other(e)) => Err(e),
     }
 }
 

@@ -69,14 +69,14 @@ pub async fn run(global: &Global, args: &SolveArgs) -> anyhow::Result<ExitCode> 
     let def = read_definition(&args.file)?;
     let session = super::session_opts::build_session(&args.session, &outputs, &[])?;
     let (client, _) = super::connect(global).await?;
-    let commands = super::report::exec_commands(&def);
+    let commands = std::sync::Arc::new(std::sync::Mutex::new(super::report::exec_commands(&def)));
     let req = SolveRequest {
         definition: Some(def),
         session_id: Some(session.id().to_string()),
         exporters: outputs.iter().map(|o| o.exporter.clone()).collect(),
         ..Default::default()
     };
-    let (resp, _state) = super::run::with_progress(args.progress, &commands, global.debug, |tx| {
+    let (resp, _state) = super::run::with_progress(args.progress, commands, global.debug, |tx| {
         let client = client.clone();
         async move {
             let attached = client
@@ -84,7 +84,7 @@ pub async fn run(global: &Global, args: &SolveArgs) -> anyhow::Result<ExitCode> 
                 .await?;
             let r = client.solve(req, Some(tx)).await;
             attached.close().await;
-            r
+            r.map_err(super::run::StepError::from)
         }
     })
     .await?;

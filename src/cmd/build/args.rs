@@ -1,0 +1,112 @@
+//! `kiln build` flags.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cmd::session_opts::OutputArgs;
+use crate::progress::Mode;
+
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "Examples:
+  kiln build                                   # ./ → an OCI tarball ./<name>.oci.tar
+  kiln build ./svc -t 127.0.0.1:5000/svc:1 --push
+  kiln build --platform linux/amd64,linux/arm64 -o type=oci,dest=svc.tar
+  kiln build --ssh default --goprivate 'git.corp/*' --git-ssh-host git.corp
+  kiln build --print-llb=dot | dot -Tsvg > build.svg
+
+Options can also live in DIR/kiln.toml (see `kiln init`); flags override it.")]
+pub struct BuildArgs {
+    /// The Go module root.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Target platforms (comma-separated or repeated), e.g. linux/amd64,linux/arm64. Default: the daemon's.
+    #[arg(long = "platform", value_delimiter = ',', value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
+    /// Go version: auto (newest patch of go.mod's minor) or X.Y.Z.
+    #[arg(long = "go", value_name = "auto|VERSION")]
+    pub go: Option<String>,
+    /// Where auto looks up Go releases.
+    #[arg(long = "go-source", value_enum)]
+    pub go_source: Option<crate::cmd::go_version::GoSource>,
+    /// Builder image; {go} and {distro} are replaced. Default docker.io/library/golang:{go}-{distro}.
+    #[arg(long = "builder-image", value_name = "REF")]
+    pub builder_image: Option<String>,
+    /// Debian release of the builder image.
+    #[arg(long)]
+    pub distro: Option<String>,
+    /// Final-stage base image (pinned by its index digest at build time).
+    #[arg(long = "base-image", value_name = "REF")]
+    pub base_image: Option<String>,
+    /// Main package (repeatable); default `.`.
+    #[arg(long = "main", value_name = "PKG")]
+    pub mains: Vec<String>,
+    /// Build with cgo (CGO_ENABLED=1).
+    #[arg(long)]
+    pub cgo: bool,
+    /// -ldflags for go build.
+    #[arg(long)]
+    pub ldflags: Option<String>,
+    /// Build tags (comma-separated).
+    #[arg(long = "tags", value_delimiter = ',')]
+    pub go_tags: Vec<String>,
+    /// Debian packages to install in the builder (comma-separated).
+    #[arg(long = "apt", value_delimiter = ',', value_name = "PKG")]
+    pub apt: Vec<String>,
+    /// GOPRIVATE (and GONOSUMDB) patterns.
+    #[arg(long)]
+    pub goprivate: Option<String>,
+    /// SSH agent to forward into module-fetching steps: default, ID=SOCKET, ID=KEYFILE.
+    #[arg(long = "ssh", value_name = "SPEC")]
+    pub ssh: Vec<String>,
+    /// Git host reached over ssh: HOST[:PORT] (repeatable).
+    #[arg(long = "git-ssh-host", value_name = "HOST[:PORT]")]
+    pub git_ssh_hosts: Vec<String>,
+    /// known_hosts file for --git-ssh-host (default ~/.ssh/known_hosts).
+    #[arg(long = "known-hosts", value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Mount the host's `go env GOENV` file as a secret at the builder's GOENV path.
+    #[arg(long)]
+    pub goenv: bool,
+    /// Mount a .netrc as a secret (default ~/.netrc).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    pub netrc: Option<String>,
+    /// Pass HTTP(S)_PROXY/NO_PROXY (and lower-case forms) from the environment as secret env vars.
+    #[arg(long = "proxy-from-env")]
+    pub proxy_from_env: bool,
+    /// A CA bundle for apt, git and Go (mounted as a secret; SSL_CERT_FILE points at it).
+    #[arg(long = "ca-bundle", value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
+    /// Default arguments of the image (Cmd), repeatable.
+    #[arg(long = "cmd", value_name = "ARG")]
+    pub cmd: Vec<String>,
+    /// User the image runs as (default: the base image's).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Image label KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// SOURCE_DATE_EPOCH (default: $SOURCE_DATE_EPOCH, else the last git commit time).
+    #[arg(long = "source-date-epoch", value_name = "SECONDS")]
+    pub source_date_epoch: Option<u64>,
+    /// Run every builder step again.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Image name(s) for the image exporter (repeatable).
+    #[arg(short = 't', long = "tag", value_name = "REF")]
+    pub image_tags: Vec<String>,
+    /// Push the tagged image to its registry.
+    #[arg(long)]
+    pub push: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Print the build graph instead of building (json or dot).
+    #[arg(long = "print-llb", value_name = "FORMAT", num_args = 0..=1, default_missing_value = "json")]
+    pub print_llb: Option<crate::cmd::llb::LlbFormat>,
+    /// Fail if kiln.lock is missing or does not match the inputs.
+    #[arg(long)]
+    pub locked: bool,
+    /// Progress output.
+    #[arg(long, value_enum, default_value_t = Mode::Auto, env = "KILN_PROGRESS")]
+    pub progress: Mode,
+}
