@@ -20,7 +20,7 @@ fn graph(ops: usize) -> State {
         );
         st = e
             .root()
-            .file(Copy::new(&e.get_mount("/out"), "/", "/artifacts/").create_dest_path());
+            .file(Copy::new(e.get_mount("/out"), "/", "/artifacts/").create_dest_path());
         if i % 1000 == 999 {
             layers.push(st.mkfile(Mkfile::new(format!("/layer{i}"), 0o644, "x")));
         }

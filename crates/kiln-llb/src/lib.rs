@@ -12,7 +12,7 @@
 //!
 //! Method names follow the Go package in snake_case (`run`, `file`, `dir`,
 //! `add_env`, `get_mount`, …); Go's functional options are builder structs
-//! ([`ExecOptions`], [`Mount`], [`Copy`], [`ImageOptions`], …), each with
+//! ([`ExecOptions`], [`Mount`], [`Copy`](struct@Copy), [`ImageOptions`], …), each with
 //! the shared op-constraint methods (`custom_name`, `ignore_cache`,
 //! `platform`, …).
 //!

@@ -34,7 +34,7 @@ fn graph() -> State {
             0o644,
             "nobody:x:65534:65534::/:/sbin/nologin\n",
         ))
-        .copy(Copy::new(&build.get_mount("/out"), "/app", "/app").created_time(0));
+        .copy(Copy::new(build.get_mount("/out"), "/app", "/app").created_time(0));
     let base = image("alpine:3.20").expect("valid");
     merge(&[base.clone(), diff(&base, &app)])
 }
