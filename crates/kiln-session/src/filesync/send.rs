@@ -101,7 +101,11 @@ where
         let (files, tx, counters) = (files.clone(), tx.clone(), counters.clone());
         move || send_listing(&root, &filter, &files, &tx, &counters)
     }));
-    let (req_tx, req_rx) = mpsc::channel::<(u32, PathBuf)>(128);
+    // Unbounded on purpose: the daemon sends every REQ at once, and h2 closes
+    // the connection (GOAWAY ENHANCE_YOUR_CALM "too_many_data_frames") when
+    // too many small DATA frames sit unread. Reading them at once keeps the
+    // stream drained; the queue holds at most one entry per listed file.
+    let (req_tx, req_rx) = mpsc::unbounded_channel::<(u32, PathBuf)>();
     let mut workers = AbortOnDrop(tokio::spawn(send_files(req_rx, tx.clone(), counters)));
     let mut walking = true;
     let mut req_tx = Some(req_tx);
@@ -129,7 +133,7 @@ where
                             .remove(&packet.id)
                             .ok_or_else(|| Error::protocol(format!("invalid file id {}", packet.id)))?;
                         let queue = req_tx.as_ref().ok_or_else(|| Error::protocol("REQ after FIN"))?;
-                        if queue.send((packet.id, path)).await.is_err() {
+                        if queue.send((packet.id, path)).is_err() {
                             return Err(Error::protocol("file sender stopped early"));
                         }
                     }
@@ -212,11 +216,11 @@ fn send_listing(
 
 /// Streams requested files, a few at a time.
 async fn send_files(
-    requests: mpsc::Receiver<(u32, PathBuf)>,
+    requests: mpsc::UnboundedReceiver<(u32, PathBuf)>,
     tx: Outbound,
     counters: Arc<SyncCounters>,
 ) -> Result<()> {
-    tokio_stream::wrappers::ReceiverStream::new(requests)
+    tokio_stream::wrappers::UnboundedReceiverStream::new(requests)
         .map(Ok)
         .try_for_each_concurrent(SEND_WORKERS, |(id, path)| {
             let (tx, counters) = (tx.clone(), counters.clone());
