@@ -170,7 +170,7 @@ fn marshaling_is_deterministic_200_times() {
     let c = amd64();
     let first = build().marshal(&c).expect("marshal").to_bytes();
     let same_graph = build();
-    for _ in 0..100 {
+    for _ in 0..200 {
         // A fresh graph every time (new allocations, new addresses) ...
         assert_eq!(build().marshal(&c).expect("marshal").to_bytes(), first);
         // ... and the same graph marshaled again.
