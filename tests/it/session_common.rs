@@ -218,12 +218,13 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
-/// The go fixture image with Go on PATH and a writable HOME.
+/// The go fixture image with Go on PATH (Debian's golang-1.24 package),
+/// HOME and the C locale.
 pub fn go_env(state: kiln_llb::State) -> kiln_llb::State {
     state
         .add_env(
             "PATH",
-            "/usr/local/go/bin:/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "/usr/lib/go-1.24/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         )
         .add_env("HOME", "/root")
         .add_env("LC_ALL", "C")
