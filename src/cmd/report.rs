@@ -35,6 +35,19 @@ pub fn exec_commands(def: &pb::Definition) -> HashMap<String, Vec<String>> {
         if let Some(pb::op::Op::Exec(exec)) = op.op {
             if let Some(meta) = exec.meta {
                 let d = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+                // The daemon may report the step under another digest than
+                // kiln's, so also key by the name it shows: the custom name,
+                // else the arguments joined (BuildKit's llbOpName).
+                let name = def
+                    .metadata
+                    .get(&d)
+                    .and_then(|m| {
+                        m.description
+                            .get(kiln_proto::attrs::description::CUSTOM_NAME)
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| meta.args.join(" "));
+                out.insert(name, meta.args.clone());
                 out.insert(d, meta.args);
             }
         }
@@ -64,7 +77,10 @@ pub fn solve_failed(
             step.number,
             step.display_name()
         );
-        if let Some(cmd) = commands.get(&step.digest) {
+        if let Some(cmd) = commands
+            .get(&step.digest)
+            .or_else(|| commands.get(&step.name))
+        {
             let _ = writeln!(out, "  command: {}", shell_words(cmd));
         }
         if !step.tail.is_empty() {

@@ -119,7 +119,7 @@ pub fn build_session(
     outputs: &[Output],
     extra_locals: &[(String, PathBuf, SyncDirOptions)],
 ) -> anyhow::Result<Session> {
-    let mut b = Session::builder();
+    let mut b = Session::builder().shared_key(shared_key(args, extra_locals));
     for l in &args.locals {
         let (name, dir) = l
             .split_once('=')
@@ -161,6 +161,28 @@ pub fn build_session(
         }
     }
     b.build().context("cannot set up the build session")
+}
+
+/// The daemon keeps one copy of a local dir per (name, hint, shared key):
+/// the key is derived from the directories' absolute paths, so rebuilds of
+/// the same dir send only changes while builds of different dirs never
+/// share (and race on) one copy.
+fn shared_key(args: &SessionArgs, extra: &[(String, PathBuf, SyncDirOptions)]) -> String {
+    use sha2::Digest as _;
+    let mut dirs: Vec<String> = args
+        .locals
+        .iter()
+        .filter_map(|l| l.split_once('='))
+        .map(|(n, d)| {
+            let abs = std::fs::canonicalize(d)
+                .map_or_else(|_| d.to_string(), |p| p.display().to_string());
+            format!("{n}={abs}")
+        })
+        .chain(extra.iter().map(|(n, d, _)| format!("{n}={}", d.display())))
+        .collect();
+    dirs.sort();
+    let h = sha2::Sha256::digest(dirs.join("\n").as_bytes());
+    format!("kiln-{}", &hex::encode(h)[..24])
 }
 
 #[cfg(test)]

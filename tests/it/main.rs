@@ -2,6 +2,7 @@
 //! against the real daemon and registry that `scripts/harness.sh up`
 //! starts; without them every test here fails and says how to start them.
 
+mod build;
 mod cache;
 mod cli;
 mod common;
@@ -11,5 +12,13 @@ mod gateway;
 mod go_version;
 mod progress;
 mod registry;
+mod session_auth;
+mod session_common;
+mod session_context;
+mod session_export;
+mod session_fidelity;
+mod session_probe;
+mod session_secrets;
+mod session_ssh;
 mod solve;
 mod transport;

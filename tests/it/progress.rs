@@ -290,12 +290,28 @@ async fn tty_progress_under_a_real_terminal() {
             .output()
             .expect("tmux runs")
     };
-    let started = tmux(&["new-session", "-d", "-s", &session, "-x", "100", "-y", "30", script.to_str().unwrap()]);
-    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        script.to_str().unwrap(),
+    ]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
     struct Kill(String);
     impl Drop for Kill {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
+            let _ = std::process::Command::new("tmux")
+                .args(["kill-session", "-t", &self.0])
+                .output();
         }
     }
     let _guard = Kill(session.clone());
@@ -306,17 +322,26 @@ async fn tty_progress_under_a_real_terminal() {
         if text.contains("EXIT=") {
             break text;
         }
-        assert!(Instant::now() < deadline, "no result on the terminal:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no result on the terminal:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert!(screen.contains("EXIT=0"), "{screen}");
-    assert!(screen.contains("[+] Building") && screen.contains("FINISHED"), "{screen}");
+    assert!(
+        screen.contains("[+] Building") && screen.contains("FINISHED"),
+        "{screen}"
+    );
     assert!(screen.contains("=> [test 1/2] write one"), "{screen}");
     assert!(screen.contains("=> [test 2/2] copy it"), "{screen}");
     // The live view redraws in place: the header appears once on the final screen,
     // and no plain-mode lines were printed.
     assert_eq!(screen.matches("FINISHED").count(), 1, "{screen}");
-    assert!(!screen.contains("#1 "), "plain output on a terminal:\n{screen}");
+    assert!(
+        !screen.contains("#1 "),
+        "plain output on a terminal:\n{screen}"
+    );
     // Every line fits the 100-column terminal.
     assert!(screen.lines().all(|l| l.chars().count() <= 100), "{screen}");
 }

@@ -144,7 +144,11 @@ async fn session_push_uses_docker_config_credentials() {
         .lines()
         .rfind(|l| l.starts_with("error:"))
         .unwrap_or_default();
-    assert!(last.contains(&addr), "the error names no registry:\n{}", r.stderr);
+    assert!(
+        last.contains(&addr),
+        "the error names no registry:\n{}",
+        r.stderr
+    );
     assert!(
         r.stderr.contains("401") || r.stderr.to_lowercase().contains("unauthorized"),
         "{}",

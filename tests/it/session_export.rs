@@ -136,7 +136,10 @@ fn blob(layout: &Path, digest: &str) -> Vec<u8> {
 fn check_oci_layout(tar: &Path, marker: &str) {
     let entries = tar_list(tar);
     for want in ["oci-layout", "index.json"] {
-        assert!(entries.iter().any(|e| e == want), "{want} missing: {entries:?}");
+        assert!(
+            entries.iter().any(|e| e == want),
+            "{want} missing: {entries:?}"
+        );
     }
     assert!(
         entries.iter().any(|e| e.starts_with("blobs/sha256/")),
@@ -181,7 +184,11 @@ fn check_oci_layout(tar: &Path, marker: &str) {
     assert_eq!(layer.len() as u64, layers[0]["size"].as_u64().unwrap());
     let layer_path = dir.join("layer.tar.gz");
     std::fs::write(&layer_path, layer).unwrap();
-    let files = host(std::process::Command::new("tar").arg("-tzf").arg(&layer_path));
+    let files = host(
+        std::process::Command::new("tar")
+            .arg("-tzf")
+            .arg(&layer_path),
+    );
     assert!(files.lines().any(|l| l == "marker"), "{files}");
     let content = host(
         std::process::Command::new("tar")
@@ -255,11 +262,8 @@ async fn session_failing_build_leaves_no_output_behind() {
     std::fs::create_dir(&work).unwrap();
     let state = go_image()
         .run(
-            ExecOptions::shell(format!(
-                "echo {} > /out/partial && exit 5",
-                unique()
-            ))
-            .mount(Mount::scratch("/out")),
+            ExecOptions::shell(format!("echo {} > /out/partial && exit 5", unique()))
+                .mount(Mount::scratch("/out")),
         )
         .get_mount("/out");
     let def = write_llb(tmp.path(), "def.llb", &state);

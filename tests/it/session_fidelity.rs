@@ -30,7 +30,12 @@ fn mkdir(root: &Path, rel: &str, mode: u32) {
 
 /// The context every case reads. Returns nothing; see `ALL` for its entries.
 fn make_context(root: &Path) {
-    write(root, ".dockerignore", "ignored-dir\n**/*.tmp\n!keep.tmp\n", 0o644);
+    write(
+        root,
+        ".dockerignore",
+        "ignored-dir\n**/*.tmp\n!keep.tmp\n",
+        0o644,
+    );
     write(root, "a.txt", "alpha\n", 0o644);
     std::fs::File::options()
         .write(true)

@@ -134,15 +134,28 @@ async fn session_secrets_reach_the_run_and_leak_nowhere() {
         )
         .await;
         r.success();
-        v.assert_absent(&format!("--progress {progress} stderr"), r.stderr.as_bytes());
+        v.assert_absent(
+            &format!("--progress {progress} stderr"),
+            r.stderr.as_bytes(),
+        );
         v.assert_absent("stdout", r.stdout.as_bytes());
         v.assert_absent("the exported tar", &std::fs::read(&tar).unwrap());
         let read = |f: &str| std::fs::read_to_string(out.join("out").join(f)).unwrap();
         assert_eq!(read("file.sha").trim(), sha256_hex(v.file.as_bytes()));
         assert_eq!(read("env.sha").trim(), sha256_hex(v.env.as_bytes()));
-        assert_eq!(read("bare-env.sha").trim(), sha256_hex(v.bare_env.as_bytes()));
-        assert_eq!(read("bare-file.sha").trim(), sha256_hex(v.bare_file.as_bytes()));
-        assert_eq!(read("file.stat").trim(), "400 0", "default secret file mode");
+        assert_eq!(
+            read("bare-env.sha").trim(),
+            sha256_hex(v.bare_env.as_bytes())
+        );
+        assert_eq!(
+            read("bare-file.sha").trim(),
+            sha256_hex(v.bare_file.as_bytes())
+        );
+        assert_eq!(
+            read("file.stat").trim(),
+            "400 0",
+            "default secret file mode"
+        );
         assert_eq!(read("absent").trim(), "absent", "optional missing secret");
         // The secrets were mounted, never written into the layer.
         let entries = tar_list(&tar);
@@ -160,11 +173,15 @@ async fn session_secrets_reach_the_run_and_leak_nowhere() {
     // A failing build that mounts them: the report names the step, not the values.
     let def = write_llb(tmp.path(), "fail.llb", &secrets_graph(&unique(), Some(9)));
     for progress in ["plain", "rawjson"] {
-        let r = solve_with_secrets(tmp.path(), &v, &def, &["--debug", "--progress", progress]).await;
+        let r =
+            solve_with_secrets(tmp.path(), &v, &def, &["--debug", "--progress", progress]).await;
         r.failure();
         assert!(r.stderr.contains("exit code: 9"), "{}", r.stderr);
         assert!(r.stderr.contains("failing on purpose"), "{}", r.stderr);
-        v.assert_absent(&format!("a failure's {progress} stderr"), r.stderr.as_bytes());
+        v.assert_absent(
+            &format!("a failure's {progress} stderr"),
+            r.stderr.as_bytes(),
+        );
     }
 }
 
@@ -210,8 +227,11 @@ async fn session_missing_secrets_optional_and_required() {
         "optional2.llb",
         &go_image()
             .run(
-                ExecOptions::shell(format!("echo {} && test ! -e /run/secrets/nothere", unique()))
-                    .secret(SecretMount::file("nothere", "/run/secrets/nothere").optional()),
+                ExecOptions::shell(format!(
+                    "echo {} && test ! -e /run/secrets/nothere",
+                    unique()
+                ))
+                .secret(SecretMount::file("nothere", "/run/secrets/nothere").optional()),
             )
             .root(),
     );
@@ -240,7 +260,10 @@ async fn session_missing_secrets_optional_and_required() {
     let def = write_llb(tmp.path(), "required.llb", &required.root());
     for extra in [
         vec![],
-        vec!["--secret".to_owned(), format!("id=other,src={}", other.display())],
+        vec![
+            "--secret".to_owned(),
+            format!("id=other,src={}", other.display()),
+        ],
     ] {
         let mut args = vec!["solve", "-f", def.to_str().unwrap(), "--progress", "plain"];
         args.extend(extra.iter().map(String::as_str));

@@ -341,13 +341,22 @@ async fn session_ssh_private_go_module_through_the_forwarded_agent() {
     )
     .await
     .expect("the build runs (its go build fails)");
-    assert_ne!(read(&out, "status").trim(), "0", "{}", read(&out, "build.log"));
+    assert_ne!(
+        read(&out, "status").trim(),
+        "0",
+        "{}",
+        read(&out, "build.log")
+    );
     // Go hides git's error ("no secure protocol found"); git shows it.
     assert_ne!(read(&out, "ls-status").trim(), "0");
     let log = read(&out, "ls-remote.log");
     assert!(log.contains("Permission denied (publickey)"), "{log}");
     assert!(!out.join("app").exists());
-    assert!(!sshd.proc.log().contains("Accepted publickey"), "{}", sshd.proc.log());
+    assert!(
+        !sshd.proc.log().contains("Accepted publickey"),
+        "{}",
+        sshd.proc.log()
+    );
 
     // With it, go fetches over ssh and the binary prints the lib's greeting.
     let out = tmp.path().join("out-agent");

@@ -459,18 +459,23 @@ impl ExecOp {
         if let Some(first) = ssh_targets.first() {
             Meta::env_set_default(&mut env, "SSH_AUTH_SOCK", first);
         }
-        if let Some(daemon) = &c.daemon_caps {
-            if daemon.contains(caps::EXEC_META_SETS_DEFAULT_PATH) {
-                op_caps.insert(caps::EXEC_META_SETS_DEFAULT_PATH);
+        let daemon_sets_path = c
+            .daemon_caps
+            .as_ref()
+            .is_some_and(|d| d.contains(caps::EXEC_META_SETS_DEFAULT_PATH));
+        if daemon_sets_path {
+            op_caps.insert(caps::EXEC_META_SETS_DEFAULT_PATH);
+        } else {
+            // Unlike Go (which leaves PATH out when it does not know the
+            // daemon's caps), kiln always writes the default PATH: the daemon
+            // would add it and rewrite the op, and its vertex digest would no
+            // longer be kiln's. Go uses the marshal's platform here.
+            let default_path = if c.platform.os == "windows" {
+                DEFAULT_PATH_WINDOWS
             } else {
-                // Go uses the marshal's platform here, not the op's.
-                let default_path = if c.platform.os == "windows" {
-                    DEFAULT_PATH_WINDOWS
-                } else {
-                    DEFAULT_PATH_UNIX
-                };
-                Meta::env_set_default(&mut env, "PATH", default_path);
-            }
+                DEFAULT_PATH_UNIX
+            };
+            Meta::env_set_default(&mut env, "PATH", default_path);
         }
 
         let mut meta = pb::Meta {

@@ -442,8 +442,20 @@ impl FileOp {
                 action: Some(action),
             });
         }
-        // Go marshals file ops without a platform.
-        let (mut pop, md) = envelope(ctx.c, oc, None, &op_caps);
+        // Like Go's FileOp.Marshal: the op's platform, else its state's, else
+        // the marshal's. An op without one is rewritten by the daemon (its
+        // vertex digest then differs from ours and progress cannot map it).
+        let state_platform = self
+            .action
+            .as_ref()
+            .and_then(|a| a.0.state.as_ref())
+            .and_then(|st| st.get_platform().cloned());
+        let platform = oc
+            .platform
+            .as_ref()
+            .or(state_platform.as_ref())
+            .unwrap_or(&ctx.c.platform);
+        let (mut pop, md) = envelope(ctx.c, oc, Some(platform), &op_caps);
         pop.inputs = b.inputs;
         pop.op = Some(pb::op::Op::File(pb::FileOp { actions }));
         Ok((pop, md))

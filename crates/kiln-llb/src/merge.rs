@@ -90,7 +90,12 @@ impl MergeOp {
         oc: &OpConstraints,
         ctx: &Ctx<'_>,
     ) -> Result<(pb::Op, pb::OpMetadata), LlbError> {
-        let (mut pop, md) = envelope(ctx.c, oc, None, &BTreeSet::new());
+        let (mut pop, md) = envelope(
+            ctx.c,
+            oc,
+            Some(oc.platform.as_ref().unwrap_or(&ctx.c.platform)),
+            &BTreeSet::new(),
+        );
         let mut merge = pb::MergeOp::default();
         for o in self.inputs()? {
             merge.inputs.push(pb::MergeInput {

@@ -93,6 +93,7 @@ impl Inputs {
             o.labels.insert(k.to_string(), v.to_string());
         }
         o.no_cache |= args.no_cache;
+        check_mains(&dir, &o.mains)?;
         o.source_date_epoch = args
             .source_date_epoch
             .or(o.source_date_epoch)
@@ -538,4 +539,79 @@ mod tests {
             .to_string();
         assert!(e.contains("no known_hosts entry for nope"), "{e}");
     }
+}
+
+/// Checks each main is a directory holding `package main` (before any
+/// daemon work), so a library package is refused with a clear error.
+pub fn check_mains(dir: &Path, mains: &[String]) -> anyhow::Result<()> {
+    for m in mains {
+        let rel = m.trim_start_matches("./");
+        let pkg = if rel.is_empty() || rel == "." {
+            dir.to_path_buf()
+        } else {
+            dir.join(rel)
+        };
+        let entries = std::fs::read_dir(&pkg).with_context(|| {
+            format!(
+                "--main {m}: {} is not a directory of the module",
+                pkg.display()
+            )
+        })?;
+        let mut names = std::collections::BTreeSet::new();
+        for e in entries.flatten() {
+            let p = e.path();
+            let file = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if !file.ends_with(".go") || file.ends_with("_test.go") {
+                continue;
+            }
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                if let Some(name) = package_clause(&text) {
+                    names.insert(name);
+                }
+            }
+        }
+        if names.is_empty() {
+            bail!("--main {m}: {} holds no Go files", pkg.display());
+        }
+        if !names.contains("main") {
+            bail!(
+                "--main {m} is package {}, not a main package: name a directory with `package main` (e.g. ./cmd/server)",
+                names.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The name in a Go file's `package` clause (skipping comments).
+fn package_clause(text: &str) -> Option<String> {
+    let mut in_block = false;
+    for line in text.lines() {
+        let mut l = line.trim();
+        if in_block {
+            match l.find("*/") {
+                Some(i) => {
+                    l = l[i + 2..].trim();
+                    in_block = false;
+                }
+                None => continue,
+            }
+        }
+        if l.starts_with("/*") {
+            if !l.contains("*/") {
+                in_block = true;
+            }
+            continue;
+        }
+        if l.is_empty() || l.starts_with("//") {
+            continue;
+        }
+        return l
+            .strip_prefix("package ")
+            .map(|r| r.split_whitespace().next().unwrap_or("").to_string());
+    }
+    None
 }

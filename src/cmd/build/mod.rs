@@ -286,9 +286,16 @@ async fn plan_all(
         let planned = recipe::plan(&input).map_err(|e| {
             anyhow::Error::new(e).context(format!("cannot plan the build for {target}"))
         })?;
+        // local.unique keyed on the module's absolute path: BuildKit merges
+        // identical vertices of concurrent builds, so without it two builds
+        // of different directories could read each other's files. It is
+        // stable for one directory, so the graph stays deterministic.
         let definition = planned
             .final_state
-            .marshal(&kiln_llb::Constraints::new(target.clone()))
+            .marshal(
+                &kiln_llb::Constraints::new(target.clone())
+                    .local_unique_id(local_unique_id(&inputs.dir)),
+            )
             .map_err(|e| anyhow::Error::new(e).context("cannot marshal the build graph"))?;
         platforms.push(PlatformPlan {
             target: target.clone(),
@@ -305,6 +312,14 @@ async fn plan_all(
         builder: (builder_ref, builder.digest),
         base: (base_ref, base_digest),
     })
+}
+
+/// A stable id for a context directory on this machine.
+fn local_unique_id(dir: &std::path::Path) -> String {
+    use sha2::Digest as _;
+    let host = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    let h = sha2::Sha256::digest(format!("{}\n{}", host.trim(), dir.display()).as_bytes());
+    format!("kiln-{}", &hex::encode(h)[..24])
 }
 
 /// `name@digest`; never pins with an empty digest.

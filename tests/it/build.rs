@@ -1,0 +1,560 @@
+//! `kiln build` end to end: a Go module to an image on the real daemon, run
+//! with the real Docker Engine.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+/// A module with two packages and one vendored external module. `greeting`
+/// also goes into go.mod, so concurrent tests share no step: a `--no-cache`
+/// build that re-runs a step with the same content key starts a new cache
+/// chain under it, and a warm rebuild elsewhere would then miss.
+pub fn sample_module(root: &Path, greeting: &str) -> PathBuf {
+    let dir = root.join("svc");
+    let w = |p: &str, body: &str| {
+        let path = dir.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    };
+    w(
+        "go.mod",
+        &format!("// {greeting}\nmodule example.com/svc\n\ngo 1.24\n\nrequire example.org/quote v1.2.0\n"),
+    );
+    w("go.sum", "");
+    w(
+        "main.go",
+        &format!(
+            "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/svc/internal/greet\"\n\t\"example.org/quote\"\n)\n\nfunc main() {{\n\tfmt.Println(greet.Greet(\"{greeting}\"))\n\tfmt.Println(quote.Go())\n}}\n"
+        ),
+    );
+    w("internal/greet/greet.go", "package greet\n\n// Greet greets.\nfunc Greet(s string) string { return \"greetings, \" + s }\n");
+    w(
+        "vendor/modules.txt",
+        "# example.org/quote v1.2.0\n## explicit\nexample.org/quote\n",
+    );
+    w("vendor/example.org/quote/quote.go", "package quote\n\n// Go returns a proverb.\nfunc Go() string { return \"Don't communicate by sharing memory, share memory by communicating.\" }\n");
+    dir
+}
+
+/// `kiln build DIR` with the harness's fixture images.
+pub fn build_args(dir: &Path, extra: &[&str]) -> Vec<String> {
+    let h = harness();
+    let mut v: Vec<String> = vec![
+        "--addr".into(),
+        h.docker_addr(),
+        "build".into(),
+        dir.display().to_string(),
+        "--builder-image".into(),
+        go_template(),
+        "--distro".into(),
+        "trixie".into(),
+        "--go".into(),
+        go_version(),
+        "--base-image".into(),
+        h.static_image.clone(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+pub fn go_template() -> String {
+    std::env::var("KILN_TEST_GO_TEMPLATE").unwrap_or_else(|_| {
+        format!(
+            "{}/kiln-fixtures/golang:{{go}}-{{distro}}",
+            harness().registry
+        )
+    })
+}
+
+pub fn go_version() -> String {
+    std::env::var("KILN_TEST_GO_VERSION").unwrap_or_else(|_| {
+        let env = std::fs::read_to_string(harness().dir.join("env")).unwrap_or_default();
+        env.lines()
+            .find_map(|l| {
+                l.strip_prefix("export KILN_TEST_GO_VERSION=")
+                    .map(str::to_string)
+            })
+            .expect("KILN_TEST_GO_VERSION in the harness env")
+    })
+}
+
+pub async fn kiln_build(dir: &Path, extra: &[&str]) -> Run {
+    let args = build_args(dir, extra);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(kiln(), &refs).await
+}
+
+pub fn docker(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", harness().docker_sock.display()),
+        )
+        .args(args)
+        .output()
+        .expect("docker CLI")
+}
+
+/// Unpacks an OCI layout tar and returns (index.json, dir).
+fn unpack_oci(tar: &Path, into: &Path) -> serde_json::Value {
+    std::fs::create_dir_all(into).unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(tar)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    serde_json::from_slice(&std::fs::read(into.join("index.json")).unwrap()).unwrap()
+}
+
+fn blob(dir: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap()
+}
+
+fn json_blob(dir: &Path, digest: &str) -> serde_json::Value {
+    serde_json::from_slice(&blob(dir, digest)).unwrap()
+}
+
+/// Lists the files of a gzipped layer blob.
+fn layer_files(dir: &Path, digest: &str) -> Vec<String> {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let out = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(dir.join("blobs/sha256").join(hex))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches('/').to_string())
+        .collect()
+}
+
+/// The manifests of an OCI layout, by platform.
+fn manifests(dir: &Path, index: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for m in index["manifests"].as_array().unwrap() {
+        let doc = json_blob(dir, m["digest"].as_str().unwrap());
+        if doc["manifests"].is_array() {
+            for inner in doc["manifests"].as_array().unwrap() {
+                let p = &inner["platform"];
+                if p["os"] == "unknown" {
+                    continue;
+                }
+                let name = format!(
+                    "{}/{}",
+                    p["os"].as_str().unwrap(),
+                    p["architecture"].as_str().unwrap()
+                );
+                out.push((name, json_blob(dir, inner["digest"].as_str().unwrap())));
+            }
+        } else {
+            let cfg = json_blob(dir, doc["config"]["digest"].as_str().unwrap());
+            let name = format!(
+                "{}/{}",
+                cfg["os"].as_str().unwrap(),
+                cfg["architecture"].as_str().unwrap()
+            );
+            out.push((name, doc));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn builds_a_module_into_a_minimal_image_that_runs() {
+    let h = harness();
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let oci = tmp.path().join("svc.oci.tar");
+    let name = format!("{}/kiln-test/svc:{m}", h.registry);
+    let r = kiln_build(
+        &dir,
+        &[
+            "-o",
+            &format!("type=oci,dest={}", oci.display()),
+            "-t",
+            &name,
+            "--push",
+            "--progress",
+            "plain",
+        ],
+    )
+    .await;
+    r.success();
+    let digest = r.stdout.trim();
+    assert!(digest.starts_with("sha256:"), "{}", r.stdout);
+
+    // The pushed image runs and prints what the module says.
+    let out = docker(&["run", "--rm", "--pull", "always", &name]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "docker run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("greetings, {m}")), "{stdout}");
+    assert!(stdout.contains("share memory by communicating"), "{stdout}");
+
+    // The OCI tarball: only the base's files plus /app/bin; Entrypoint set.
+    let lay = tmp.path().join("layout");
+    let index = unpack_oci(&oci, &lay);
+    let ms = manifests(&lay, &index);
+    assert_eq!(ms.len(), 1, "{index}");
+    let (platform, manifest) = &ms[0];
+    assert_eq!(platform, "linux/amd64");
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(
+        layers.len(),
+        2,
+        "base layer + the binary's layer: {manifest}"
+    );
+    let app = layer_files(&lay, layers[1]["digest"].as_str().unwrap());
+    let mut app: Vec<&str> = app
+        .iter()
+        .map(|s| s.trim_start_matches("./"))
+        .filter(|s| !s.is_empty())
+        .collect();
+    app.sort();
+    assert_eq!(
+        app,
+        vec!["app", "app/bin"],
+        "the second layer holds only /app/bin"
+    );
+    let cfg = json_blob(&lay, manifest["config"]["digest"].as_str().unwrap());
+    assert_eq!(cfg["config"]["Entrypoint"], serde_json::json!(["/app/bin"]));
+    assert!(cfg["config"]["Volumes"].is_null(), "{cfg}");
+    assert!(
+        cfg["config"]["User"].is_null() || cfg["config"]["User"] == "",
+        "no USER switch: {cfg}"
+    );
+    assert_eq!(
+        cfg["config"]["Labels"]["org.opencontainers.image.base.name"],
+        h.static_image.as_str()
+    );
+    // Size: base + binary + < 100 KB of overhead.
+    let sizes: Vec<i64> = layers.iter().map(|l| l["size"].as_i64().unwrap()).collect();
+    let bin_size = {
+        let x = tmp.path().join("x");
+        std::fs::create_dir_all(&x).unwrap();
+        let hex = layers[1]["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap();
+        std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(lay.join("blobs/sha256").join(hex))
+            .arg("-C")
+            .arg(&x)
+            .status()
+            .unwrap();
+        std::fs::metadata(x.join("app/bin")).unwrap().len() as i64
+    };
+    let total: i64 = sizes.iter().sum::<i64>() + manifest["config"]["size"].as_i64().unwrap();
+    assert!(
+        total < sizes[0] + bin_size + 100_000,
+        "image {total} B > base {} + binary {bin_size} + 100 KB",
+        sizes[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rebuilds_reuse_the_cache_step_by_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    let first = kiln_build(&dir, &["--progress", "plain"]).await;
+    first.success();
+    let step = |r: &Run, name: &str| -> String {
+        let e = &r.stderr;
+        let n = e
+            .lines()
+            .find(|l| l.starts_with('#') && l.contains(name))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no step {name}:\n{e}"))
+            .to_string();
+        if e.contains(&format!("{n} CACHED")) {
+            "CACHED".into()
+        } else if e.contains(&format!("{n} DONE")) {
+            "DONE".into()
+        } else {
+            panic!("step {name} neither CACHED nor DONE:\n{e}")
+        }
+    };
+    // Nothing changed: everything from cache.
+    let warm = kiln_build(&dir, &["--progress", "plain"]).await;
+    warm.success();
+    assert_eq!(step(&warm, "go mod download"), "CACHED", "{}", warm.stderr);
+    assert_eq!(step(&warm, "go build"), "CACHED", "{}", warm.stderr);
+    // One .go file edited: only go build runs again.
+    std::fs::write(
+        dir.join("internal/greet/greet.go"),
+        "package greet\n\n// Greet greets.\nfunc Greet(s string) string { return \"hi again, \" + s }\n",
+    )
+    .unwrap();
+    let edited = kiln_build(&dir, &["--progress", "plain"]).await;
+    edited.success();
+    assert_eq!(
+        step(&edited, "go mod download"),
+        "CACHED",
+        "{}",
+        edited.stderr
+    );
+    assert_eq!(step(&edited, "go build"), "DONE", "{}", edited.stderr);
+    // go.sum edited: go mod download runs again.
+    std::fs::write(dir.join("go.sum"), "\n").unwrap();
+    let sum = kiln_build(&dir, &["--progress", "plain"]).await;
+    sum.success();
+    assert_eq!(step(&sum, "go mod download"), "DONE", "{}", sum.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn arm64_from_an_amd64_daemon_without_emulation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    // The plan: every builder exec runs on linux/amd64 while GOARCH=arm64.
+    let p = kiln_build(&dir, &["--platform", "linux/arm64", "--print-llb=json"]).await;
+    p.success();
+    let llb = p.json();
+    let execs: Vec<&serde_json::Value> = llb["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["op"]["exec"].is_object() || o["op"]["meta"].is_object())
+        .collect();
+    assert!(!execs.is_empty(), "{llb}");
+    for e in &execs {
+        assert_eq!(
+            e["platform"]["architecture"], "amd64",
+            "an exec not on the build platform: {e}"
+        );
+    }
+    assert!(llb.to_string().contains("GOARCH=arm64"), "{llb}");
+
+    let oci = tmp.path().join("arm.tar");
+    let r = kiln_build(
+        &dir,
+        &[
+            "--platform",
+            "linux/arm64",
+            "-o",
+            &format!("type=oci,dest={}", oci.display()),
+        ],
+    )
+    .await;
+    r.success();
+    let lay = tmp.path().join("l");
+    let index = unpack_oci(&oci, &lay);
+    let ms = manifests(&lay, &index);
+    assert_eq!(
+        ms.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
+        vec!["linux/arm64"]
+    );
+    let layers = ms[0].1["layers"].as_array().unwrap();
+    let x = tmp.path().join("x");
+    std::fs::create_dir_all(&x).unwrap();
+    let hex = layers.last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(lay.join("blobs/sha256").join(hex))
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap();
+    let elf = std::fs::read(x.join("app/bin")).unwrap();
+    assert_eq!(&elf[..4], b"\x7fELF");
+    assert_eq!(
+        u16::from_le_bytes([elf[18], elf[19]]),
+        0xB7,
+        "e_machine is not aarch64"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multi_platform_build_is_one_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    let oci = tmp.path().join("multi.tar");
+    let r = kiln_build(
+        &dir,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            &format!("type=oci,dest={}", oci.display()),
+            "--progress",
+            "plain",
+        ],
+    )
+    .await;
+    r.success();
+    let lay = tmp.path().join("l");
+    let index = unpack_oci(&oci, &lay);
+    let mut plats: Vec<String> = manifests(&lay, &index).into_iter().map(|m| m.0).collect();
+    plats.sort();
+    assert_eq!(plats, vec!["linux/amd64", "linux/arm64"]);
+    // Both final stages start from the same base, pinned by its index digest.
+    let base_pins: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("[final 1/2] FROM"))
+        .collect();
+    assert!(
+        base_pins.iter().all(|l| l.contains("@sha256:")),
+        "{base_pins:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_no_cache_builds_give_the_same_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), "reproducible");
+    let mut digests = Vec::new();
+    for i in 0..2 {
+        let oci = tmp.path().join(format!("r{i}.tar"));
+        let r = kiln_build(
+            &dir,
+            &[
+                "--no-cache",
+                "--source-date-epoch",
+                "1700000000",
+                "-o",
+                &format!("type=oci,dest={}", oci.display()),
+            ],
+        )
+        .await;
+        r.success();
+        digests.push(r.stdout.trim().to_string());
+    }
+    assert_eq!(digests[0], digests[1], "two --no-cache builds differ");
+    assert!(digests[0].starts_with("sha256:"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn print_llb_dot_names_steps_and_mounts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), "dot");
+    let r = kiln_build(&dir, &["--print-llb=dot"]).await;
+    r.success();
+    let dot = &r.stdout;
+    assert!(dot.starts_with("digraph"), "{dot}");
+    for want in [
+        "go mod download",
+        "go build",
+        "[final",
+        "kiln-gomod",
+        "kiln-gobuild",
+    ] {
+        assert!(dot.contains(want), "dot lacks {want}:\n{dot}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_one_clear_error_and_no_output() {
+    let h = harness();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.tar");
+    let o = format!("type=oci,dest={}", out.display());
+
+    // No go.mod.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let r = kiln_build(&empty, &["-o", &o]).await;
+    r.failure();
+    assert!(r.stderr.contains("go.mod"), "{}", r.stderr);
+
+    // No go directive.
+    let nogo = tmp.path().join("nogo");
+    std::fs::create_dir_all(&nogo).unwrap();
+    std::fs::write(nogo.join("go.mod"), "module example.com/nogo\n").unwrap();
+    let r = kiln_build(&nogo, &["-o", &o]).await;
+    r.failure();
+    assert!(
+        r.stderr.contains("go directive")
+            || r.stderr.contains("`go` directive")
+            || r.stderr.contains("no go line"),
+        "{}",
+        r.stderr
+    );
+
+    // A main that is not a main package: refused before any build step.
+    let dir = sample_module(tmp.path(), "x");
+    let r = kiln_build(
+        &dir,
+        &[
+            "--main",
+            "./internal/greet",
+            "-o",
+            &o,
+            "--progress",
+            "plain",
+        ],
+    )
+    .await;
+    r.failure();
+    assert!(
+        r.stderr
+            .contains("--main ./internal/greet is package greet, not a main package"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("#1 "), "no build step ran: {}", r.stderr);
+
+    // A main package that does not compile: fails at go build with its log lines.
+    std::fs::write(
+        dir.join("broken.go"),
+        "package main\n\nfunc broken() { undefined_thing() }\n",
+    )
+    .unwrap();
+    let r = kiln_build(&dir, &["-o", &o, "--progress", "plain"]).await;
+    r.failure();
+    assert!(
+        r.stderr.contains("go build") && r.stderr.contains("failed with exit code 1"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("│") && r.stderr.contains("undefined: undefined_thing"),
+        "the step's last log lines: {}",
+        r.stderr
+    );
+    std::fs::remove_file(dir.join("broken.go")).unwrap();
+
+    // An unknown platform.
+    let r = kiln_build(&dir, &["--platform", "linux/nonsense", "-o", &o]).await;
+    r.failure();
+    assert!(r.stderr.contains("linux/nonsense"), "{}", r.stderr);
+
+    // A base image without that platform.
+    let r = kiln_build(&dir, &["--platform", "linux/s390x", "-o", &o]).await;
+    r.failure();
+    assert!(r.stderr.contains("s390x"), "{}", r.stderr);
+
+    // An unreachable registry.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args = build_args(&dir, &["-o", &o]);
+    let bi = args.iter().position(|a| a == "--base-image").unwrap();
+    args[bi + 1] = format!("127.0.0.1:{port}/nothing/here:1");
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(kiln(), &refs).await;
+    r.failure();
+    assert!(
+        r.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        r.stderr
+    );
+
+    assert!(!out.exists(), "a failed build left {}", out.display());
+    let _ = h;
+}
