@@ -27,52 +27,53 @@ fn exec_basic() {
         "exec_basic",
         &head(&st),
         r#"
-        {
-          "digest": "sha256:4d1cbddc2b9926f8d7215099ee5cb2e0274e83393569023a9307a1ca0807fc36",
-          "inputs": [
-            {
-              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
-              "index": 0
-            }
-          ],
-          "metadata": {
-            "caps": [
-              "exec.meta.base",
-              "exec.mount.bind"
-            ]
-          },
-          "op": {
-            "kind": "exec",
-            "meta": {
-              "args": [
-                "go",
-                "build",
-                "./..."
-              ],
-              "cwd": "/src/cmd",
-              "env": [
-                "GOFLAGS=-mod=vendor",
-                "CGO_ENABLED=0"
-              ],
-              "hostname": "builder",
-              "remove_mount_stubs_recursive": true,
-              "user": "1000:1000"
-            },
-            "mounts": [
-              {
-                "dest": "/",
-                "input": 0,
-                "output": 0,
-                "type": "bind"
-              }
-            ]
-          },
-          "platform": {
-            "architecture": "amd64",
-            "os": "linux"
-          },
-          "worker_constraints": []
-        }
+{
+  "digest": "sha256:835eb0fb5198b0508665853b988144fee79d103eabe246fdac28f2c4eada51bc",
+  "inputs": [
+    {
+      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "index": 0
+    }
+  ],
+  "metadata": {
+    "caps": [
+      "exec.meta.base",
+      "exec.mount.bind"
+    ]
+  },
+  "op": {
+    "kind": "exec",
+    "meta": {
+      "args": [
+        "go",
+        "build",
+        "./..."
+      ],
+      "cwd": "/src/cmd",
+      "env": [
+        "GOFLAGS=-mod=vendor",
+        "CGO_ENABLED=0",
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+      ],
+      "hostname": "builder",
+      "remove_mount_stubs_recursive": true,
+      "user": "1000:1000"
+    },
+    "mounts": [
+      {
+        "dest": "/",
+        "input": 0,
+        "output": 0,
+        "type": "bind"
+      }
+    ]
+  },
+  "platform": {
+    "architecture": "amd64",
+    "os": "linux"
+  },
+  "worker_constraints": []
+}
     "#,
     );
     // The result keeps the metadata of the state run on, not the exec's own.
@@ -109,112 +110,115 @@ fn exec_mounts_outputs_and_inputs() {
         "exec_mounts",
         &head(&e.get_mount("/out")),
         r#"
-        {
-          "digest": "sha256:81aa41df3a9caef1721b9b0cb045e912d69e268c5054092ea545dd34c3e5b518",
-          "inputs": [
-            {
-              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
-              "index": 0
-            },
-            {
-              "digest": "sha256:1c696f1034a56761ca7e1da8da578acad87558b3bf7cb2e1ec90943383ced9c5",
-              "index": 0
-            },
-            {
-              "digest": "sha256:2da38d7ddd0f4321a3597877529a5a15a60158fe29dc472b69d75ec94572675f",
-              "index": 0
-            }
-          ],
-          "metadata": {
-            "caps": [
-              "exec.meta.base",
-              "exec.mount.bind",
-              "exec.mount.cache",
-              "exec.mount.cache.content",
-              "exec.mount.cache.sharing",
-              "exec.mount.selector",
-              "exec.mount.tmpfs",
-              "exec.mount.tmpfs.size"
-            ]
-          },
-          "op": {
-            "kind": "exec",
-            "meta": {
-              "args": [
-                "/bin/sh",
-                "-c",
-                "build"
-              ],
-              "cwd": "/",
-              "remove_mount_stubs_recursive": true
-            },
-            "mounts": [
-              {
-                "dest": "/",
-                "input": 0,
-                "output": 0,
-                "type": "bind"
-              },
-              {
-                "content_cache": "on",
-                "dest": "/cc",
-                "input": 1,
-                "output": 1,
-                "type": "bind"
-              },
-              {
-                "dest": "/discard",
-                "input": 0,
-                "output": -1,
-                "type": "bind"
-              },
-              {
-                "dest": "/out",
-                "input": -1,
-                "output": 2,
-                "type": "bind"
-              },
-              {
-                "cache": {
-                  "id": "go",
-                  "sharing": "private"
-                },
-                "dest": "/root/.cache",
-                "input": 2,
-                "output": -1,
-                "type": "cache"
-              },
-              {
-                "dest": "/src",
-                "input": 1,
-                "output": -1,
-                "readonly": true,
-                "selector": "app",
-                "type": "bind"
-              },
-              {
-                "dest": "/tmp",
-                "input": -1,
-                "output": -1,
-                "tmpfs": {
-                  "size": 1048576
-                },
-                "type": "tmpfs"
-              },
-              {
-                "dest": "/work",
-                "input": 1,
-                "output": 3,
-                "type": "bind"
-              }
-            ]
-          },
-          "platform": {
-            "architecture": "amd64",
-            "os": "linux"
-          },
-          "worker_constraints": []
-        }
+{
+  "digest": "sha256:3ade80ce235aae32fdf4bd195eadba7f42e0f226541b4215c33a60cbb13420a8",
+  "inputs": [
+    {
+      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "index": 0
+    },
+    {
+      "digest": "sha256:1c696f1034a56761ca7e1da8da578acad87558b3bf7cb2e1ec90943383ced9c5",
+      "index": 0
+    },
+    {
+      "digest": "sha256:2da38d7ddd0f4321a3597877529a5a15a60158fe29dc472b69d75ec94572675f",
+      "index": 0
+    }
+  ],
+  "metadata": {
+    "caps": [
+      "exec.meta.base",
+      "exec.mount.bind",
+      "exec.mount.cache",
+      "exec.mount.cache.content",
+      "exec.mount.cache.sharing",
+      "exec.mount.selector",
+      "exec.mount.tmpfs",
+      "exec.mount.tmpfs.size"
+    ]
+  },
+  "op": {
+    "kind": "exec",
+    "meta": {
+      "args": [
+        "/bin/sh",
+        "-c",
+        "build"
+      ],
+      "cwd": "/",
+      "env": [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+      ],
+      "remove_mount_stubs_recursive": true
+    },
+    "mounts": [
+      {
+        "dest": "/",
+        "input": 0,
+        "output": 0,
+        "type": "bind"
+      },
+      {
+        "content_cache": "on",
+        "dest": "/cc",
+        "input": 1,
+        "output": 1,
+        "type": "bind"
+      },
+      {
+        "dest": "/discard",
+        "input": 0,
+        "output": -1,
+        "type": "bind"
+      },
+      {
+        "dest": "/out",
+        "input": -1,
+        "output": 2,
+        "type": "bind"
+      },
+      {
+        "cache": {
+          "id": "go",
+          "sharing": "private"
+        },
+        "dest": "/root/.cache",
+        "input": 2,
+        "output": -1,
+        "type": "cache"
+      },
+      {
+        "dest": "/src",
+        "input": 1,
+        "output": -1,
+        "readonly": true,
+        "selector": "app",
+        "type": "bind"
+      },
+      {
+        "dest": "/tmp",
+        "input": -1,
+        "output": -1,
+        "tmpfs": {
+          "size": 1048576
+        },
+        "type": "tmpfs"
+      },
+      {
+        "dest": "/work",
+        "input": 1,
+        "output": 3,
+        "type": "bind"
+      }
+    ]
+  },
+  "platform": {
+    "architecture": "amd64",
+    "os": "linux"
+  },
+  "worker_constraints": []
+}
     "#,
     );
 
@@ -273,114 +277,115 @@ fn exec_secrets_and_ssh() {
         "exec_secrets_ssh",
         &head(&st),
         r#"
-        {
-          "digest": "sha256:2dfc8a344a0eea28c0bb0e3e2c9cf6367851c2a0f3d2a97310f03ea598c6a88c",
-          "inputs": [
-            {
-              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
-              "index": 0
-            }
-          ],
-          "metadata": {
-            "caps": [
-              "exec.meta.base",
-              "exec.mount.bind",
-              "exec.mount.secret",
-              "exec.mount.ssh",
-              "exec.secretenv"
-            ]
-          },
-          "op": {
-            "kind": "exec",
-            "meta": {
-              "args": [
-                "/bin/sh",
-                "-c",
-                "npm ci"
-              ],
-              "cwd": "/",
-              "env": [
-                "SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0"
-              ],
-              "remove_mount_stubs_recursive": true
-            },
-            "mounts": [
-              {
-                "dest": "/",
-                "input": 0,
-                "output": 0,
-                "type": "bind"
-              },
-              {
-                "dest": "/root/.npmrc",
-                "input": -1,
-                "output": 0,
-                "secret": {
-                  "gid": 2,
-                  "id": "npmrc",
-                  "mode": "440",
-                  "optional": true,
-                  "uid": 1
-                },
-                "type": "secret"
-              },
-              {
-                "dest": "/run/both",
-                "input": -1,
-                "output": 0,
-                "secret": {
-                  "gid": 0,
-                  "id": "both",
-                  "mode": "400",
-                  "optional": false,
-                  "uid": 0
-                },
-                "type": "secret"
-              },
-              {
-                "dest": "/run/buildkit/ssh_agent.0",
-                "input": -1,
-                "output": 0,
-                "ssh": {
-                  "gid": 0,
-                  "id": "",
-                  "mode": "600",
-                  "optional": false,
-                  "uid": 0
-                },
-                "type": "ssh"
-              },
-              {
-                "dest": "/run/deploy.sock",
-                "input": -1,
-                "output": 0,
-                "ssh": {
-                  "gid": 0,
-                  "id": "deploy",
-                  "mode": "600",
-                  "optional": true,
-                  "uid": 0
-                },
-                "type": "ssh"
-              }
-            ],
-            "secretenv": [
-              {
-                "id": "token",
-                "name": "NPM_TOKEN"
-              },
-              {
-                "id": "both",
-                "name": "BOTH"
-              }
-            ]
-          },
-          "platform": {
-            "architecture": "amd64",
-            "os": "linux"
-          },
-          "worker_constraints": []
-        }
+{
+  "digest": "sha256:faff672c3f8d99b7afa11fba40d4b5e791bdbd74378dedf1cef9391ff565f401",
+  "inputs": [
+    {
+      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "index": 0
+    }
+  ],
+  "metadata": {
+    "caps": [
+      "exec.meta.base",
+      "exec.mount.bind",
+      "exec.mount.secret",
+      "exec.mount.ssh",
+      "exec.secretenv"
+    ]
+  },
+  "op": {
+    "kind": "exec",
+    "meta": {
+      "args": [
+        "/bin/sh",
+        "-c",
+        "npm ci"
+      ],
+      "cwd": "/",
+      "env": [
+        "SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0",
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+      ],
+      "remove_mount_stubs_recursive": true
+    },
+    "mounts": [
+      {
+        "dest": "/",
+        "input": 0,
+        "output": 0,
+        "type": "bind"
+      },
+      {
+        "dest": "/root/.npmrc",
+        "input": -1,
+        "output": 0,
+        "secret": {
+          "gid": 2,
+          "id": "npmrc",
+          "mode": "440",
+          "optional": true,
+          "uid": 1
+        },
+        "type": "secret"
+      },
+      {
+        "dest": "/run/both",
+        "input": -1,
+        "output": 0,
+        "secret": {
+          "gid": 0,
+          "id": "both",
+          "mode": "400",
+          "optional": false,
+          "uid": 0
+        },
+        "type": "secret"
+      },
+      {
+        "dest": "/run/buildkit/ssh_agent.0",
+        "input": -1,
+        "output": 0,
+        "ssh": {
+          "gid": 0,
+          "id": "",
+          "mode": "600",
+          "optional": false,
+          "uid": 0
+        },
+        "type": "ssh"
+      },
+      {
+        "dest": "/run/deploy.sock",
+        "input": -1,
+        "output": 0,
+        "ssh": {
+          "gid": 0,
+          "id": "deploy",
+          "mode": "600",
+          "optional": true,
+          "uid": 0
+        },
+        "type": "ssh"
+      }
+    ],
+    "secretenv": [
+      {
+        "id": "token",
+        "name": "NPM_TOKEN"
+      },
+      {
+        "id": "both",
+        "name": "BOTH"
+      }
+    ]
+  },
+  "platform": {
+    "architecture": "amd64",
+    "os": "linux"
+  },
+  "worker_constraints": []
+}
     "#,
     );
 }
@@ -408,86 +413,89 @@ fn exec_meta_options_and_caps() {
         "exec_meta",
         &head(&st),
         r#"
+{
+  "digest": "sha256:f80026f335aaf17853480da25761fb8297412a0a7925636d9b46666d496950ee",
+  "inputs": [
+    {
+      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "index": 0
+    }
+  ],
+  "metadata": {
+    "caps": [
+      "exec.meta.base",
+      "exec.meta.network",
+      "exec.meta.proxyenv",
+      "exec.meta.security",
+      "exec.meta.ulimit",
+      "exec.mount.bind",
+      "exec.validexitcode"
+    ],
+    "description": {
+      "llb.customname": "privileged step"
+    },
+    "ignore_cache": true
+  },
+  "op": {
+    "kind": "exec",
+    "meta": {
+      "args": [
+        "/bin/sh",
+        "-c",
+        "true"
+      ],
+      "cgroup_parent": "kiln",
+      "cwd": "/",
+      "env": [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+      ],
+      "extra_hosts": [
         {
-          "digest": "sha256:15f570f9ef6144d56d2b8679d63e03465ac3c2e237c8da65b456993526d1b3d9",
-          "inputs": [
-            {
-              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
-              "index": 0
-            }
-          ],
-          "metadata": {
-            "caps": [
-              "exec.meta.base",
-              "exec.meta.network",
-              "exec.meta.proxyenv",
-              "exec.meta.security",
-              "exec.meta.ulimit",
-              "exec.mount.bind",
-              "exec.validexitcode"
-            ],
-            "description": {
-              "llb.customname": "privileged step"
-            },
-            "ignore_cache": true
-          },
-          "op": {
-            "kind": "exec",
-            "meta": {
-              "args": [
-                "/bin/sh",
-                "-c",
-                "true"
-              ],
-              "cgroup_parent": "kiln",
-              "cwd": "/",
-              "extra_hosts": [
-                {
-                  "host": "db",
-                  "ip": "10.0.0.2"
-                },
-                {
-                  "host": "cache",
-                  "ip": "::1"
-                }
-              ],
-              "proxy_env": {
-                "all": "",
-                "ftp": "",
-                "http": "http://proxy:3128",
-                "https": "",
-                "no": ""
-              },
-              "remove_mount_stubs_recursive": true,
-              "ulimit": [
-                {
-                  "hard": 4096,
-                  "name": "nofile",
-                  "soft": 1024
-                }
-              ],
-              "valid_exit_codes": [
-                0,
-                1
-              ]
-            },
-            "mounts": [
-              {
-                "dest": "/",
-                "input": 0,
-                "output": 0,
-                "type": "bind"
-              }
-            ],
-            "network": "HOST",
-            "security": "INSECURE"
-          },
-          "platform": {
-            "architecture": "amd64",
-            "os": "linux"
-          },
-          "worker_constraints": []
+          "host": "db",
+          "ip": "10.0.0.2"
+        },
+        {
+          "host": "cache",
+          "ip": "::1"
         }
+      ],
+      "proxy_env": {
+        "all": "",
+        "ftp": "",
+        "http": "http://proxy:3128",
+        "https": "",
+        "no": ""
+      },
+      "remove_mount_stubs_recursive": true,
+      "ulimit": [
+        {
+          "hard": 4096,
+          "name": "nofile",
+          "soft": 1024
+        }
+      ],
+      "valid_exit_codes": [
+        0,
+        1
+      ]
+    },
+    "mounts": [
+      {
+        "dest": "/",
+        "input": 0,
+        "output": 0,
+        "type": "bind"
+      }
+    ],
+    "network": "HOST",
+    "security": "INSECURE"
+  },
+  "platform": {
+    "architecture": "amd64",
+    "os": "linux"
+  },
+  "worker_constraints": []
+}
     "#,
     );
 }
@@ -505,9 +513,13 @@ fn exec_network_none() {
 #[test]
 fn default_path_follows_daemon_caps() {
     let st = base().run(ExecOptions::shell("true"));
-    // Without daemon caps: neither PATH nor the cap, as in Go.
+    // Without daemon caps kiln writes the default PATH (Go writes nothing
+    // and lets the daemon add it, which rewrites the op).
     let h = head(&st);
-    assert!(h["op"]["meta"].get("env").is_none());
+    assert_eq!(
+        h["op"]["meta"]["env"],
+        json!([format!("PATH={DEFAULT_PATH_UNIX}")])
+    );
     // A daemon without exec.meta.setsdefaultpath: the client sets PATH.
     let old = amd64().daemon_caps(["exec.meta.base"]);
     let h = head_with(&st, &old);

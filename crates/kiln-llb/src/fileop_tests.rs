@@ -29,47 +29,51 @@ fn mkdir_action() {
         "file_mkdir",
         &head(&st),
         r#"
-        {
-          "digest": "sha256:7a486717827adc31f01e1e311e2580161d75ae4d8dd98b3a39320470380cd396",
-          "inputs": [
-            {
-              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
-              "index": 0
+{
+  "digest": "sha256:7571ed8eb74fe9ccd09de98d1bec4a65689ba75e2839bf08091e1510d109e9b8",
+  "inputs": [
+    {
+      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "index": 0
+    }
+  ],
+  "metadata": {
+    "caps": [
+      "file.base"
+    ]
+  },
+  "op": {
+    "actions": [
+      {
+        "input": 0,
+        "mkdir": {
+          "make_parents": true,
+          "mode": "755",
+          "owner": {
+            "group": {
+              "input": 0,
+              "name": "staff"
+            },
+            "user": {
+              "input": 0,
+              "name": "app"
             }
-          ],
-          "metadata": {
-            "caps": [
-              "file.base"
-            ]
           },
-          "op": {
-            "actions": [
-              {
-                "input": 0,
-                "mkdir": {
-                  "make_parents": true,
-                  "mode": "755",
-                  "owner": {
-                    "group": {
-                      "input": 0,
-                      "name": "staff"
-                    },
-                    "user": {
-                      "input": 0,
-                      "name": "app"
-                    }
-                  },
-                  "path": "/app/data/cache",
-                  "timestamp": 0
-                },
-                "output": 0,
-                "secondary_input": -1
-              }
-            ],
-            "kind": "file"
-          },
-          "worker_constraints": []
-        }
+          "path": "/app/data/cache",
+          "timestamp": 0
+        },
+        "output": 0,
+        "secondary_input": -1
+      }
+    ],
+    "kind": "file"
+  },
+  "platform": {
+    "architecture": "amd64",
+    "os": "linux"
+  },
+  "worker_constraints": []
+}
     "#,
     );
 }
@@ -85,39 +89,43 @@ fn mkfile_action() {
         "file_mkfile",
         &head(&st),
         r#"
-        {
-          "digest": "sha256:bad096dc44ebfe323177448bcab96c286cb0c8dee1faf621ae19f18ef394371d",
-          "metadata": {
-            "caps": [
-              "file.base"
-            ]
+{
+  "digest": "sha256:71c2276460a1bbd747ae53d5352b8eb779ad540d18d66937a66e37c07039ffa5",
+  "metadata": {
+    "caps": [
+      "file.base"
+    ]
+  },
+  "op": {
+    "actions": [
+      {
+        "input": -1,
+        "mkfile": {
+          "data": "root:x:0:0::/root:/bin/sh\n",
+          "mode": "644",
+          "owner": {
+            "group": {
+              "id": 0
+            },
+            "user": {
+              "id": 0
+            }
           },
-          "op": {
-            "actions": [
-              {
-                "input": -1,
-                "mkfile": {
-                  "data": "root:x:0:0::/root:/bin/sh\n",
-                  "mode": "644",
-                  "owner": {
-                    "group": {
-                      "id": 0
-                    },
-                    "user": {
-                      "id": 0
-                    }
-                  },
-                  "path": "/etc/passwd",
-                  "timestamp": 1700000000000000000
-                },
-                "output": 0,
-                "secondary_input": -1
-              }
-            ],
-            "kind": "file"
-          },
-          "worker_constraints": []
-        }
+          "path": "/etc/passwd",
+          "timestamp": 1700000000000000000
+        },
+        "output": 0,
+        "secondary_input": -1
+      }
+    ],
+    "kind": "file"
+  },
+  "platform": {
+    "architecture": "amd64",
+    "os": "linux"
+  },
+  "worker_constraints": []
+}
     "#,
     );
 }
@@ -133,36 +141,40 @@ fn rm_action() {
         "file_rm",
         &head(&st),
         r#"
-        {
-          "digest": "sha256:0418b5c4afceb877ced76ff52c13761f7545481e6d084c154bdf092454c038e7",
-          "inputs": [
-            {
-              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
-              "index": 0
-            }
-          ],
-          "metadata": {
-            "caps": [
-              "file.base"
-            ]
-          },
-          "op": {
-            "actions": [
-              {
-                "input": 0,
-                "output": 0,
-                "rm": {
-                  "allow_not_found": true,
-                  "allow_wildcard": true,
-                  "path": "/var/cache/apk/*"
-                },
-                "secondary_input": -1
-              }
-            ],
-            "kind": "file"
-          },
-          "worker_constraints": []
-        }
+{
+  "digest": "sha256:1080affde83cc23d1b9071cc33510738d4b60079270302729bb8ebc9979ebdb1",
+  "inputs": [
+    {
+      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "index": 0
+    }
+  ],
+  "metadata": {
+    "caps": [
+      "file.base"
+    ]
+  },
+  "op": {
+    "actions": [
+      {
+        "input": 0,
+        "output": 0,
+        "rm": {
+          "allow_not_found": true,
+          "allow_wildcard": true,
+          "path": "/var/cache/apk/*"
+        },
+        "secondary_input": -1
+      }
+    ],
+    "kind": "file"
+  },
+  "platform": {
+    "architecture": "amd64",
+    "os": "linux"
+  },
+  "worker_constraints": []
+}
     "#,
     );
 }
@@ -174,37 +186,41 @@ fn symlink_action() {
         "file_symlink",
         &head(&st),
         r#"
-        {
-          "digest": "sha256:6a985ee90ef34ff24858294aa4315bf3a64a7d07cf61309082db2bf2e5dd0a7d",
-          "metadata": {
-            "caps": [
-              "file.base",
-              "file.symlink.create"
-            ]
+{
+  "digest": "sha256:ead4fe4efce9116c83a2a0761b76a877b13a9fd1f50d9ff88d4b1e30238428a0",
+  "metadata": {
+    "caps": [
+      "file.base",
+      "file.symlink.create"
+    ]
+  },
+  "op": {
+    "actions": [
+      {
+        "input": -1,
+        "output": 0,
+        "secondary_input": -1,
+        "symlink": {
+          "newpath": "/app",
+          "oldpath": "/usr/bin/app",
+          "owner": {
+            "group": null,
+            "user": {
+              "id": 1000
+            }
           },
-          "op": {
-            "actions": [
-              {
-                "input": -1,
-                "output": 0,
-                "secondary_input": -1,
-                "symlink": {
-                  "newpath": "/app",
-                  "oldpath": "/usr/bin/app",
-                  "owner": {
-                    "group": null,
-                    "user": {
-                      "id": 1000
-                    }
-                  },
-                  "timestamp": -1
-                }
-              }
-            ],
-            "kind": "file"
-          },
-          "worker_constraints": []
+          "timestamp": -1
         }
+      }
+    ],
+    "kind": "file"
+  },
+  "platform": {
+    "architecture": "amd64",
+    "os": "linux"
+  },
+  "worker_constraints": []
+}
     "#,
     );
 }
@@ -231,64 +247,68 @@ fn copy_action_with_every_option() {
         "file_copy",
         &head(&st),
         r#"
-        {
-          "digest": "sha256:ce749c6ce59646a4b6ff47e4e6a98d2bc97efaa3a4ecabe5e1e120cfbe63c74c",
-          "inputs": [
-            {
-              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
-              "index": 0
-            },
-            {
-              "digest": "sha256:1c696f1034a56761ca7e1da8da578acad87558b3bf7cb2e1ec90943383ced9c5",
-              "index": 0
-            }
+{
+  "digest": "sha256:c8832f11a622f064de7381a6c9c6f489fd519751652501f86112466b928a4c78",
+  "inputs": [
+    {
+      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "index": 0
+    },
+    {
+      "digest": "sha256:1c696f1034a56761ca7e1da8da578acad87558b3bf7cb2e1ec90943383ced9c5",
+      "index": 0
+    }
+  ],
+  "metadata": {
+    "caps": [
+      "file.base",
+      "file.copy.alwaysreplaceexistingdestpaths",
+      "file.copy.includeexcludepatterns"
+    ]
+  },
+  "op": {
+    "actions": [
+      {
+        "copy": {
+          "allow_empty_wildcard": true,
+          "allow_wildcard": true,
+          "always_replace_existing_dest_paths": true,
+          "attempt_unpack": true,
+          "create_dest_path": true,
+          "dest": "/work/out/.",
+          "dir_copy_contents": true,
+          "exclude_patterns": [
+            "vendor"
           ],
-          "metadata": {
-            "caps": [
-              "file.base",
-              "file.copy.alwaysreplaceexistingdestpaths",
-              "file.copy.includeexcludepatterns"
-            ]
+          "follow_symlink": true,
+          "include_patterns": [
+            "**/*.go"
+          ],
+          "mode": "755",
+          "owner": {
+            "group": {
+              "id": 1000
+            },
+            "user": {
+              "id": 1000
+            }
           },
-          "op": {
-            "actions": [
-              {
-                "copy": {
-                  "allow_empty_wildcard": true,
-                  "allow_wildcard": true,
-                  "always_replace_existing_dest_paths": true,
-                  "attempt_unpack": true,
-                  "create_dest_path": true,
-                  "dest": "/work/out/.",
-                  "dir_copy_contents": true,
-                  "exclude_patterns": [
-                    "vendor"
-                  ],
-                  "follow_symlink": true,
-                  "include_patterns": [
-                    "**/*.go"
-                  ],
-                  "mode": "755",
-                  "owner": {
-                    "group": {
-                      "id": 1000
-                    },
-                    "user": {
-                      "id": 1000
-                    }
-                  },
-                  "src": "/repo/src",
-                  "timestamp": 42
-                },
-                "input": 0,
-                "output": 0,
-                "secondary_input": 1
-              }
-            ],
-            "kind": "file"
-          },
-          "worker_constraints": []
-        }
+          "src": "/repo/src",
+          "timestamp": 42
+        },
+        "input": 0,
+        "output": 0,
+        "secondary_input": 1
+      }
+    ],
+    "kind": "file"
+  },
+  "platform": {
+    "architecture": "amd64",
+    "os": "linux"
+  },
+  "worker_constraints": []
+}
     "#,
     );
 }
@@ -321,57 +341,61 @@ fn chained_actions_and_copy_from_another_chain() {
         "file_chain",
         &head(&st),
         r#"
-        {
-          "digest": "sha256:5ade888a5ce4c6b0fe72f2aa33275b25849c1d9e108f974f5eacf5f6a30ef519",
-          "inputs": [
-            {
-              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
-              "index": 0
-            }
-          ],
-          "metadata": {
-            "caps": [
-              "file.base"
-            ]
-          },
-          "op": {
-            "actions": [
-              {
-                "input": 0,
-                "mkdir": {
-                  "mode": "755",
-                  "path": "/abc/bar",
-                  "timestamp": -1
-                },
-                "output": -1,
-                "secondary_input": -1
-              },
-              {
-                "input": -1,
-                "mkdir": {
-                  "mode": "755",
-                  "path": "/ced/foo",
-                  "timestamp": -1
-                },
-                "output": -1,
-                "secondary_input": -1
-              },
-              {
-                "copy": {
-                  "dest": "/abc/baz",
-                  "mode": -1,
-                  "src": "/ced/foo",
-                  "timestamp": -1
-                },
-                "input": 1,
-                "output": 0,
-                "secondary_input": 2
-              }
-            ],
-            "kind": "file"
-          },
-          "worker_constraints": []
-        }
+{
+  "digest": "sha256:5e3601d4a7ef0eee9359ce2b7353e34c3b4dee3b5181ad7ef747f2b36f9b70d7",
+  "inputs": [
+    {
+      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "index": 0
+    }
+  ],
+  "metadata": {
+    "caps": [
+      "file.base"
+    ]
+  },
+  "op": {
+    "actions": [
+      {
+        "input": 0,
+        "mkdir": {
+          "mode": "755",
+          "path": "/abc/bar",
+          "timestamp": -1
+        },
+        "output": -1,
+        "secondary_input": -1
+      },
+      {
+        "input": -1,
+        "mkdir": {
+          "mode": "755",
+          "path": "/ced/foo",
+          "timestamp": -1
+        },
+        "output": -1,
+        "secondary_input": -1
+      },
+      {
+        "copy": {
+          "dest": "/abc/baz",
+          "mode": -1,
+          "src": "/ced/foo",
+          "timestamp": -1
+        },
+        "input": 1,
+        "output": 0,
+        "secondary_input": 2
+      }
+    ],
+    "kind": "file"
+  },
+  "platform": {
+    "architecture": "amd64",
+    "os": "linux"
+  },
+  "worker_constraints": []
+}
     "#,
     );
 }
@@ -480,14 +504,20 @@ fn file_errors_are_typed() {
 }
 
 #[test]
-fn file_ops_carry_no_platform_but_keep_state_metadata() {
+fn file_ops_carry_a_platform_and_keep_state_metadata() {
     let base = image("alpine").expect("valid").dir("/w").add_env("K", "V");
     let st = base.mkdir(Mkdir::new("d", 0o755));
     let h = head(&st);
-    assert!(
-        h.get("platform").is_none(),
-        "Go marshals file ops without platform"
+    // Go's MarshalConstraints gives every op a platform (the op's, the
+    // state's, else the marshal's).
+    assert_eq!(
+        h["platform"],
+        json!({"architecture": "amd64", "os": "linux"})
     );
+    let arm = base
+        .platform(crate::Platform::linux_arm64())
+        .mkdir(Mkdir::new("d", 0o755));
+    assert_eq!(head(&arm)["platform"]["architecture"], "arm64");
     assert_eq!(h["worker_constraints"], json!([]));
     assert_eq!(st.get_dir(), "/w");
     assert_eq!(st.get_env("K"), Some("V"));

@@ -40,10 +40,12 @@
 //! Graphs cannot contain cycles: an op can only use states that existed
 //! before it.
 //!
-//! Like Go, kiln writes a platform into exec ops and image/OCI-layout
-//! sources (the op's, else the state's, else the constraints' default) and
-//! leaves it out of file, merge and diff ops and other sources; every op
-//! but the terminal one carries (possibly empty) worker constraints.
+//! Like Go's `MarshalConstraints`, kiln writes a platform into every op
+//! (the op's, else the state's, else the constraints' default) except
+//! local, git and HTTP sources, and every op but the terminal one carries
+//! (possibly empty) worker constraints. Unlike Go, an exec without `PATH`
+//! gets the default one written when the daemon's caps are unknown: the
+//! daemon would add it anyway, and kiln's graph then says what runs.
 
 mod constraints;
 pub mod definition;

@@ -130,41 +130,45 @@ mod tests {
             "merge",
             &head(&st),
             r#"
-        {
-          "digest": "sha256:a2e69d89bc1e5a3a9c8aeff76638e1b6e661cc1028845535384b0df97b524319",
-          "inputs": [
-            {
-              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
-              "index": 0
-            },
-            {
-              "digest": "sha256:fdf2141cc59493db3d641c18080c980fbcc2a1ad00980724f66703e90fa26d34",
-              "index": 0
-            },
-            {
-              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
-              "index": 0
-            }
-          ],
-          "metadata": {
-            "caps": [
-              "mergeop"
-            ],
-            "description": {
-              "llb.customname": "merge"
-            }
-          },
-          "op": {
-            "inputs": [
-              0,
-              1,
-              2
-            ],
-            "kind": "merge"
-          },
-          "worker_constraints": []
-        }
-    "#,
+{
+  "digest": "sha256:4290e4a8d1f56560b679c1a89fcbd652994e8f4cf424af979f149d2c93a8860f",
+  "inputs": [
+    {
+      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "index": 0
+    },
+    {
+      "digest": "sha256:bc11b52e1884234e4cfb7f2d94b8bc9a6172dbf45411ebab9ad47a74efd321aa",
+      "index": 0
+    },
+    {
+      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "index": 0
+    }
+  ],
+  "metadata": {
+    "caps": [
+      "mergeop"
+    ],
+    "description": {
+      "llb.customname": "merge"
+    }
+  },
+  "op": {
+    "inputs": [
+      0,
+      1,
+      2
+    ],
+    "kind": "merge"
+  },
+  "platform": {
+    "architecture": "amd64",
+    "os": "linux"
+  },
+  "worker_constraints": []
+}
+        "#,
         );
         // Go lists duplicate inputs again; the definition lists each op once.
         assert_eq!(def(&st).len(), 4); // alpine, app, merge, terminal
@@ -186,31 +190,35 @@ mod tests {
             "diff",
             &head(&st),
             r#"
-        {
-          "digest": "sha256:09e79921a104faf51b9bdcdd175f1b27443d96bca4d5ee5ad1f006b6c7f3fc78",
-          "inputs": [
-            {
-              "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
-              "index": 0
-            },
-            {
-              "digest": "sha256:8b44c8ad71da285212f8de2332df9e77990963027ca0516112a3e0f22b9bc425",
-              "index": 0
-            }
-          ],
-          "metadata": {
-            "caps": [
-              "diffop"
-            ]
-          },
-          "op": {
-            "kind": "diff",
-            "lower": 0,
-            "upper": 1
-          },
-          "worker_constraints": []
-        }
-    "#,
+{
+  "digest": "sha256:afc64d3f55e978a25d787a9ed502e900c094d9f18618deb253beda4a5fc224c6",
+  "inputs": [
+    {
+      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "index": 0
+    },
+    {
+      "digest": "sha256:371837f8ca37e10e839df3dc0b6fdd3337147f6ca0e030b92c54d20695f5cfee",
+      "index": 0
+    }
+  ],
+  "metadata": {
+    "caps": [
+      "diffop"
+    ]
+  },
+  "op": {
+    "kind": "diff",
+    "lower": 0,
+    "upper": 1
+  },
+  "platform": {
+    "architecture": "amd64",
+    "os": "linux"
+  },
+  "worker_constraints": []
+}
+        "#,
         );
     }
 
