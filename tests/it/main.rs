@@ -6,7 +6,6 @@ mod build;
 mod cache;
 mod cli;
 mod common;
-mod digests;
 mod errors;
 mod gateway;
 mod go_version;
