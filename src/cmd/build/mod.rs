@@ -71,6 +71,15 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
                         } else {
                             exporters
                         },
+                        // The exporters compare the result's platforms with these.
+                        frontend_attrs: BTreeMap::from([(
+                            "platform".to_string(),
+                            targets
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        )]),
                         ..Default::default()
                     },
                     Some(tx),
