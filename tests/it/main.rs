@@ -21,3 +21,5 @@ mod session_secrets;
 mod session_ssh;
 mod solve;
 mod transport;
+mod llb_sources;
+mod llb_util;
