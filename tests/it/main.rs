@@ -23,3 +23,4 @@ mod solve;
 mod transport;
 mod llb_sources;
 mod llb_util;
+mod llb_exec;
