@@ -24,3 +24,4 @@ mod transport;
 mod llb_sources;
 mod llb_util;
 mod llb_exec;
+mod llb_mounts;
