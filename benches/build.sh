@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Whole-build benchmark: `kiln build` side by side with `docker buildx build`
+# of the equivalent Dockerfile, on the same daemon (the harness's dockerd),
+# same fixture images, same example module, OCI tarball output for both.
+#   ./benches/build.sh [RUNS]     (default 3 runs per scenario; prints medians)
+# Scenarios: cold (--no-cache), warm (nothing changed), edit (one .go file changed).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUNS=${1:-3}
+"$ROOT/scripts/harness.sh" up >/dev/null 2>&1 || "$ROOT/scripts/harness.sh" up
+# shellcheck disable=SC1091
+. "${KILN_HARNESS_DIR:-/var/lib/kiln-harness}/env"
+cd "$ROOT"
+cargo build --release --bin kiln >&2
+KILN=$ROOT/target/release/kiln
+export DOCKER_HOST=$KILN_TEST_DOCKER_HOST
+docker buildx version >/dev/null 2>&1 || { echo "bench: docker buildx is not installed (harness.sh installs docker-buildx)" >&2; exit 1; }
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cp -r examples/hello "$WORK/app"
+GO_IMAGE=${KILN_TEST_GO_TEMPLATE//\{go\}/$KILN_TEST_GO_VERSION}
+GO_IMAGE=${GO_IMAGE//\{distro\}/trixie}
+cat >"$WORK/Dockerfile" <<DOCKERFILE
+FROM $GO_IMAGE AS builder
+WORKDIR /src
+ENV GOMODCACHE=/go/pkg/mod GOCACHE=/root/.cache/go-build CGO_ENABLED=0 GOTOOLCHAIN=local
+RUN --mount=type=bind,source=go.mod,target=go.mod \\
+    --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \\
+    go mod download
+RUN --mount=type=bind,target=. \\
+    --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \\
+    go build -trimpath -buildvcs=false -o /out/hello .
+FROM $KILN_TEST_STATIC_IMAGE
+COPY --from=builder /out/hello /app/bin
+ENTRYPOINT ["/app/bin"]
+DOCKERFILE
+
+kiln_build() {
+  "$KILN" --addr "docker://$KILN_TEST_DOCKER_SOCK" build "$WORK/app" --progress quiet \
+    --builder-image "$KILN_TEST_GO_TEMPLATE" --distro trixie --go "$KILN_TEST_GO_VERSION" \
+    --base-image "$KILN_TEST_STATIC_IMAGE" -o "type=oci,dest=$WORK/kiln.tar" "$@" >/dev/null
+}
+buildx_build() {
+  docker buildx build --builder default -q -f "$WORK/Dockerfile" -o "type=oci,dest=$WORK/buildx.tar" "$@" "$WORK/app" >/dev/null
+}
+edit() { echo "// edit $RANDOM$RANDOM" >>"$WORK/app/main.go"; }
+
+time_it() { # prints seconds
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@"
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }'
+}
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+declare -A RESULT
+for tool in kiln buildx; do
+  fn=${tool}_build
+  $fn >/dev/null # prime: base images pulled, caches filled
+  for scenario in cold warm edit; do
+    samples=()
+    for _ in $(seq "$RUNS"); do
+      case $scenario in
+        cold) samples+=("$(time_it $fn --no-cache)") ;;
+        warm) samples+=("$(time_it $fn)") ;;
+        edit) edit; samples+=("$(time_it $fn)") ;;
+      esac
+    done
+    RESULT[$tool.$scenario]=$(printf '%s\n' "${samples[@]}" | median)
+    echo "bench: $tool $scenario: ${samples[*]} (median ${RESULT[$tool.$scenario]}s)" >&2
+  done
+done
+printf '| scenario | kiln build | docker buildx build |\n|---|---|---|\n'
+for scenario in cold warm edit; do
+  printf '| %s | %ss | %ss |\n' "$scenario" "${RESULT[kiln.$scenario]}" "${RESULT[buildx.$scenario]}"
+done
