@@ -218,6 +218,20 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
+/// `local://NAME` served by `session` only (`local.session`, as BuildKit's
+/// Dockerfile frontend sets it). Without it, identical local sources of
+/// concurrent builds are one shared vertex, which the daemon fills from any
+/// of their sessions: another test's directory.
+pub fn local_of(name: &str, session: &Session) -> kiln_llb::State {
+    kiln_llb::local_with(name, kiln_llb::LocalOptions::new().session_id(session.id()))
+}
+
+/// `local://NAME` made unique (`local.unique`), for graphs solved by the CLI,
+/// whose session id is not known in advance (see [`local_of`]).
+pub fn unique_local(name: &str, opts: kiln_llb::LocalOptions) -> kiln_llb::State {
+    kiln_llb::local_with(name, opts.unique_id(unique()))
+}
+
 /// The go fixture image with Go on PATH (Debian's golang-1.24 package),
 /// HOME and the C locale.
 pub fn go_env(state: kiln_llb::State) -> kiln_llb::State {

@@ -72,14 +72,14 @@ fn measure_on_host(ctx: &Path, out: &Path) {
     sh_in(ctx, &MEASURE.replace("$OUT", &out.display().to_string()));
 }
 
-fn measure_graph(marker: &str) -> kiln_llb::State {
+fn measure_graph(marker: &str, session: &Session) -> kiln_llb::State {
     go_env(go_image())
         .run(
             ExecOptions::shell(format!(
                 "echo {marker} && cd /ctx && {}",
                 MEASURE.replace("$OUT", "/out")
             ))
-            .mount(Mount::bind("/ctx", &kiln_llb::local("context")).readonly())
+            .mount(Mount::bind("/ctx", &local_of("context", session)).readonly())
             .mount(Mount::scratch("/out")),
         )
         .get_mount("/out")
@@ -123,7 +123,7 @@ async fn session_big_context_syncs_and_resyncs_only_the_edited_file() {
         &client,
         &s1,
         SessionTransport::DockerUpgrade,
-        &measure_graph(&unique()),
+        &measure_graph(&unique(), &s1),
         vec![exporter("local")],
     )
     .await
@@ -163,7 +163,7 @@ async fn session_big_context_syncs_and_resyncs_only_the_edited_file() {
         &client,
         &s2,
         SessionTransport::Control,
-        &measure_graph(&unique()),
+        &measure_graph(&unique(), &s2),
         vec![exporter("local")],
     )
     .await
@@ -180,4 +180,53 @@ async fn session_big_context_syncs_and_resyncs_only_the_edited_file() {
         new_content.len() as u64,
         "only the edited file's bytes are sent: {second:?}"
     );
+}
+
+/// Two builds at once, both reading `local://context` from their own
+/// session. The sources name their session (`local.session`): without it
+/// both are one shared vertex and the daemon syncs it from whichever
+/// session it asks first, so one build silently gets the other's files
+/// (seen with plain `local("context")`: both builds read build 0's context,
+/// build 1's session was never called).
+#[tokio::test(flavor = "multi_thread")]
+async fn session_concurrent_builds_with_the_same_local_name_get_their_own_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let client = client().await;
+    let mut builds = Vec::new();
+    for i in 0..3 {
+        let ctx = tmp.path().join(format!("ctx{i}"));
+        std::fs::create_dir_all(&ctx).unwrap();
+        let content = format!("context {i} {}\n", unique());
+        std::fs::write(ctx.join("who"), &content).unwrap();
+        let out = tmp.path().join(format!("out{i}"));
+        let session = Session::builder()
+            .sync_dir("context", &ctx, SyncDirOptions::default())
+            .export(0, ExportTarget::directory(&out))
+            .build()
+            .unwrap();
+        let graph = go_image()
+            .run(
+                ExecOptions::shell(format!("echo {} && cat /ctx/who > /out/who", unique()))
+                    .mount(Mount::bind("/ctx", &local_of("context", &session)).readonly())
+                    .mount(Mount::scratch("/out")),
+            )
+            .get_mount("/out");
+        let client = client.clone();
+        builds.push(tokio::spawn(async move {
+            let how = TRANSPORTS[i % 2];
+            solve_with(&client, &session, how, &graph, vec![exporter("local")])
+                .await
+                .unwrap_or_else(|e| panic!("build {i}: {e}"));
+            (i, content, out, session.sync_stats())
+        }));
+    }
+    for b in builds {
+        let (i, content, out, stats) = b.await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.join("who")).unwrap(),
+            content,
+            "build {i} read another build's context"
+        );
+        assert_eq!(stats.bytes, content.len() as u64, "build {i}: {stats:?}");
+    }
 }

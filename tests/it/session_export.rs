@@ -12,7 +12,7 @@ use crate::session_common::*;
 
 /// A tree with a 5 MB file, an executable, a symlink and nested dirs,
 /// plus the context copied in.
-fn output_graph(marker: &str) -> kiln_llb::State {
+fn output_graph(marker: &str, session: &Session) -> kiln_llb::State {
     go_env(go_image())
         .run(
             ExecOptions::shell(format!(
@@ -23,7 +23,7 @@ fn output_graph(marker: &str) -> kiln_llb::State {
                  && mkdir -p /out/deep/er && ln -s ../gen.bin /out/deep/link \
                  && printf '#!/bin/sh\\n' > /out/deep/er/tool && chmod 0751 /out/deep/er/tool"
             ))
-            .mount(Mount::bind("/ctx", &kiln_llb::local("context")).readonly())
+            .mount(Mount::bind("/ctx", &local_of("context", session)).readonly())
             .mount(Mount::scratch("/out")),
         )
         .get_mount("/out")
@@ -99,7 +99,7 @@ async fn session_tar_and_local_exports_over_both_transports() {
             &client,
             &session,
             how,
-            &output_graph(&marker),
+            &output_graph(&marker, &session),
             vec![exporter("tar"), exporter("local")],
         )
         .await

@@ -6,7 +6,6 @@ use std::os::unix::fs::{chown, symlink, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use kiln_client::SessionTransport;
 use kiln_llb::{ExecOptions, LocalOptions, Mount};
 use kiln_session::{ExportTarget, Session, SyncDirOptions};
 
@@ -107,9 +106,9 @@ fn only(keep: &[&str]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Lists `local_with(name, opts)` inside a RUN: entries, a.txt's mtime and
-/// the regular files' hashes.
-fn listing_graph(name: &str, opts: LocalOptions) -> kiln_llb::State {
+/// Lists `source` inside a RUN: entries, a.txt's mtime and the regular
+/// files' hashes.
+fn listing_graph(source: &kiln_llb::State) -> kiln_llb::State {
     go_env(go_image())
         .run(
             ExecOptions::shell(format!(
@@ -119,7 +118,7 @@ fn listing_graph(name: &str, opts: LocalOptions) -> kiln_llb::State {
                  && find . -type f -print0 | sort -z | xargs -0 -r sha256sum > /out/sums",
                 unique()
             ))
-            .mount(Mount::bind("/ctx", &kiln_llb::local_with(name, opts)).readonly())
+            .mount(Mount::bind("/ctx", source).readonly())
             .mount(Mount::scratch("/out")),
         )
         .get_mount("/out")
@@ -175,10 +174,12 @@ async fn session_fidelity_library_with_dockerignore_and_excludes() {
             .export(0, ExportTarget::directory(&out))
             .build()
             .unwrap();
-        let graph = listing_graph(
+        let graph = listing_graph(&kiln_llb::local_with(
             "ctx",
-            LocalOptions::new().exclude_patterns(["*.log", "!keep.log"]),
-        );
+            LocalOptions::new()
+                .exclude_patterns(["*.log", "!keep.log"])
+                .session_id(session.id()),
+        ));
         solve_with(&client, &session, how, &graph, vec![exporter("local")])
             .await
             .unwrap_or_else(|e| panic!("{how:?}: {e}"));
@@ -198,12 +199,12 @@ async fn session_fidelity_cli_includes_excludes_and_no_dockerignore() {
     let ctx = tmp.path().join("ctx");
     make_context(&ctx);
     // Non-ASCII patterns travel URL-escaped in the DiffCopy metadata.
-    let graph = listing_graph(
+    let graph = listing_graph(&unique_local(
         "ctx",
         LocalOptions::new()
             .include_patterns(["dir", "café", "*.txt", "ignored-dir"])
             .exclude_patterns(["**/deep.txt"]),
-    );
+    ));
     let def = write_llb(tmp.path(), "def.llb", &graph);
     let out = tmp.path().join("out");
     let r = kiln_at(

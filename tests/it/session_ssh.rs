@@ -267,7 +267,9 @@ fn make_app(dir: &Path) -> PathBuf {
 /// `go build` of the app with git rewritten to the local sshd; records the
 /// exit status and output instead of failing, so a run without an agent
 /// can be inspected.
-fn go_build_graph(sshd: &Sshd, repos: &Path, marker: &str) -> kiln_llb::State {
+fn go_build_graph(sshd: &Sshd, repos: &Path, session: &Session) -> kiln_llb::State {
+    // The session id also keeps the two builds' RUNs apart in the cache.
+    let marker = session.id();
     let base = go_env(go_image())
         .mkdir(Mkdir::new("/root/.ssh", 0o700).parents(true))
         .mkfile(Mkfile::new(
@@ -294,7 +296,7 @@ fn go_build_graph(sshd: &Sshd, repos: &Path, marker: &str) -> kiln_llb::State {
         .env("GIT_TERMINAL_PROMPT", "0")
         .network(NetMode::Host)
         .ssh(SshMount::new().optional())
-        .mount(Mount::bind("/ctx", &kiln_llb::local("context")).readonly())
+        .mount(Mount::bind("/ctx", &local_of("context", session)).readonly())
         .mount(Mount::cache("/root/.cache/go-build", "kiln-session-ssh-gocache"))
         .mount(Mount::scratch("/out")),
     )
@@ -331,11 +333,12 @@ async fn session_ssh_private_go_module_through_the_forwarded_agent() {
 
     // Without the agent the same build cannot fetch the module.
     let out = tmp.path().join("out-noagent");
+    let session = build(None, &out);
     solve_entitled(
         &client,
-        &build(None, &out),
+        &session,
         SessionTransport::Auto,
-        &go_build_graph(&sshd, &repos, &unique()),
+        &go_build_graph(&sshd, &repos, &session),
         vec![exporter("local")],
         &["network.host"],
     )
@@ -360,11 +363,12 @@ async fn session_ssh_private_go_module_through_the_forwarded_agent() {
 
     // With it, go fetches over ssh and the binary prints the lib's greeting.
     let out = tmp.path().join("out-agent");
+    let session = build(Some(&agent.sock), &out);
     solve_entitled(
         &client,
-        &build(Some(&agent.sock), &out),
+        &session,
         SessionTransport::Auto,
-        &go_build_graph(&sshd, &repos, &unique()),
+        &go_build_graph(&sshd, &repos, &session),
         vec![exporter("local")],
         &["network.host"],
     )
