@@ -16,7 +16,6 @@ mod session_common;
 mod session_context;
 mod session_export;
 mod session_fidelity;
-mod session_probe;
 mod session_secrets;
 mod session_ssh;
 mod solve;
