@@ -59,17 +59,22 @@ async fn llb_exec_user_and_hostname() {
     let tmp = tempfile::tempdir().unwrap();
     // /out in the root filesystem, writable by anyone; copied out after.
     let base = go_image()
-        .run(ExecOptions::shell(format!("mkdir -m 777 /o # {}", unique())))
+        .run(ExecOptions::shell(format!(
+            "mkdir -m 777 /o # {}",
+            unique()
+        )))
         .root();
     let collect = |e: kiln_llb::ExecState| {
         kiln_llb::scratch().copy(Copy::new(&e.root(), "/o", "/").dir_contents_only())
     };
-    let named = base.run(ExecOptions::shell(format!(
-        "# {}\nid -u > /o/uid; id -g > /o/gid; hostname > /o/hostname",
-        unique()
-    ))
-    .user("nobody")
-    .hostname("kiln-llb-host"));
+    let named = base.run(
+        ExecOptions::shell(format!(
+            "# {}\nid -u > /o/uid; id -g > /o/gid; hostname > /o/hostname",
+            unique()
+        ))
+        .user("nobody")
+        .hostname("kiln-llb-host"),
+    );
     let s = solve_ok(tmp.path(), "nobody", &collect(named), &[]).await;
     assert_eq!(s.read("uid"), "65534\n");
     assert_eq!(s.read("gid"), "65534\n");
@@ -109,10 +114,7 @@ async fn llb_exec_network_none_has_only_loopback() {
     let sandbox = probe(&go_image(), "cat /proc/net/dev > /out/dev");
     let s = solve_ok(tmp.path(), "sandbox", &sandbox, &[]).await;
     let ifs = interfaces(&s.read("dev"));
-    assert!(
-        ifs.iter().any(|i| i != "lo"),
-        "sandbox network: {ifs:?}"
-    );
+    assert!(ifs.iter().any(|i| i != "lo"), "sandbox network: {ifs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -35,7 +35,11 @@ async fn llb_mount_bind_readonly_selector_and_writable_output() {
     assert_eq!(s.read("a"), marker);
     assert_eq!(s.read("ls"), "a\n", "the selector mounts /dir only");
     assert_eq!(s.read("ro"), "readonly\n");
-    assert!(s.read("err").contains("Read-only file system"), "{}", s.read("err"));
+    assert!(
+        s.read("err").contains("Read-only file system"),
+        "{}",
+        s.read("err")
+    );
 
     // The writable bind's result is an output: the source plus the write.
     let rw = go_image()

@@ -39,7 +39,12 @@ fn static_index_digest() -> Digest {
         .lines()
         .find(|l| l.to_ascii_lowercase().starts_with("docker-content-digest:"))
         .unwrap_or_else(|| panic!("no Docker-Content-Digest in\n{headers}"));
-    line.split_once(':').unwrap().1.trim().parse().expect("digest")
+    line.split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .parse()
+        .expect("digest")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -96,8 +101,7 @@ async fn llb_image_source_by_tag_digest_and_resolve_mode() {
     // have fails, naming it.
     let bogus = Digest::sha256_of(unique().as_bytes());
     let st = kiln_llb::scratch().copy(Copy::new(
-        &kiln_llb::image_with(&static_image(), ImageOptions::new().digest(bogus.clone()))
-            .unwrap(),
+        &kiln_llb::image_with(&static_image(), ImageOptions::new().digest(bogus.clone())).unwrap(),
         "/etc/passwd",
         "/passwd",
     ));
@@ -137,7 +141,7 @@ async fn llb_local_include_exclude_and_follow_paths() {
         LocalOptions::new()
             .include_patterns(["*.txt", "sub"])
             .exclude_patterns(["sub/skip.txt"])
-            .shared_key_hint(unique()),
+            .unique_id(unique()),
     );
     let st = kiln_llb::scratch().copy(Copy::new(&src, "/", "/").dir_contents_only());
     let s = solve_ok(tmp.path(), "incl", &st, &["--local", &local_arg]).await;
@@ -154,7 +158,7 @@ async fn llb_local_include_exclude_and_follow_paths() {
         "ctx",
         LocalOptions::new()
             .follow_paths(["link"])
-            .shared_key_hint(unique()),
+            .unique_id(unique()),
     );
     let st = kiln_llb::scratch().copy(Copy::new(&src, "/", "/").dir_contents_only());
     let s = solve_ok(tmp.path(), "follow", &st, &["--local", &local_arg]).await;
@@ -232,7 +236,13 @@ async fn llb_git_source_ref_subdir_and_keep_git_dir() {
     std::fs::create_dir_all(&base).unwrap();
     git(
         tmp.path(),
-        &["clone", "-q", "--bare", work.to_str().unwrap(), "srv/repo.git"],
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            "srv/repo.git",
+        ],
     );
     let (daemon, port) = git_daemon(&base, &tmp.path().join("git-daemon.log")).await;
     let url = format!("git://127.0.0.1:{port}/repo.git");

@@ -24,3 +24,4 @@ mod llb_sources;
 mod llb_util;
 mod llb_exec;
 mod llb_mounts;
+mod llb_files;
