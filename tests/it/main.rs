@@ -25,3 +25,4 @@ mod llb_util;
 mod llb_exec;
 mod llb_mounts;
 mod llb_files;
+mod llb_interop;
