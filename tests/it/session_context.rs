@@ -122,7 +122,7 @@ async fn session_big_context_syncs_and_resyncs_only_the_edited_file() {
     solve_with(
         &client,
         &s1,
-        SessionTransport::DockerUpgrade,
+        SessionTransport::Control,
         &measure_graph(&unique(), &s1),
         vec![exporter("local")],
     )
@@ -158,11 +158,11 @@ async fn session_big_context_syncs_and_resyncs_only_the_edited_file() {
         .export(0, ExportTarget::directory(&out2))
         .build()
         .unwrap();
-    // The other transport, which the daemon's copy does not care about.
+    // The other transport: the daemon's copy does not depend on it.
     solve_with(
         &client,
         &s2,
-        SessionTransport::Control,
+        SessionTransport::DockerUpgrade,
         &measure_graph(&unique(), &s2),
         vec![exporter("local")],
     )
