@@ -67,7 +67,7 @@ pub async fn prune(global: &Global, args: &PruneArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_table(records: &[CacheRecord]) -> std::io::Result<()> {
+fn print_table(records: &[CacheRecord]) -> anyhow::Result<()> {
     if records.is_empty() {
         return Ok(());
     }
@@ -95,7 +95,7 @@ fn print_table(records: &[CacheRecord]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn print_verbose(r: &CacheRecord) -> std::io::Result<()> {
+fn print_verbose(r: &CacheRecord) -> anyhow::Result<()> {
     outln!("ID:\t\t{}", r.id);
     if !r.parents.is_empty() {
         outln!("Parents:\t{}", r.parents.join(", "));

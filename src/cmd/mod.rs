@@ -30,8 +30,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::GoVersion(args) => go_version::run(&cli.global, &args).await,
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut cmd, "kiln", &mut out);
+            // Generated into memory: clap_complete panics on a closed stdout.
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "kiln", &mut buf);
+            use std::io::Write as _;
+            std::io::stdout()
+                .lock()
+                .write_all(&buf)
+                .map_err(crate::output::StdoutError)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -110,9 +110,24 @@ pub fn solve_failed(
             let _ = writeln!(out, "  grpc status: {:?}", s.code());
             let _ = writeln!(out, "  details: {failure:?}");
         }
-    } else if let Some(h) = err.hint() {
+    } else if let Some(h) = err.hint().or_else(|| registry_hint(&summary)) {
         let _ = writeln!(out, "hint: {h}");
     }
+}
+
+/// A hint for registry failures the daemon reports (push/pull with bad or
+/// missing credentials).
+fn registry_hint(message: &str) -> Option<String> {
+    if message.contains("401 Unauthorized") || message.contains("403 Forbidden") {
+        let config = std::env::var("DOCKER_CONFIG").map_or_else(
+            |_| "~/.docker/config.json".to_string(),
+            |d| format!("{d}/config.json"),
+        );
+        return Some(format!(
+            "the registry refused the credentials kiln offered from {config}: log in again (`docker login REGISTRY`) or fix that entry"
+        ));
+    }
+    None
 }
 
 fn one_line(s: &str) -> String {

@@ -404,12 +404,25 @@ async fn multi_platform_build_is_one_index() {
     let base_pins: Vec<&str> = r
         .stderr
         .lines()
-        .filter(|l| l.contains("[final 1/2] FROM"))
+        .filter(|l| l.contains("final 1/2] FROM"))
         .collect();
     assert!(
-        base_pins.iter().all(|l| l.contains("@sha256:")),
+        !base_pins.is_empty() && base_pins.iter().all(|l| l.contains("@sha256:")),
         "{base_pins:?}"
     );
+    // The per-platform steps are labelled with their platform.
+    for p in ["linux/amd64", "linux/arm64"] {
+        assert!(
+            r.stderr.contains(&format!("[{p} builder ")),
+            "no {p} steps:\n{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(&format!("[{p} final 2/2]")),
+            "no {p} final step:\n{}",
+            r.stderr
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -557,4 +570,161 @@ async fn bad_input_is_one_clear_error_and_no_output() {
 
     assert!(!out.exists(), "a failed build left {}", out.display());
     let _ = h;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_are_mounted_but_never_in_the_graph_image_or_logs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    let values: Vec<String> = (0..4).map(|i| format!("s3cr3t-{i}-{}", unique())).collect();
+    let netrc = tmp.path().join("netrc");
+    std::fs::write(
+        &netrc,
+        format!("machine git.example login me password {}\n", values[0]),
+    )
+    .unwrap();
+    let ca = tmp.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            values[1]
+        ),
+    )
+    .unwrap();
+    let goenv = tmp.path().join("goenv");
+    std::fs::write(&goenv, format!("GOFLAGS=-tags={}\n", values[2])).unwrap();
+    let proxy = format!("http://user:{}@proxy.invalid:3128", values[3]);
+    let secret_flags = [
+        "--netrc",
+        netrc.to_str().unwrap(),
+        "--ca-bundle",
+        ca.to_str().unwrap(),
+        "--goenv",
+        "--proxy-from-env",
+    ];
+    let with_env = |mut c: tokio::process::Command| {
+        c.env("GOENV", &goenv)
+            .env("HTTPS_PROXY", &proxy)
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy");
+        c
+    };
+    // The graph mounts them as secrets (ids only).
+    let mut args = build_args(&dir, &secret_flags);
+    args.push("--print-llb=json".into());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let p = run(with_env(kiln()), &refs).await;
+    p.success();
+    let llb = p.stdout.clone();
+    for id in ["\"netrc\"", "\"ca-bundle\"", "\"goenv\"", "\"HTTPS_PROXY\""] {
+        assert!(llb.contains(id), "secret {id} not mounted:\n{llb}");
+    }
+    // Build for real, exporting the image, with full logs.
+    let oci = tmp.path().join("img.tar");
+    let mut args = build_args(&dir, &secret_flags);
+    args.extend([
+        "-o".to_string(),
+        format!("type=oci,dest={}", oci.display()),
+        "--progress".into(),
+        "rawjson".into(),
+        "--debug".into(),
+    ]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(with_env(kiln()), &refs).await;
+    r.success();
+    let image = std::fs::read(&oci).unwrap();
+    for v in &values {
+        assert!(!llb.contains(v.as_str()), "a secret value is in the LLB");
+        assert!(
+            !r.stderr.contains(v.as_str()) && !r.stdout.contains(v.as_str()),
+            "a secret value is in the logs"
+        );
+        assert!(
+            !image.windows(v.len()).any(|w| w == v.as_bytes()),
+            "a secret value is in the image"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kiln_toml_and_the_lock_file() {
+    let h = harness();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    let d = dir.to_str().unwrap();
+    let addr = h.docker_addr();
+    // kiln init writes a commented kiln.toml, and refuses to overwrite it.
+    run(kiln(), &["init", d]).await.success();
+    assert!(std::fs::read_to_string(dir.join("kiln.toml"))
+        .unwrap()
+        .contains("[build]"));
+    let r = run(kiln(), &["init", d]).await;
+    r.failure();
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    // Options come from kiln.toml.
+    let good = format!(
+        "go = \"{}\"\nbuilder-image = \"{}\"\ndistro = \"trixie\"\nbase-image = \"{}\"\n[build]\ncmd = [\"--flag\"]\n",
+        go_version(),
+        go_template(),
+        h.static_image
+    );
+    std::fs::write(dir.join("kiln.toml"), &good).unwrap();
+    let r = run(kiln(), &["--addr", &addr, "build", d, "--print-llb=json"]).await;
+    r.success();
+    assert!(
+        r.stdout.contains(&h.static_image),
+        "kiln.toml base image not used"
+    );
+    // A typo in kiln.toml is an error naming the key.
+    std::fs::write(dir.join("kiln.toml"), good.replace("distro", "distor")).unwrap();
+    let r = run(kiln(), &["--addr", &addr, "build", d, "--print-llb"]).await;
+    r.failure();
+    assert!(r.stderr.contains("distor"), "{}", r.stderr);
+    std::fs::write(dir.join("kiln.toml"), &good).unwrap();
+
+    // --locked without a lock fails; kiln lock writes one with digests.
+    let r = run(
+        kiln(),
+        &["--addr", &addr, "build", d, "--locked", "--print-llb"],
+    )
+    .await;
+    r.failure();
+    assert!(r.stderr.contains("kiln lock"), "{}", r.stderr);
+    run(kiln(), &["--addr", &addr, "lock", d]).await.success();
+    let lock = std::fs::read_to_string(dir.join("kiln.lock")).unwrap();
+    assert!(
+        lock.contains(&format!("go = \"{}\"", go_version())),
+        "{lock}"
+    );
+    assert_eq!(lock.matches("digest = \"sha256:").count(), 2, "{lock}");
+    assert!(
+        lock.contains("\"linux/arm64\" = \"sha256:"),
+        "per-platform base digests: {lock}"
+    );
+    // A second `kiln lock` refuses to overwrite without --update.
+    let r = run(kiln(), &["--addr", &addr, "lock", d]).await;
+    r.failure();
+    assert!(r.stderr.contains("--update"), "{}", r.stderr);
+    // --locked builds with the lock's inputs.
+    let oci = tmp.path().join("l.tar");
+    let o = format!("type=oci,dest={}", oci.display());
+    run(kiln(), &["--addr", &addr, "build", d, "--locked", "-o", &o])
+        .await
+        .success();
+    assert!(oci.exists());
+    // A stale lock (the base image changed) fails --locked with the reason.
+    let other = format!("{}/kiln-fixtures/static:latest", h.registry);
+    std::fs::write(dir.join("kiln.toml"), good.replace(&h.static_image, &other)).unwrap();
+    let r = run(
+        kiln(),
+        &["--addr", &addr, "build", d, "--locked", "--print-llb"],
+    )
+    .await;
+    r.failure();
+    assert!(
+        r.stderr.contains("stale") && r.stderr.contains("lock --update"),
+        "{}",
+        r.stderr
+    );
 }

@@ -18,7 +18,15 @@ async fn local_context_to_tar_and_local_outputs() {
             ExecOptions::shell(format!(
                 "cat /ctx/hello.txt > /out/copied.txt && echo {marker} > /out/marker && ls /ctx/sub > /out/listing"
             ))
-            .mount(Mount::bind("/ctx", &kiln_llb::local("context")).readonly())
+            // Unique per test: BuildKit merges identical local sources of
+            // concurrent builds and may serve one from another's session.
+            .mount(
+                Mount::bind(
+                    "/ctx",
+                    &kiln_llb::local_with("context", kiln_llb::LocalOptions::new().unique_id(unique())),
+                )
+                .readonly(),
+            )
             .mount(Mount::scratch("/out")),
         )
         .get_mount("/out");

@@ -31,7 +31,6 @@ pub const PROXY_VARS: [&str; 6] = [
 pub struct Inputs {
     pub dir: PathBuf,
     pub go_mod: GoMod,
-    pub toml: KilnToml,
     pub options: GoBuildOptions,
     pub go: GoSpec,
     pub go_source: SourceKind,
@@ -258,7 +257,6 @@ impl Inputs {
             },
             dir,
             go_mod,
-            toml,
             options: o,
             go,
             go_source,

@@ -22,7 +22,7 @@ use kiln_go::recipe::{self, RecipeInput, ResolvedImage};
 use kiln_image::{Digest, ImageRef, Platform};
 
 pub use args::BuildArgs;
-pub use config::{KilnToml, TEMPLATE};
+pub use config::TEMPLATE;
 pub use lock::Lock;
 
 use crate::cli::Global;
@@ -256,6 +256,11 @@ async fn plan_all(
     let mut base_digest: Option<String> = inputs.locked.as_ref().map(|l| l.base.digest.clone());
     let options = inputs.options.clone();
     for target in targets {
+        let mut options = options.clone();
+        if targets.len() > 1 {
+            // Parallel platform builds: label every step with its platform.
+            options.step_label = Some(target.to_string());
+        }
         let base = gw
             .resolve_image_config(
                 &base_ref.to_string(),

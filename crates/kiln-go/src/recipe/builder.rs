@@ -18,15 +18,19 @@ use super::{
 
 /// Numbers the steps of one stage: `[builder 3/6] …`.
 pub(crate) struct Steps {
-    stage: &'static str,
+    stage: String,
     done: usize,
     total: usize,
 }
 
 impl Steps {
-    pub fn new(stage: &'static str, total: usize) -> Self {
+    /// `label` (e.g. a platform) goes before the stage name when given.
+    pub fn new(stage: &'static str, total: usize, label: Option<&str>) -> Self {
         Steps {
-            stage,
+            stage: match label {
+                Some(l) if !l.is_empty() => format!("{l} {stage}"),
+                _ => stage.to_string(),
+            },
             done: 0,
             total,
         }
@@ -145,7 +149,11 @@ fn git_commands(input: &RecipeInput, checked: &Checked) -> Vec<String> {
 pub(crate) fn builder(input: &RecipeInput, checked: &Checked) -> Result<Builder, RecipeError> {
     let o = &input.options;
     let build = &input.build_platform;
-    let mut steps = Steps::new("builder", step_count(input, checked));
+    let mut steps = Steps::new(
+        "builder",
+        step_count(input, checked),
+        o.step_label.as_deref(),
+    );
     let common = ExecCommon {
         platform: build,
         no_cache: o.no_cache,

@@ -41,7 +41,7 @@ pub(crate) fn image_path(checked: &Checked, name: &str) -> String {
 /// copies every binary in (mode 0755, root-owned, stamped with
 /// `SOURCE_DATE_EPOCH` when given).
 pub(crate) fn final_state(input: &RecipeInput, checked: &Checked, binaries: &State) -> State {
-    let mut steps = Steps::new("final", 2);
+    let mut steps = Steps::new("final", 2, input.options.step_label.as_deref());
     let base_ref = &input.base.reference;
     let base = image_ref(
         base_ref,

@@ -131,6 +131,11 @@ pub struct GoBuildOptions {
     pub source_url: Option<String>,
     /// Runs every builder step again instead of using the cache.
     pub no_cache: bool,
+    /// A label prefixed to every step name (`[linux/arm64 builder 3/3] …`),
+    /// so the steps of parallel per-platform builds can be told apart. Set
+    /// by the caller, not read from kiln.toml.
+    #[serde(skip)]
+    pub step_label: Option<String>,
 }
 
 impl Default for GoBuildOptions {
@@ -160,6 +165,7 @@ impl Default for GoBuildOptions {
             revision: None,
             source_url: None,
             no_cache: false,
+            step_label: None,
         }
     }
 }
