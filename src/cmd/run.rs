@@ -56,8 +56,8 @@ where
 {
     let (tx, rx) = mpsc::unbounded_channel();
     let drawer = tokio::spawn(progress::drive(rx, mode));
-    let fut = solve(tx);
-    tokio::pin!(fut);
+    // Boxed so that dropping it (on a signal) really cancels the solve now.
+    let mut fut = Box::pin(solve(tx));
     let outcome = tokio::select! {
         r = &mut fut => Some(r),
         _ = shutdown_signal() => None,

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-pub use kiln_test_support::{harness, Harness, Relay, RelayOptions};
+pub use kiln_test_support::{harness, Relay, RelayOptions};
 
 /// The result of one `kiln` run.
 #[derive(Debug)]

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 //! kiln's integration tests, one binary (see uv's `tests/it`). They run
 //! against the real daemon and registry that `scripts/harness.sh up`
 //! starts; without them every test here fails and says how to start them.

@@ -504,41 +504,6 @@ fn known_hosts_for(file: &Path, hosts: &[String]) -> anyhow::Result<Vec<String>>
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn binary_names() {
-        assert_eq!(module_binary_name("example.com/app"), "app");
-        assert_eq!(module_binary_name("example.com/app/v2"), "app");
-        assert_eq!(module_binary_name("hello"), "hello");
-    }
-
-    #[test]
-    fn known_hosts_lookup() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("kh");
-        std::fs::write(
-            &f,
-            "git.corp ssh-ed25519 AAAA\n[127.0.0.1]:2222 ssh-ed25519 BBBB\nother ssh-rsa CCCC\n",
-        )
-        .unwrap();
-        assert_eq!(
-            known_hosts_for(&f, &["git.corp".into()]).unwrap(),
-            vec!["git.corp ssh-ed25519 AAAA"]
-        );
-        assert_eq!(
-            known_hosts_for(&f, &["127.0.0.1:2222".into()]).unwrap(),
-            vec!["[127.0.0.1]:2222 ssh-ed25519 BBBB"]
-        );
-        let e = known_hosts_for(&f, &["nope".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("no known_hosts entry for nope"), "{e}");
-    }
-}
-
 /// Checks each main is a directory holding `package main` (before any
 /// daemon work), so a library package is refused with a clear error.
 pub fn check_mains(dir: &Path, mains: &[String]) -> anyhow::Result<()> {
@@ -612,4 +577,39 @@ fn package_clause(text: &str) -> Option<String> {
             .map(|r| r.split_whitespace().next().unwrap_or("").to_string());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_names() {
+        assert_eq!(module_binary_name("example.com/app"), "app");
+        assert_eq!(module_binary_name("example.com/app/v2"), "app");
+        assert_eq!(module_binary_name("hello"), "hello");
+    }
+
+    #[test]
+    fn known_hosts_lookup() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("kh");
+        std::fs::write(
+            &f,
+            "git.corp ssh-ed25519 AAAA\n[127.0.0.1]:2222 ssh-ed25519 BBBB\nother ssh-rsa CCCC\n",
+        )
+        .unwrap();
+        assert_eq!(
+            known_hosts_for(&f, &["git.corp".into()]).unwrap(),
+            vec!["git.corp ssh-ed25519 AAAA"]
+        );
+        assert_eq!(
+            known_hosts_for(&f, &["127.0.0.1:2222".into()]).unwrap(),
+            vec!["[127.0.0.1]:2222 ssh-ed25519 BBBB"]
+        );
+        let e = known_hosts_for(&f, &["nope".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no known_hosts entry for nope"), "{e}");
+    }
 }
