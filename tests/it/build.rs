@@ -728,3 +728,187 @@ async fn kiln_toml_and_the_lock_file() {
         r.stderr
     );
 }
+
+/// Go's `dirhash.Hash1` over `(name, content)` pairs: the `h1:` of go.sum.
+fn go_hash1(files: &[(String, Vec<u8>)]) -> String {
+    use sha2::Digest as _;
+    let mut files = files.to_vec();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut summary = String::new();
+    for (name, content) in &files {
+        summary.push_str(&format!(
+            "{}  {name}\n",
+            hex::encode(sha2::Sha256::digest(content))
+        ));
+    }
+    format!(
+        "h1:{}",
+        crate::session_common::base64(&sha2::Sha256::digest(summary.as_bytes()))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_module_over_ssh_through_the_forwarded_agent() {
+    use crate::session_ssh::{keygen, start_agent, start_sshd};
+    let tmp = tempfile::tempdir().unwrap();
+    // The repository path is part of the module path, so keep it lower-case.
+    let root = std::path::PathBuf::from(format!("/tmp/kilnpriv-{}", unique()));
+    std::fs::create_dir_all(&root).unwrap();
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(root.clone());
+    let key = tmp.path().join("id_ed25519");
+    keygen(&key, "kiln-build-private");
+    let agent = start_agent(tmp.path(), &key).await;
+    let sshd = start_sshd(tmp.path(), &key).await;
+
+    // The private module: a bare repo on the ssh host, tagged v0.1.0.
+    let module = format!("127.0.0.1{}/lib.git", root.display());
+    let greeting = format!("private hello {}", unique());
+    let src = root.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let go_mod = format!("module {module}\n\ngo 1.24\n");
+    let lib_go = format!("// Package lib is private.\npackage lib\n\n// Hello greets.\nfunc Hello() string {{ return {greeting:?} }}\n");
+    std::fs::write(src.join("go.mod"), &go_mod).unwrap();
+    std::fs::write(src.join("lib.go"), &lib_go).unwrap();
+    let git = |args: &[&str], cwd: &std::path::Path| {
+        let st = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=kiln",
+                "-c",
+                "user.email=kiln@example.test",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(cwd)
+            .status()
+            .unwrap();
+        assert!(st.success(), "git {args:?}");
+    };
+    git(&["init", "-q"], &src);
+    git(&["add", "."], &src);
+    git(&["commit", "-q", "-m", "lib"], &src);
+    git(&["tag", "v0.1.0"], &src);
+    git(
+        &["clone", "-q", "--bare", src.to_str().unwrap(), "lib.git"],
+        &root,
+    );
+
+    // The app, with the go.sum a developer would have committed.
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("go.mod"),
+        format!("module example.test/app\n\ngo 1.24\n\nrequire {module} v0.1.0\n"),
+    )
+    .unwrap();
+    let zip_prefix = format!("{module}@v0.1.0");
+    let sum_zip = go_hash1(&[
+        (format!("{zip_prefix}/go.mod"), go_mod.clone().into_bytes()),
+        (format!("{zip_prefix}/lib.go"), lib_go.clone().into_bytes()),
+    ]);
+    let sum_mod = go_hash1(&[("go.mod".to_string(), go_mod.into_bytes())]);
+    std::fs::write(
+        app.join("go.sum"),
+        format!("{module} v0.1.0 {sum_zip}\n{module} v0.1.0/go.mod {sum_mod}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("main.go"),
+        format!("package main\n\nimport (\n\t\"fmt\"\n\n\tlib \"{module}\"\n)\n\nfunc main() {{ fmt.Println(lib.Hello()) }}\n"),
+    )
+    .unwrap();
+    let known_hosts = tmp.path().join("known_hosts");
+    std::fs::write(&known_hosts, &sshd.host_key_line).unwrap();
+
+    let oci = tmp.path().join("app.tar");
+    let host = format!("root@127.0.0.1:{}", sshd.port);
+    let flags = [
+        "--ssh",
+        "default",
+        "--goprivate",
+        "127.0.0.1",
+        "--git-ssh-host",
+        host.as_str(),
+        "--known-hosts",
+        known_hosts.to_str().unwrap(),
+        "--network",
+        "host",
+        "--progress",
+        "plain",
+    ];
+    // First, with an agent holding another key: the fetch is refused (and,
+    // the module never having been fetched, nothing is in the module cache).
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let wrong_key = other.join("id_other");
+    keygen(&wrong_key, "not-authorized");
+    let wrong_agent = start_agent(&other, &wrong_key).await;
+    let mut cmd = kiln();
+    cmd.env("SSH_AUTH_SOCK", &wrong_agent.sock);
+    let args = build_args(&app, &flags);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(cmd, &refs).await;
+    r.failure();
+    assert!(
+        r.stderr.contains("go mod download") && r.stderr.contains("failed with exit code"),
+        "{}",
+        r.stderr
+    );
+    // Without any agent: refused before building, saying what to add.
+    let no_ssh: Vec<&str> = flags
+        .iter()
+        .copied()
+        .filter(|f| *f != "--ssh" && *f != "default")
+        .collect();
+    let args = build_args(&app, &no_ssh);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(kiln(), &refs).await;
+    r.failure();
+    assert!(r.stderr.contains("needs an SSH agent"), "{}", r.stderr);
+
+    let mut args = build_args(&app, &flags);
+    args.extend(["-o".to_string(), format!("type=oci,dest={}", oci.display())]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = kiln();
+    cmd.env("SSH_AUTH_SOCK", &agent.sock);
+    let r = run(cmd, &refs).await;
+    r.success();
+    assert!(r.stderr.contains("go mod download"), "{}", r.stderr);
+    // The fetch went through sshd with the agent's key.
+    let log = std::fs::read_to_string(tmp.path().join("sshd.log")).unwrap_or_default();
+    assert!(
+        log.contains("Accepted publickey"),
+        "sshd saw no key login:\n{log}"
+    );
+    // The binary carries the private module's code: run it from the OCI layout.
+    let lay = tmp.path().join("l");
+    let index = unpack_oci(&oci, &lay);
+    let ms = manifests(&lay, &index);
+    let hexd = ms[0].1["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
+    let x = tmp.path().join("x");
+    std::fs::create_dir_all(&x).unwrap();
+    std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(lay.join("blobs/sha256").join(hexd))
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap();
+    let out = std::process::Command::new(x.join("app/bin"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), greeting);
+    drop(sshd);
+}

@@ -13,7 +13,7 @@ use crate::session_common::*;
 
 /// Generates an unencrypted ed25519 key at `path` and returns its SHA256
 /// fingerprint.
-fn keygen(path: &Path, comment: &str) -> String {
+pub(crate) fn keygen(path: &Path, comment: &str) -> String {
     host(
         std::process::Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
@@ -41,12 +41,12 @@ fn pub_path(key: &Path) -> PathBuf {
 }
 
 /// A running `ssh-agent` holding one key.
-struct Agent {
-    sock: PathBuf,
+pub(crate) struct Agent {
+    pub(crate) sock: PathBuf,
     _proc: Background,
 }
 
-async fn start_agent(dir: &Path, key: &Path) -> Agent {
+pub(crate) async fn start_agent(dir: &Path, key: &Path) -> Agent {
     let sock = dir.join("agent.sock");
     let mut cmd = tokio::process::Command::new("ssh-agent");
     cmd.arg("-D").arg("-a").arg(&sock);
@@ -157,13 +157,13 @@ async fn session_ssh_forwards_an_agent_and_key_files() {
 }
 
 /// A local sshd on 127.0.0.1 that accepts one key for root.
-struct Sshd {
-    port: u16,
-    host_key_line: String,
-    proc: Background,
+pub(crate) struct Sshd {
+    pub(crate) port: u16,
+    pub(crate) host_key_line: String,
+    pub(crate) proc: Background,
 }
 
-async fn start_sshd(dir: &Path, authorized: &Path) -> Sshd {
+pub(crate) async fn start_sshd(dir: &Path, authorized: &Path) -> Sshd {
     // OpenSSH refuses to start without its privilege separation directory.
     std::fs::create_dir_all("/run/sshd").unwrap();
     let host_key = dir.join("ssh_host_ed25519_key");

@@ -59,12 +59,16 @@ pub struct BuildArgs {
     /// SSH agent to forward into module-fetching steps: default, ID=SOCKET, ID=KEYFILE.
     #[arg(long = "ssh", value_name = "SPEC")]
     pub ssh: Vec<String>,
-    /// Git host reached over ssh: HOST[:PORT] (repeatable).
-    #[arg(long = "git-ssh-host", value_name = "HOST[:PORT]")]
+    /// Git host reached over ssh: [USER@]HOST[:PORT] (repeatable; user git by default).
+    #[arg(long = "git-ssh-host", value_name = "[USER@]HOST[:PORT]")]
     pub git_ssh_hosts: Vec<String>,
     /// known_hosts file for --git-ssh-host (default ~/.ssh/known_hosts).
     #[arg(long = "known-hosts", value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
+    /// Network of the module-fetching steps: sandbox (default) or host
+    /// (for git servers only this host reaches; the daemon must allow network.host).
+    #[arg(long, value_parser = ["sandbox", "host"])]
+    pub network: Option<String>,
     /// Mount the host's `go env GOENV` file as a secret at the builder's GOENV path.
     #[arg(long)]
     pub goenv: bool,

@@ -92,6 +92,9 @@ impl Inputs {
             o.labels.insert(k.to_string(), v.to_string());
         }
         o.no_cache |= args.no_cache;
+        if let Some(n) = &args.network {
+            o.host_network = n == "host";
+        }
         check_mains(&dir, &o.mains)?;
         o.source_date_epoch = args
             .source_date_epoch
@@ -474,11 +477,12 @@ fn known_hosts_for(file: &Path, hosts: &[String]) -> anyhow::Result<Vec<String>>
     })?;
     let mut out = Vec::new();
     for h in hosts {
+        let h = h.rsplit_once('@').map_or(h.as_str(), |(_, rest)| rest);
         let (host, port) = match h.rsplit_once(':') {
             Some((host, p)) if p.chars().all(|c| c.is_ascii_digit()) => {
                 (host, p.parse::<u16>().ok())
             }
-            _ => (h.as_str(), None),
+            _ => (h, None),
         };
         let name = match port {
             Some(p) if p != 22 => format!("[{host}]:{p}"),

@@ -52,6 +52,7 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
         inputs.decorate_exporter(e);
     }
     let print_llb = args.print_llb;
+    let host_network = inputs.options.host_network;
     let commands = Arc::new(Mutex::new(Default::default()));
     let cmds = commands.clone();
     let c2 = client.clone();
@@ -70,6 +71,11 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
                             vec![]
                         } else {
                             exporters
+                        },
+                        entitlements: if host_network {
+                            vec!["network.host".to_string()]
+                        } else {
+                            vec![]
                         },
                         // The exporters compare the result's platforms with these.
                         frontend_attrs: BTreeMap::from([(

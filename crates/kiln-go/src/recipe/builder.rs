@@ -96,6 +96,9 @@ fn module_access(opts: ExecOptions, input: &RecipeInput) -> ExecOptions {
     if let Some(id) = &o.netrc_secret {
         opts = opts.secret(SecretMount::file(id, NETRC_PATH));
     }
+    if o.host_network {
+        opts = opts.network(kiln_llb::NetMode::Host);
+    }
     o.ssh
         .iter()
         .fold(opts, |opts, id| opts.ssh(SshMount::new().id(id)))

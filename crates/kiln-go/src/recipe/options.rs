@@ -131,6 +131,10 @@ pub struct GoBuildOptions {
     pub source_url: Option<String>,
     /// Runs every builder step again instead of using the cache.
     pub no_cache: bool,
+    /// Runs the module-fetching steps (`go mod download`, `go build`) on the
+    /// host's network instead of BuildKit's sandbox, for git servers only the
+    /// build host can reach. Needs the daemon to grant `network.host`.
+    pub host_network: bool,
     /// A label prefixed to every step name (`[linux/arm64 builder 3/3] …`),
     /// so the steps of parallel per-platform builds can be told apart. Set
     /// by the caller, not read from kiln.toml.
@@ -165,6 +169,7 @@ impl Default for GoBuildOptions {
             revision: None,
             source_url: None,
             no_cache: false,
+            host_network: false,
             step_label: None,
         }
     }

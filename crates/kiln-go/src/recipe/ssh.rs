@@ -8,11 +8,14 @@ use base64::Engine as _;
 use super::error::RecipeError;
 use super::validate::sh_quote;
 
-/// An SSH git host: `HOST` or `HOST:PORT` (`[v6addr]:PORT` for IPv6).
+/// An SSH git host: `[USER@]HOST[:PORT]` (`[v6addr]:PORT` for IPv6); the
+/// user defaults to `git`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SshHost {
     /// The entry as given.
     pub given: String,
+    /// The ssh user (`git` unless given).
+    pub user: String,
     /// The host name, lower-cased (IPv6 without brackets).
     pub host: String,
     /// The port, if not 22.
@@ -24,8 +27,23 @@ impl SshHost {
         let invalid = || RecipeError::Invalid {
             field: "git-ssh-hosts",
             value: given.to_string(),
-            expected: "HOST or HOST:PORT, e.g. github.com or git.example.com:2222",
+            expected: "[USER@]HOST[:PORT], e.g. github.com or git@git.example.com:2222",
         };
+        let (user, hostport) = match given.split_once('@') {
+            Some((u, rest)) => {
+                let ok = !u.is_empty()
+                    && !u.starts_with('-')
+                    && u.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+                if !ok {
+                    return Err(invalid());
+                }
+                (u.to_string(), rest)
+            }
+            None => ("git".to_string(), given),
+        };
+        let given_all = given;
+        let given = hostport;
         let (host, port) = if let Some(rest) = given.strip_prefix('[') {
             let (addr, after) = rest.split_once(']').ok_or_else(invalid)?;
             let ok = !addr.is_empty()
@@ -70,7 +88,8 @@ impl SshHost {
             }
         };
         Ok(SshHost {
-            given: given.to_string(),
+            given: given_all.to_string(),
+            user,
             host: host.to_ascii_lowercase(),
             port,
         })
@@ -94,12 +113,13 @@ impl SshHost {
         }
     }
 
-    /// `git config --global url."ssh://git@HOST[:PORT]/".insteadOf "https://HOST/"`.
+    /// `git config --global url."ssh://USER@HOST[:PORT]/".insteadOf "https://HOST/"`.
     pub fn git_config_command(&self) -> String {
         let host = self.url_host();
+        let user = &self.user;
         let ssh = match self.port {
-            None => format!("ssh://git@{host}/"),
-            Some(p) => format!("ssh://git@{host}:{p}/"),
+            None => format!("ssh://{user}@{host}/"),
+            Some(p) => format!("ssh://{user}@{host}:{p}/"),
         };
         format!(
             "git config --global {} {}",
