@@ -242,9 +242,26 @@ async fn plan_all(
         }
     };
     // Builder: config for the build platform, pinned by digest.
+    // With a lock, resolve exactly the locked digests (a moved tag changes nothing).
+    let locked_ref = |r: &ImageRef, d: Option<&str>| -> Result<String, StepError> {
+        match d.filter(|d| !d.is_empty()) {
+            Some(d) => {
+                let d: Digest = d
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("kiln.lock: bad digest {d:?} for {r}: {e}"))?;
+                Ok(r.with_digest(d).to_string())
+            }
+            None => Ok(r.to_string()),
+        }
+    };
+    let builder_lookup = locked_ref(
+        &builder_ref,
+        inputs.locked.as_ref().map(|l| l.builder.digest.as_str()),
+    )?;
+    let base_lookup_digest = inputs.locked.as_ref().map(|l| l.base.digest.clone());
     let builder = gw
         .resolve_image_config(
-            &builder_ref.to_string(),
+            &builder_lookup,
             Some(to_pb(build_platform)),
             ResolveMode::Default,
             Some(session_id),
@@ -269,7 +286,7 @@ async fn plan_all(
         }
         let base = gw
             .resolve_image_config(
-                &base_ref.to_string(),
+                &locked_ref(&base_ref, base_lookup_digest.as_deref())?,
                 Some(to_pb(target)),
                 ResolveMode::Default,
                 Some(session_id),
