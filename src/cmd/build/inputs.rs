@@ -108,6 +108,11 @@ impl Inputs {
         if o.revision.is_none() {
             o.revision = git(&dir, &["rev-parse", "HEAD"]);
         }
+        if o.source_url.is_none() {
+            // Credentials in a remote URL never reach a label.
+            o.source_url = git(&dir, &["config", "--get", "remote.origin.url"])
+                .filter(|u| !u.contains('@') || u.starts_with("git@"));
+        }
 
         // Session: secrets and ssh for the recipe's mounts.
         let mut session_args = SessionArgs {
