@@ -6,7 +6,6 @@ use std::fmt;
 use std::io::Write;
 
 use kiln_proto::pb;
-use prost::Message;
 
 use crate::progress::State;
 
@@ -24,33 +23,32 @@ impl fmt::Display for Reported {
 
 impl std::error::Error for Reported {}
 
-/// The exec commands of a definition, by op digest.
+/// The exec commands of a definition, by op digest and by the name the
+/// daemon shows for the step (the custom name, else the arguments joined, as
+/// BuildKit's llbOpName does): the daemon may report a step under another
+/// digest than kiln's.
 pub fn exec_commands(def: &pb::Definition) -> HashMap<String, Vec<String>> {
-    use sha2::Digest as _;
+    let def = kiln_llb::Definition::from_pb(def.clone());
     let mut out = HashMap::new();
-    for bytes in &def.def {
-        let Ok(op) = pb::Op::decode(bytes.as_slice()) else {
+    // A definition that does not decode has no commands to show.
+    for op in def.ops().unwrap_or_default() {
+        let Some(pb::op::Op::Exec(exec)) = op.op.op else {
             continue;
         };
-        if let Some(pb::op::Op::Exec(exec)) = op.op {
-            if let Some(meta) = exec.meta {
-                let d = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
-                // The daemon may report the step under another digest than
-                // kiln's, so also key by the name it shows: the custom name,
-                // else the arguments joined (BuildKit's llbOpName).
-                let name = def
-                    .metadata
-                    .get(&d)
-                    .and_then(|m| {
-                        m.description
-                            .get(kiln_proto::attrs::description::CUSTOM_NAME)
-                    })
-                    .cloned()
-                    .unwrap_or_else(|| meta.args.join(" "));
-                out.insert(name, meta.args.clone());
-                out.insert(d, meta.args);
-            }
-        }
+        let Some(meta) = exec.meta else {
+            continue;
+        };
+        let name = op
+            .metadata
+            .as_ref()
+            .and_then(|m| {
+                m.description
+                    .get(kiln_proto::attrs::description::CUSTOM_NAME)
+            })
+            .cloned()
+            .unwrap_or_else(|| meta.args.join(" "));
+        out.insert(name, meta.args.clone());
+        out.insert(op.digest.to_string(), meta.args);
     }
     out
 }

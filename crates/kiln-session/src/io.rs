@@ -44,9 +44,24 @@ pub fn bytes_stream_io<S>(outbound: mpsc::Sender<BytesMessage>, inbound: S) -> B
 where
     S: Stream<Item = Result<BytesMessage, tonic::Status>> + Send + 'static,
 {
+    // Drain the gRPC stream at once, whatever the session is doing: frames
+    // left unread pile up in the outer HTTP/2 connection, whose small-DATA
+    // budget then runs out and h2 closes the whole connection (the Solve
+    // call included) with ENHANCE_YOUR_CALM "too_many_data_frames". What
+    // waits here is bounded by the nested connection's own flow control.
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        use futures::StreamExt as _;
+        let mut inbound = Box::pin(inbound);
+        while let Some(item) = inbound.next().await {
+            if tx.send(item).is_err() {
+                break;
+            }
+        }
+    });
     BytesStreamIo {
         outbound: PollSender::new(outbound),
-        inbound: Box::pin(inbound),
+        inbound: Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(rx)),
         pending: Bytes::new(),
         eof: false,
     }
