@@ -25,8 +25,9 @@ impl std::error::Error for Reported {}
 
 /// The exec commands of a definition, by op digest and by the name the
 /// daemon shows for the step (the custom name, else the arguments joined, as
-/// BuildKit's llbOpName does): the daemon may report a step under another
-/// digest than kiln's.
+/// BuildKit's llbOpName does). kiln's own ops come back under their digest;
+/// a Definition another tool wrote in tag order is re-marshaled by the
+/// daemon and comes back under another digest, so the name is the fallback.
 pub fn exec_commands(def: &pb::Definition) -> HashMap<String, Vec<String>> {
     let def = kiln_llb::Definition::from_pb(def.clone());
     let mut out = HashMap::new();

@@ -176,7 +176,7 @@ async fn llb_local_include_exclude_and_follow_paths() {
 }
 
 /// A `git daemon` serving `base` on a free port of 127.0.0.1.
-async fn git_daemon(base: &Path, log: &Path) -> (Background, u16) {
+pub(crate) async fn git_daemon(base: &Path, log: &Path) -> (Background, u16) {
     let port = free_port();
     let mut cmd = tokio::process::Command::new("git");
     cmd.arg("daemon")
@@ -191,7 +191,7 @@ async fn git_daemon(base: &Path, log: &Path) -> (Background, u16) {
     (bg, port)
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     host(
         std::process::Command::new("git")
             .args(args)
@@ -294,7 +294,7 @@ async fn llb_git_source_ref_subdir_and_keep_git_dir() {
 }
 
 /// A python http.server serving `dir` on a free port of 127.0.0.1.
-async fn http_server(dir: &Path, log: &Path) -> (Background, u16) {
+pub(crate) async fn http_server(dir: &Path, log: &Path) -> (Background, u16) {
     let port = free_port();
     let mut cmd = tokio::process::Command::new("python3");
     cmd.args(["-m", "http.server", "--bind", "127.0.0.1"])

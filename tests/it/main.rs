@@ -10,6 +10,7 @@ mod common;
 mod errors;
 mod gateway;
 mod go_version;
+mod llb_digests;
 mod llb_exec;
 mod llb_files;
 mod llb_interop;

@@ -28,10 +28,10 @@ fn exec_basic() {
         &head(&st),
         r#"
 {
-  "digest": "sha256:835eb0fb5198b0508665853b988144fee79d103eabe246fdac28f2c4eada51bc",
+  "digest": "sha256:52f62d2a2bee4fdb99d261a1c9d1f038e9b035864fa83af6514528bcd91af194",
   "inputs": [
     {
-      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
       "index": 0
     }
   ],
@@ -111,18 +111,18 @@ fn exec_mounts_outputs_and_inputs() {
         &head(&e.get_mount("/out")),
         r#"
 {
-  "digest": "sha256:3ade80ce235aae32fdf4bd195eadba7f42e0f226541b4215c33a60cbb13420a8",
+  "digest": "sha256:e1b8d6d5d61cbc5e28088a7829a2160d9ac037d77b5372f242c44b0ae9a0d341",
   "inputs": [
     {
-      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
       "index": 0
     },
     {
-      "digest": "sha256:1c696f1034a56761ca7e1da8da578acad87558b3bf7cb2e1ec90943383ced9c5",
+      "digest": "sha256:6051f8ddb6bb186934458c24d3f25ea67f0bb779ba6d7a93533168cb80387115",
       "index": 0
     },
     {
-      "digest": "sha256:2da38d7ddd0f4321a3597877529a5a15a60158fe29dc472b69d75ec94572675f",
+      "digest": "sha256:114d1f0c16923ab7b8bd71d01d507e7c37761b639167bf48890ea316b50fe692",
       "index": 0
     }
   ],
@@ -278,10 +278,10 @@ fn exec_secrets_and_ssh() {
         &head(&st),
         r#"
 {
-  "digest": "sha256:faff672c3f8d99b7afa11fba40d4b5e791bdbd74378dedf1cef9391ff565f401",
+  "digest": "sha256:db58136e99dc78239eee27c74df132a9b08efe9f962bb76406c24c493eb207ec",
   "inputs": [
     {
-      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
       "index": 0
     }
   ],
@@ -414,10 +414,10 @@ fn exec_meta_options_and_caps() {
         &head(&st),
         r#"
 {
-  "digest": "sha256:f80026f335aaf17853480da25761fb8297412a0a7925636d9b46666d496950ee",
+  "digest": "sha256:59279b64a1dca89fc1cb139938a9c9ada32dca8562fe0b894fb61ea51393a861",
   "inputs": [
     {
-      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
       "index": 0
     }
   ],

@@ -30,10 +30,10 @@ fn mkdir_action() {
         &head(&st),
         r#"
 {
-  "digest": "sha256:7571ed8eb74fe9ccd09de98d1bec4a65689ba75e2839bf08091e1510d109e9b8",
+  "digest": "sha256:e1699bcb20e1f4c0ee9e001559da334ee496afb12cd29ec3fbd09b9f694012dc",
   "inputs": [
     {
-      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
       "index": 0
     }
   ],
@@ -90,7 +90,7 @@ fn mkfile_action() {
         &head(&st),
         r#"
 {
-  "digest": "sha256:71c2276460a1bbd747ae53d5352b8eb779ad540d18d66937a66e37c07039ffa5",
+  "digest": "sha256:dd304bdd9d65795b4d49c83d844ce7ec2a2605eb6df23899850a2c66e9965092",
   "metadata": {
     "caps": [
       "file.base"
@@ -142,10 +142,10 @@ fn rm_action() {
         &head(&st),
         r#"
 {
-  "digest": "sha256:1080affde83cc23d1b9071cc33510738d4b60079270302729bb8ebc9979ebdb1",
+  "digest": "sha256:d302a4732482047192a41b6b3bf2fa16fafa46fbd40d457cba879467b430bc74",
   "inputs": [
     {
-      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
       "index": 0
     }
   ],
@@ -187,7 +187,7 @@ fn symlink_action() {
         &head(&st),
         r#"
 {
-  "digest": "sha256:ead4fe4efce9116c83a2a0761b76a877b13a9fd1f50d9ff88d4b1e30238428a0",
+  "digest": "sha256:7f5eb9cd759b1b65a17d079653873aabbffdba193d3879fec3a89615dc66ce3d",
   "metadata": {
     "caps": [
       "file.base",
@@ -248,14 +248,14 @@ fn copy_action_with_every_option() {
         &head(&st),
         r#"
 {
-  "digest": "sha256:c8832f11a622f064de7381a6c9c6f489fd519751652501f86112466b928a4c78",
+  "digest": "sha256:2f1e84b82e1bcaeddf379fa30ca986c70aaee02939e44087f1bb6cbd5377f398",
   "inputs": [
     {
-      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
       "index": 0
     },
     {
-      "digest": "sha256:1c696f1034a56761ca7e1da8da578acad87558b3bf7cb2e1ec90943383ced9c5",
+      "digest": "sha256:6051f8ddb6bb186934458c24d3f25ea67f0bb779ba6d7a93533168cb80387115",
       "index": 0
     }
   ],
@@ -342,10 +342,10 @@ fn chained_actions_and_copy_from_another_chain() {
         &head(&st),
         r#"
 {
-  "digest": "sha256:5e3601d4a7ef0eee9359ce2b7353e34c3b4dee3b5181ad7ef747f2b36f9b70d7",
+  "digest": "sha256:318335a2509eb90d3ea427d1916e0e6c8b0c8045b5b4c43865fc5f96b5e07608",
   "inputs": [
     {
-      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
       "index": 0
     }
   ],

@@ -1,8 +1,9 @@
 //! Turning a graph of states into a [`Definition`] (Go's `State.Marshal`).
 //!
 //! A pure function: ops are visited depth-first in Go's input order, each is
-//! encoded once (prost writes fields in field-number order, maps sorted, as
-//! Go's deterministic marshaling does), identified by the sha256 of its
+//! encoded once in Go's byte order ([`kiln_proto::wire::encode_op`]: the
+//! daemon re-marshals every op with Go's protobuf and digests those bytes,
+//! so kiln's digests are the daemon's), identified by the sha256 of its
 //! bytes and listed once per digest, inputs before their users, followed by
 //! the terminal op that names the result. Nothing depends on the host,
 //! the time, memory addresses or hashing.
@@ -11,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kiln_image::Digest;
-use kiln_proto::{caps, pb, prost::Message};
+use kiln_proto::{caps, pb, wire};
 
 use crate::constraints::{merge_pb_metadata, Constraints, TERMINAL_CAPS};
 use crate::error::LlbError;
@@ -100,7 +101,7 @@ pub(crate) fn marshal(state: &State, c: &Constraints) -> Result<Definition, LlbE
             c,
             digests: &digests,
         })?;
-        let bytes = op.encode_to_vec();
+        let bytes = wire::encode_op(&op);
         let digest = Digest::sha256_of(&bytes).to_string();
         digests.insert(Arc::as_ptr(&frame.node) as usize, digest.clone());
         match metadata.get_mut(&digest) {
@@ -123,7 +124,7 @@ pub(crate) fn marshal(state: &State, c: &Constraints) -> Result<Definition, LlbE
         .input(&root)?],
         ..Default::default()
     };
-    let bytes = terminal.encode_to_vec();
+    let bytes = wire::encode_op(&terminal);
     let digest = Digest::sha256_of(&bytes).to_string();
     let mut md = metadata.get(&digest).cloned().unwrap_or_default();
     for cap in TERMINAL_CAPS {

@@ -131,18 +131,18 @@ mod tests {
             &head(&st),
             r#"
 {
-  "digest": "sha256:4290e4a8d1f56560b679c1a89fcbd652994e8f4cf424af979f149d2c93a8860f",
+  "digest": "sha256:4dae1e7dede67ecc2217585f91e34204add8361683bed982dd57230444a08829",
   "inputs": [
     {
-      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
       "index": 0
     },
     {
-      "digest": "sha256:bc11b52e1884234e4cfb7f2d94b8bc9a6172dbf45411ebab9ad47a74efd321aa",
+      "digest": "sha256:a9dc9e7d44e3f98a3d1d2cb289761df550fc7b15a063c9a1eea5dcbea684b1a0",
       "index": 0
     },
     {
-      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
       "index": 0
     }
   ],
@@ -191,14 +191,14 @@ mod tests {
             &head(&st),
             r#"
 {
-  "digest": "sha256:afc64d3f55e978a25d787a9ed502e900c094d9f18618deb253beda4a5fc224c6",
+  "digest": "sha256:293332e053a3d017ce443da2ee3e3ac94042220b4983989eebe5c00f78792efd",
   "inputs": [
     {
-      "digest": "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+      "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
       "index": 0
     },
     {
-      "digest": "sha256:371837f8ca37e10e839df3dc0b6fdd3337147f6ca0e030b92c54d20695f5cfee",
+      "digest": "sha256:a2434eaf0e8ca60c327aec38db8286eb8c70619f480cf3840a3f946951d75f40",
       "index": 0
     }
   ],

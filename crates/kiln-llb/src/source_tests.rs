@@ -4,47 +4,66 @@ use super::*;
 use crate::testutil::{amd64, def, golden, head, head_with};
 use crate::Platform;
 
-/// Digests of image sources that Go's `client/llb` produced for
-/// linux/amd64, as printed by `buildctl debug dump-llb` and the
-/// Dockerfile frontend's dot output.
+/// The same op content Go's `client/llb` writes for linux/amd64. Older
+/// BuildKit clients (gogo/protobuf) wrote fields in tag order, and their
+/// digests are printed in countless `buildctl debug dump-llb` / dot dumps;
+/// re-encoding kiln's op in tag order reproduces them exactly. Today's Go
+/// protobuf writes the `op` oneof last, and the daemon re-marshals every op
+/// that way before digesting it: kiln's digests are those (checked against
+/// the daemon's Status stream in tests/it/llb_digests.rs).
 #[test]
 fn image_digests_match_go() {
-    for (r, digest) in [
+    use kiln_proto::prost::Message;
+    for (r, tag_order, go_order) in [
         (
             "docker.io/library/alpine:latest",
             "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+            "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
         ),
         (
             "alpine",
             "sha256:665ba8b2cdc0cb0200e2a42a6b3c0f8f684089f4cd1b81494fbb9805879120f7",
+            "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
         ),
         (
             "golang:1.12-alpine",
             "sha256:fc8f7a5a931404bb996ee93e11e03292efdfdf9a150192d59616c38f4796d934",
+            "sha256:f4390d31ec5fc2590a1dbc8439f7bafe4c6b17e1316d2754e15649ee3e7871a9",
         ),
         (
             "golang:alpine",
             "sha256:4530882d321e760e5e25d5b2a3fa86274678c0cd51fb182037c54497bddc7847",
+            "sha256:f260bf30a92d02507f92507b25c37469dc9da1e6d4c1dc8c75ad1add1048db9e",
         ),
     ] {
         let st = image(r).expect("valid reference");
-        assert_eq!(head(&st)["digest"], digest, "{r}");
+        let d = def(&st);
+        let op = kiln_proto::pb::Op::decode(d.as_pb().def[0].as_slice()).expect("decode");
+        let legacy = crate::Digest::sha256_of(&op.encode_to_vec()).to_string();
+        assert_eq!(legacy, tag_order, "{r}: tag-order bytes");
+        assert_eq!(head(&st)["digest"], go_order, "{r}");
+        assert_ne!(
+            head(&st)["digest"],
+            tag_order,
+            "{r}: kiln must not send tag order"
+        );
     }
 }
 
-/// The same op, encoded by hand from `solver/pb/ops.proto`: an
-/// independent check of field order and of the empty worker constraints.
+/// The same op, encoded by hand from `solver/pb/ops.proto` in Go's order
+/// (regular fields by tag, then the `op` oneof): an independent check of
+/// field order and of the empty worker constraints.
 #[test]
 fn image_op_bytes_match_hand_encoding() {
     let id = b"docker-image://docker.io/library/alpine:latest";
     let mut src = vec![0x0a, id.len() as u8];
     src.extend_from_slice(id);
     let plat = b"\x0a\x05amd64\x12\x05linux";
-    let mut want = vec![0x1a, src.len() as u8];
-    want.extend_from_slice(&src);
-    want.extend_from_slice(&[0x52, plat.len() as u8]);
+    let mut want = vec![0x52, plat.len() as u8];
     want.extend_from_slice(plat);
     want.extend_from_slice(&[0x5a, 0x00]);
+    want.extend_from_slice(&[0x1a, src.len() as u8]);
+    want.extend_from_slice(&src);
     let d = def(&image("alpine").expect("valid"));
     assert_eq!(d.as_pb().def[0], want);
     assert_eq!(d.len(), 2);
@@ -75,7 +94,7 @@ fn image_with_options() {
         &head(&st),
         r#"
     {
-      "digest": "sha256:bec22fa12b33f1a3224307d93d0789be082de81b32c2840c5eae0cb9ce0d330d",
+      "digest": "sha256:c7ade0a28181e0236c200485825f90d568c734cda83dce39d3109a5a736792a9",
       "metadata": {
         "caps": [
           "source.image",
@@ -131,7 +150,7 @@ fn local_has_no_unique_id_by_default() {
         &h,
         r#"
     {
-      "digest": "sha256:1c696f1034a56761ca7e1da8da578acad87558b3bf7cb2e1ec90943383ced9c5",
+      "digest": "sha256:6051f8ddb6bb186934458c24d3f25ea67f0bb779ba6d7a93533168cb80387115",
       "metadata": {
         "caps": [
           "source.local"
@@ -165,7 +184,7 @@ fn local_with_options() {
         &head(&st),
         r#"
     {
-      "digest": "sha256:be5b6d43c5594f58c8dc71b1212bb0cb676dca730c28715a26d70bc14dacc70b",
+      "digest": "sha256:982c66275c53d9f8e91fa4e6ed8309c040a37d4d529aa09db9fafe091e77a7b9",
       "metadata": {
         "caps": [
           "source.local",
@@ -223,7 +242,7 @@ fn git_https() {
         &head(&st),
         r#"
     {
-      "digest": "sha256:c521ddc130d5e134f8809709207b636d95a2d1b2e89ec717df9d06e33d11e21d",
+      "digest": "sha256:dc87480a392ab3620c781aa918718d6abbe3e0fa22a495e06309fc0e9564a36b",
       "metadata": {
         "caps": [
           "source.git",
@@ -261,7 +280,7 @@ fn git_ssh_and_fragment_subdir() {
         &head(&st),
         r#"
     {
-      "digest": "sha256:413dc3012fd6139ebdfedf37c9207ab63f8865647e4f762666d1d2ac4cfda694",
+      "digest": "sha256:816952214d48812bd9cf68d531736068bab3e7374a5b3d25334861d3ea969b90",
       "metadata": {
         "caps": [
           "source.git",
@@ -320,7 +339,7 @@ fn http_with_options() {
         &head(&st),
         r#"
     {
-      "digest": "sha256:e004515af307468a51f59439d6fda6234975d292ff6e1ab321e433d53459f8ac",
+      "digest": "sha256:71c13470ee4b284e19c122718b1acf479befeb6bc552852b53d9b79ff969d300",
       "metadata": {
         "caps": [
           "soruce.http.uidgid",
@@ -360,7 +379,7 @@ fn oci_layout_source() {
         &head(&st),
         r#"
     {
-      "digest": "sha256:5c164cc52d7090b011e1f4e96e9c968613dde35940fa8501feef2ff9f43ab28b",
+      "digest": "sha256:c8618b2037554d7fa4a4b243c6bbc63192f425b761b021d94df423820da7db11",
       "metadata": {
         "caps": [
           "source.ocilayout"

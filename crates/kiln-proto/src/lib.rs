@@ -26,6 +26,7 @@ pub mod attrs;
 pub mod caps;
 pub mod headers;
 pub mod methods;
+pub mod wire;
 
 /// The largest gRPC message BuildKit sends (status batches, definitions):
 /// tonic's default of 4 MiB is too small.
