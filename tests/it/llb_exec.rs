@@ -65,7 +65,7 @@ async fn llb_exec_user_and_hostname() {
         )))
         .root();
     let collect = |e: kiln_llb::ExecState| {
-        kiln_llb::scratch().copy(Copy::new(&e.root(), "/o", "/").dir_contents_only())
+        kiln_llb::scratch().copy(Copy::new(e.root(), "/o", "/").dir_contents_only())
     };
     let named = base.run(
         ExecOptions::shell(format!(

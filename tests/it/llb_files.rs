@@ -224,7 +224,7 @@ async fn llb_file_chained_actions_are_one_op() {
         FileAction::from(Mkdir::new("/app/tmp", 0o755).parents(true))
             .mkfile(Mkfile::new("/app/tmp/scratch", 0o644, "x"))
             .mkfile(Mkfile::new("/app/VERSION", 0o644, marker.clone()))
-            .copy(Copy::new(&source(), "/dir/a.txt", "/app/a.txt"))
+            .copy(Copy::new(source(), "/dir/a.txt", "/app/a.txt"))
             .rm(Rm::new("/app/tmp")),
     );
     let def = write_llb(tmp.path(), "chain.llb", &st);
@@ -253,7 +253,7 @@ async fn llb_file_created_time_sets_mtime() {
         FileAction::from(Mkdir::new("/stamped", 0o755).created_time(nanos))
             .mkfile(Mkfile::new("/stamped/f", 0o644, unique()).created_time(nanos))
             .copy(
-                Copy::new(&source(), "/dir/a.txt", "/stamped/copied")
+                Copy::new(source(), "/dir/a.txt", "/stamped/copied")
                     .created_time(nanos + 1_000_000_000),
             ),
     );

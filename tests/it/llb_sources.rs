@@ -101,7 +101,7 @@ async fn llb_image_source_by_tag_digest_and_resolve_mode() {
     // have fails, naming it.
     let bogus = Digest::sha256_of(unique().as_bytes());
     let st = kiln_llb::scratch().copy(Copy::new(
-        &kiln_llb::image_with(&static_image(), ImageOptions::new().digest(bogus.clone())).unwrap(),
+        kiln_llb::image_with(&static_image(), ImageOptions::new().digest(bogus.clone())).unwrap(),
         "/etc/passwd",
         "/passwd",
     ));

@@ -127,7 +127,7 @@ async fn failing_build_leaves_no_output_and_reports_the_step() {
     let last = e
         .lines()
         .filter(|l| !l.starts_with("hint:"))
-        .last()
+        .next_back()
         .unwrap();
     assert!(
         last.starts_with("error: build failed:") && last.contains("exit code: 3"),
@@ -214,7 +214,7 @@ async fn bad_definitions_and_outputs_are_refused_before_solving() {
 #[tokio::test(flavor = "multi_thread")]
 async fn llb_json_and_dot_dumps() {
     let tmp = tempfile::tempdir().unwrap();
-    let st = kiln_llb::scratch().copy(Copy::new(&kiln_llb::local("context"), "/a", "/b"));
+    let st = kiln_llb::scratch().copy(Copy::new(kiln_llb::local("context"), "/a", "/b"));
     let def = write_llb(tmp.path(), "d.llb", &st);
     let r = run(kiln(), &["llb", "-f", def.to_str().unwrap()]).await;
     r.success();
