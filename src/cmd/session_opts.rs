@@ -25,6 +25,10 @@ pub struct SessionArgs {
     /// ID=KEYFILE[,KEYFILE] (repeatable).
     #[arg(long = "ssh", value_name = "SPEC")]
     pub ssh: Vec<String>,
+    /// An OCI image layout directory the build reads as `oci-layout://`
+    /// sources with `oci.store=ID` (repeatable).
+    #[arg(long = "oci-layout", value_name = "ID=DIR")]
+    pub oci_layouts: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -150,6 +154,16 @@ pub fn build_session(
             agents.add(spec).with_context(|| format!("--ssh {s:?}"))?;
         }
         b = b.ssh(agents);
+    }
+    for l in &args.oci_layouts {
+        let (id, dir) = l
+            .split_once('=')
+            .with_context(|| format!("--oci-layout {l:?} is not ID=DIR"))?;
+        let dir = PathBuf::from(dir);
+        if !dir.is_dir() {
+            bail!("--oci-layout {id}={}: not a directory", dir.display());
+        }
+        b = b.oci_layout(id, dir);
     }
     b = b.auth(DockerAuth::from_env());
     for (i, o) in outputs.iter().enumerate() {

@@ -49,7 +49,6 @@ fn unique_graph(image: &str, marker: &str) -> pb::Definition {
         })),
         platform,
         constraints: Some(pb::WorkerConstraints::default()),
-        ..Default::default()
     };
     let file_bytes = file.encode_to_vec();
     let term = pb::Op {

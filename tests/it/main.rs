@@ -15,6 +15,7 @@ mod llb_exec;
 mod llb_files;
 mod llb_interop;
 mod llb_mounts;
+mod llb_oci_layout;
 mod llb_sources;
 mod llb_util;
 mod progress;

@@ -124,11 +124,7 @@ async fn failing_build_leaves_no_output_and_reports_the_step() {
         !e.contains("│ line 11\n") && e.contains("│ line 12\n"),
         "only the last 20 lines: {e}"
     );
-    let last = e
-        .lines()
-        .filter(|l| !l.starts_with("hint:"))
-        .next_back()
-        .unwrap();
+    let last = e.lines().rfind(|l| !l.starts_with("hint:")).unwrap();
     assert!(
         last.starts_with("error: build failed:") && last.contains("exit code: 3"),
         "{last}"

@@ -632,17 +632,34 @@ impl OciLayoutOptions {
     op_constraint_methods!();
 }
 
-/// An image from a client-side OCI layout, `store@digest` (Go's
-/// `llb.OCILayout`).
-pub fn oci_layout(store: &str, digest: &Digest) -> State {
-    oci_layout_with(store, digest, OciLayoutOptions::default())
+/// An image from an OCI layout the client serves over its session (Go's
+/// `llb.OCILayout`): `name` is an image name, normalised like image
+/// references (`app` → `docker.io/library/app`; a tag is dropped), which the
+/// daemon shows but never looks up; `digest` is the manifest or index to
+/// use (an index is resolved for the op's platform). The layout itself is
+/// chosen by [`OciLayoutOptions::store_id`] (the id the session serves it
+/// under, e.g. `kiln solve --oci-layout ID=DIR`).
+///
+/// The identifier is `oci-layout://<name>@<digest>`: BuildKit parses it as a
+/// reference with a domain, so a bare `store@digest` would be refused.
+pub fn oci_layout(name: &str, digest: &Digest) -> State {
+    oci_layout_with(name, digest, OciLayoutOptions::default())
 }
 
 /// [`oci_layout`] with options.
-pub fn oci_layout_with(store: &str, digest: &Digest, opts: OciLayoutOptions) -> State {
-    if store.is_empty() {
-        return State::invalid(LlbError::empty(OpKind::Source, "oci layout store"));
+pub fn oci_layout_with(name: &str, digest: &Digest, opts: OciLayoutOptions) -> State {
+    if name.is_empty() {
+        return State::invalid(LlbError::empty(OpKind::Source, "oci layout image name"));
     }
+    let r = match ImageRef::parse(name) {
+        Ok(r) => r,
+        Err(source) => {
+            return State::invalid(LlbError::ImageRef {
+                input: name.to_string(),
+                source,
+            })
+        }
+    };
     let mut oc = opts.op;
     let mut attrs = BTreeMap::new();
     if let Some(s) = opts.session_id {
@@ -655,7 +672,11 @@ pub fn oci_layout_with(store: &str, digest: &Digest, opts: OciLayoutOptions) -> 
         attrs.insert(attrs::oci_layout::LAYER_LIMIT.to_string(), l.to_string());
     }
     oc.add_cap(caps::SOURCE_OCI_LAYOUT);
-    source_state(format!("{}{store}@{digest}", scheme::OCI_LAYOUT), attrs, oc)
+    source_state(
+        format!("{}{}@{digest}", scheme::OCI_LAYOUT, r.name()),
+        attrs,
+        oc,
+    )
 }
 
 #[cfg(test)]

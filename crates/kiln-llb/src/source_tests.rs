@@ -370,7 +370,7 @@ fn oci_layout_source() {
         Digest::parse("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
             .expect("digest");
     let st = oci_layout_with(
-        "store",
+        "app:ignored-tag",
         &digest,
         OciLayoutOptions::new().session_id("s").store_id("st"),
     );
@@ -379,7 +379,7 @@ fn oci_layout_source() {
         &head(&st),
         r#"
     {
-      "digest": "sha256:c8618b2037554d7fa4a4b243c6bbc63192f425b761b021d94df423820da7db11",
+      "digest": "sha256:2bc9c42b99a59e23bebf639c7eb3f3e6c3b625952f4714ca68d01be0b6dc0485",
       "metadata": {
         "caps": [
           "source.ocilayout"
@@ -390,7 +390,7 @@ fn oci_layout_source() {
           "oci.session": "s",
           "oci.store": "st"
         },
-        "identifier": "oci-layout://store@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "identifier": "oci-layout://docker.io/library/app@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         "kind": "source"
       },
       "platform": {
@@ -420,6 +420,7 @@ fn empty_names_fail_at_marshal() {
     }
     let d = Digest::sha256_of(b"");
     assert!(oci_layout("", &d).marshal(&amd64()).is_err());
+    assert!(oci_layout("Not A Name", &d).marshal(&amd64()).is_err());
 }
 
 #[test]

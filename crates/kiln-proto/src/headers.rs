@@ -16,6 +16,11 @@ pub const SESSION_GRPC_METHOD: &str = "X-Docker-Expose-Session-Grpc-Method";
 pub const CONTROL_API_BUILD_ID: &str = "buildkit-controlapi-buildid";
 /// Metadata on `FileSend/DiffCopy` naming the exporter by its index.
 pub const ATTACHABLE_EXPORTER_ID: &str = "buildkit-attachable-exporter-id";
+/// Metadata on content-store calls naming the store; for OCI layout
+/// sources the value is [`OCI_STORE_PREFIX`] + the `oci.store` attr.
+pub const ATTACHABLE_STORE_ID: &str = "buildkit-attachable-store-id";
+/// Prefix BuildKit puts before an OCI layout's store id.
+pub const OCI_STORE_PREFIX: &str = "oci:";
 
 /// DiffCopy request metadata: the local directory's name.
 pub const FILESYNC_DIR_NAME: &str = "dir-name";

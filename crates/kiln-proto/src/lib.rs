@@ -24,6 +24,7 @@ pub use bollard_buildkit_proto::moby::buildkit::v1::frontend as gateway;
 
 pub mod attrs;
 pub mod caps;
+pub mod content;
 pub mod headers;
 pub mod methods;
 pub mod wire;

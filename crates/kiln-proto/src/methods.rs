@@ -30,3 +30,7 @@ pub const AUTH_FETCH_TOKEN: &str = "/moby.filesync.v1.Auth/FetchToken";
 pub const AUTH_GET_TOKEN_AUTHORITY: &str = "/moby.filesync.v1.Auth/GetTokenAuthority";
 /// Registry auth: verify token authority.
 pub const AUTH_VERIFY_TOKEN_AUTHORITY: &str = "/moby.filesync.v1.Auth/VerifyTokenAuthority";
+/// Content store (a client-side OCI layout): a blob's size.
+pub const CONTENT_INFO: &str = "/containerd.services.content.v1.Content/Info";
+/// Content store: a blob's bytes (server streaming).
+pub const CONTENT_READ: &str = "/containerd.services.content.v1.Content/Read";

@@ -69,6 +69,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// A directory given as an OCI layout is not one.
+    #[error("{path} is not an OCI image layout (it needs an `oci-layout` file and a `blobs` directory; unpack an `oci` export or use `skopeo copy … oci:DIR`)")]
+    NotAnOciLayout {
+        /// The directory.
+        path: PathBuf,
+    },
+
     /// A secret exceeds BuildKit's 500 KiB limit.
     #[error("secret {id} is too big ({size} bytes, max {max})")]
     SecretTooBig {

@@ -42,6 +42,7 @@
 //! or error messages, and credentials are never logged.
 
 mod auth;
+mod content;
 mod error;
 pub mod filesend;
 pub mod filesync;
@@ -53,6 +54,7 @@ mod session;
 mod ssh;
 
 pub use auth::{default_config_path, normalize_host, Credentials, DockerAuth, DOCKER_HUB_KEY};
+pub use content::OciLayouts;
 pub use error::{Error, Result};
 pub use filesend::ExportTarget;
 pub use filesync::{FileSyncProvider, SyncDirOptions, SyncStats};

@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::service::Routes;
 
 use crate::auth::DockerAuth;
+use crate::content::OciLayouts;
 use crate::error::{Error, Result};
 use crate::filesend::{ExportTarget, FileSendService};
 use crate::filesync::{FileSyncProvider, SyncDirOptions, SyncStats};
@@ -37,6 +38,7 @@ struct Inner {
     secrets: Option<SecretStore>,
     ssh: Option<SshAgents>,
     auth: Option<DockerAuth>,
+    oci_layouts: OciLayouts,
 }
 
 impl Session {
@@ -84,6 +86,9 @@ impl Session {
                 methods::AUTH_GET_TOKEN_AUTHORITY,
                 methods::AUTH_VERIFY_TOKEN_AUTHORITY,
             ]);
+        }
+        if !i.oci_layouts.is_empty() {
+            out.extend([methods::CONTENT_INFO, methods::CONTENT_READ]);
         }
         out
     }
@@ -176,6 +181,9 @@ impl Session {
         if let Some(auth) = &i.auth {
             routes = routes.add_service(auth.clone().into_server());
         }
+        if !i.oci_layouts.is_empty() {
+            routes = routes.add_service(i.oci_layouts.clone());
+        }
         routes.prepare()
     }
 }
@@ -191,6 +199,7 @@ pub struct SessionBuilder {
     secrets: Option<SecretStore>,
     ssh: Option<SshAgents>,
     auth: Option<DockerAuth>,
+    oci_layouts: OciLayouts,
     error: Option<Error>,
 }
 
@@ -265,6 +274,17 @@ impl SessionBuilder {
         self
     }
 
+    /// Serves the OCI layout at `dir` as content store `id`, for
+    /// `oci-layout://` sources whose `oci.store` attr is `id`. Errors are
+    /// reported by [`SessionBuilder::build`].
+    #[must_use]
+    pub fn oci_layout(mut self, id: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
+        if let Err(e) = self.oci_layouts.add(id, dir) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
     /// Builds the session.
     ///
     /// # Errors
@@ -288,6 +308,7 @@ impl SessionBuilder {
                 secrets: self.secrets,
                 ssh: self.ssh,
                 auth: self.auth,
+                oci_layouts: self.oci_layouts,
             }),
         })
     }

@@ -119,6 +119,7 @@ impl Inputs {
             locals: vec![],
             secrets: vec![],
             ssh: args.ssh.clone(),
+            oci_layouts: vec![],
         };
         for s in &args.ssh {
             let id = s.split_once('=').map_or(s.as_str(), |(id, _)| id);
