@@ -176,6 +176,7 @@ write_daemon_json() {
   local want
   want='{
   "features": { "containerd-snapshotter": true },
+  "builder": { "entitlements": { "network-host": true, "security-insecure": true } },
   "log-level": "info"
 }'
   if [ -f "$DIR/daemon.json" ] && [ "$(cat "$DIR/daemon.json")" = "$want" ]; then return 1; fi

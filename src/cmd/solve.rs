@@ -24,10 +24,68 @@ pub struct SolveArgs {
     /// Progress output.
     #[arg(long, value_enum, default_value_t = Mode::Auto, env = "KILN_PROGRESS")]
     pub progress: Mode,
+    /// Grants an entitlement the Definition's steps need (repeatable): a
+    /// step on the host network needs `network.host`, a privileged step
+    /// `security.insecure`. The daemon must permit it too.
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = [ENT_NETWORK_HOST, ENT_SECURITY_INSECURE])]
+    pub allow: Vec<String>,
     #[command(flatten)]
     pub session: super::session_opts::SessionArgs,
     #[command(flatten)]
     pub output: super::session_opts::OutputArgs,
+}
+
+const ENT_NETWORK_HOST: &str = "network.host";
+const ENT_SECURITY_INSECURE: &str = "security.insecure";
+
+/// The entitlements the Definition's execs need, each with the first step
+/// (its arguments) that needs it.
+fn required_entitlements(def: &pb::Definition) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for bytes in &def.def {
+        let Ok(op) = pb::Op::decode(bytes.as_slice()) else {
+            continue;
+        };
+        let Some(pb::op::Op::Exec(exec)) = op.op else {
+            continue;
+        };
+        let step = exec
+            .meta
+            .as_ref()
+            .map(|m| m.args.join(" "))
+            .unwrap_or_default();
+        let mut need = |ent: &'static str| {
+            if !out.iter().any(|(e, _)| *e == ent) {
+                out.push((ent, step.clone()));
+            }
+        };
+        if exec.network == pb::NetMode::Host as i32 {
+            need(ENT_NETWORK_HOST);
+        }
+        if exec.security == pb::SecurityMode::Insecure as i32 {
+            need(ENT_SECURITY_INSECURE);
+        }
+    }
+    out
+}
+
+/// Fails before anything is sent when a step needs an entitlement the user
+/// did not grant with `--allow`.
+fn check_entitlements(def: &pb::Definition, allow: &[String]) -> anyhow::Result<()> {
+    for (ent, step) in required_entitlements(def) {
+        if !allow.iter().any(|a| a == ent) {
+            let what = if ent == ENT_NETWORK_HOST {
+                "runs on the host network"
+            } else {
+                "runs privileged (security mode insecure)"
+            };
+            let step: String = step.chars().take(80).collect();
+            anyhow::bail!(
+                "the Definition has a step that {what} ({step:?}): pass --allow {ent} to grant it (the daemon must permit it too)"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Reads and decodes a Definition from a file or stdin.
@@ -67,6 +125,7 @@ pub async fn run(global: &Global, args: &SolveArgs) -> anyhow::Result<ExitCode> 
         .map(|o| super::session_opts::parse_output(o))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let def = read_definition(&args.file)?;
+    check_entitlements(&def, &args.allow)?;
     let session = super::session_opts::build_session(&args.session, &outputs, &[])?;
     let (client, _) = super::connect(global).await?;
     let commands = std::sync::Arc::new(std::sync::Mutex::new(super::report::exec_commands(&def)));
@@ -74,6 +133,7 @@ pub async fn run(global: &Global, args: &SolveArgs) -> anyhow::Result<ExitCode> 
         definition: Some(def),
         session_id: Some(session.id().to_string()),
         exporters: outputs.iter().map(|o| o.exporter.clone()).collect(),
+        entitlements: args.allow.clone(),
         ..Default::default()
     };
     let (resp, _state) = super::run::with_progress(args.progress, commands, global.debug, |tx| {
