@@ -912,3 +912,99 @@ async fn private_module_over_ssh_through_the_forwarded_agent() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), greeting);
     drop(sshd);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
+    use kiln_image::registry::RegistryClient;
+    use kiln_image::{Digest, ImageRef};
+    let h = harness();
+    // The arm64 builder is "another daemon" reached over plain gRPC on TCP,
+    // as a remote buildkitd would be (here: the harness's daemon behind a
+    // relay); amd64 builds on the default docker:// endpoint.
+    let relay = Relay::start(&h.docker_sock, RelayOptions::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let name = format!("{}/kiln-test/fanout:{m}", h.registry);
+    let arm_builder = format!("linux/arm64=tcp://{}", relay.tcp);
+    let r = kiln_build(
+        &dir,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--builder",
+            &arm_builder,
+            "-t",
+            &name,
+            "--push",
+            "--progress",
+            "plain",
+        ],
+    )
+    .await;
+    r.success();
+    assert!(
+        r.stderr
+            .contains(&format!("built linux/arm64 on tcp://{}", relay.tcp))
+            && r.stderr
+                .contains("built linux/amd64 on the default builder"),
+        "{}",
+        r.stderr
+    );
+    let digest: Digest = r.stdout.trim().parse().expect("index digest on stdout");
+
+    // The tag holds one OCI index, amd64 then arm64, whose digest kiln printed.
+    let registry = RegistryClient::new().unwrap();
+    let tag = ImageRef::parse(&name).unwrap();
+    let index = registry.get_manifest(&tag).await.unwrap();
+    assert_eq!(index.digest, digest);
+    assert!(index.manifest.is_index());
+    let plats: Vec<String> = index
+        .manifest
+        .platforms()
+        .iter()
+        .map(|(p, _)| p.to_string())
+        .collect();
+    assert_eq!(plats, ["linux/amd64", "linux/arm64"]);
+    // Each entry is the platform's own image: its config says so.
+    let resolved = registry.resolve_platforms(&tag).await.unwrap();
+    for (p, d) in resolved {
+        let per = registry
+            .resolve_platforms(&tag.with_digest(d.clone()))
+            .await
+            .unwrap();
+        assert_eq!(per.len(), 1);
+        assert_eq!(per[0].0, p, "the {p} entry {d} is a {} image", per[0].0);
+    }
+
+    // It runs (the amd64 entry, picked by the Engine from the index).
+    let out = docker(&["run", "--rm", "--pull", "always", &name]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "docker run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("greetings, {m}")), "{stdout}");
+
+    // Fanned-out builds meet in a registry: anything else is refused up front.
+    let oci = tmp.path().join("x.tar");
+    let r = kiln_build(
+        &dir,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--builder",
+            &arm_builder,
+            "-o",
+            &format!("type=oci,dest={}", oci.display()),
+        ],
+    )
+    .await;
+    r.failure();
+    assert!(r.stderr.contains("--push"), "{}", r.stderr);
+    assert!(!oci.exists());
+    let r = kiln_build(&dir, &["--builder", "linux/arm64", "-t", &name, "--push"]).await;
+    r.failure();
+    assert!(r.stderr.contains("is not PLATFORM=ADDR"), "{}", r.stderr);
+}

@@ -127,6 +127,9 @@ pub enum ManifestError {
         #[source]
         source: Arc<serde_json::Error>,
     },
+    /// An index entry to write has no platform.
+    #[error("index entry {digest} has no platform")]
+    MissingPlatform { digest: String },
     /// A descriptor's digest is not one kiln can verify.
     #[error("invalid descriptor in {media_type} document")]
     Digest {

@@ -258,6 +258,53 @@ impl Manifest {
     }
 }
 
+/// Writes an OCI image index listing `entries` in order: how kiln joins
+/// per-platform manifests built on different daemons into one image.
+/// Deterministic (keys sorted, no timestamps): the same entries give the
+/// same bytes and digest.
+///
+/// # Errors
+/// [`ManifestError::MissingPlatform`] when an entry has no platform (an
+/// index entry without one cannot be selected by platform).
+pub fn oci_index(entries: &[Descriptor]) -> Result<Vec<u8>, ManifestError> {
+    let mut manifests = Vec::with_capacity(entries.len());
+    for e in entries {
+        let p = e
+            .platform
+            .as_ref()
+            .ok_or_else(|| ManifestError::MissingPlatform {
+                digest: e.digest.to_string(),
+            })?;
+        let mut platform = serde_json::Map::new();
+        platform.insert("architecture".into(), p.architecture.clone().into());
+        platform.insert("os".into(), p.os.clone().into());
+        if let Some(v) = &p.os_version {
+            platform.insert("os.version".into(), v.clone().into());
+        }
+        if !p.os_features.is_empty() {
+            platform.insert("os.features".into(), p.os_features.clone().into());
+        }
+        if let Some(v) = &p.variant {
+            platform.insert("variant".into(), v.clone().into());
+        }
+        manifests.push(serde_json::json!({
+            "mediaType": e.media_type,
+            "digest": e.digest.to_string(),
+            "size": e.size,
+            "platform": platform,
+        }));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_INDEX,
+        "manifests": manifests,
+    });
+    serde_json::to_vec(&index).map_err(|e| ManifestError::Json {
+        media_type: media_type::OCI_INDEX.to_string(),
+        source: Arc::new(e),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,5 +563,47 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn oci_index_round_trips_in_order() {
+        let e = |c: char, p: &str| Descriptor {
+            media_type: media_type::OCI_MANIFEST.into(),
+            digest: Digest::parse(&digest(c)).expect("digest"),
+            size: 42,
+            platform: Some(p.parse().expect("platform")),
+        };
+        let entries = [
+            e('2', "linux/arm64"),
+            e('1', "linux/amd64"),
+            e('3', "linux/arm/v7"),
+        ];
+        let bytes = super::oci_index(&entries).expect("index");
+        assert_eq!(
+            bytes,
+            super::oci_index(&entries).expect("again"),
+            "deterministic"
+        );
+        let m = Manifest::parse(Some(media_type::OCI_INDEX), &bytes).expect("parse");
+        let got: Vec<(String, String)> = m
+            .platforms()
+            .into_iter()
+            .map(|(p, d)| (p.to_string(), d.digest.hex()[..1].to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("linux/arm64", "2"),
+                ("linux/amd64", "1"),
+                ("linux/arm/v7", "3")
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        let mut no_platform = e('4', "linux/amd64");
+        no_platform.platform = None;
+        assert!(matches!(
+            super::oci_index(&[no_platform]),
+            Err(ManifestError::MissingPlatform { .. })
+        ));
     }
 }

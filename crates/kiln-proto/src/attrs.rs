@@ -77,6 +77,7 @@ pub mod exporter {
 
     pub const NAME: &str = "name";
     pub const PUSH: &str = "push";
+    pub const PUSH_BY_DIGEST: &str = "push-by-digest";
     pub const REGISTRY_INSECURE: &str = "registry.insecure";
     pub const OCI_MEDIATYPES: &str = "oci-mediatypes";
     pub const REWRITE_TIMESTAMP: &str = "rewrite-timestamp";

@@ -102,6 +102,12 @@ pub struct BuildArgs {
     /// Push the tagged image to its registry.
     #[arg(long)]
     pub push: bool,
+    /// Build PLATFORM on the BuildKit at ADDR (repeatable), e.g.
+    /// `--builder linux/arm64=tcp://arm-host:1234`: one build per endpoint,
+    /// each pushed by digest, joined by kiln into one OCI index under the
+    /// -t names (needs --push). Platforms without a --builder use --addr.
+    #[arg(long = "builder", value_name = "PLATFORM=ADDR")]
+    pub builders: Vec<String>,
     #[command(flatten)]
     pub output: OutputArgs,
     /// Print the build graph instead of building (json or dot).

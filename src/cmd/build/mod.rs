@@ -8,6 +8,7 @@
 
 mod args;
 mod config;
+mod fanout;
 mod inputs;
 mod lock;
 
@@ -34,98 +35,34 @@ const CONTEXT: &str = "context";
 
 pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let inputs = Inputs::gather(args, true)?;
+    if !args.builders.is_empty() && args.print_llb.is_none() {
+        return fanout::run(global, args, &inputs).await;
+    }
     let (client, _) = super::connect(global).await?;
     let build_platform = daemon_platform(&client).await?;
     let targets = inputs.targets(&build_platform)?;
-    let session = super::session_opts::build_session(
-        &inputs.session_args,
-        &inputs.outputs,
-        &[(
-            CONTEXT.to_string(),
-            inputs.dir.clone(),
-            kiln_session::SyncDirOptions::default().dockerignore(true),
-        )],
-    )?;
+    let session = context_session(&inputs)?;
     let mut exporters: Vec<kiln_client::ExporterSpec> =
         inputs.outputs.iter().map(|o| o.exporter.clone()).collect();
     for e in &mut exporters {
         inputs.decorate_exporter(e);
     }
     let print_llb = args.print_llb;
-    let host_network = inputs.options.host_network;
     let commands = Arc::new(Mutex::new(Default::default()));
     let cmds = commands.clone();
-    let c2 = client.clone();
-    let session_id = session.id().to_string();
-    let (outcome, _state) = with_progress(
-        args.progress,
-        commands,
-        global.debug,
-        move |tx| async move {
-            let attached = c2.attach(session, SessionTransport::Auto).await?;
-            let gw = c2
-                .gateway(
-                    SolveRequest {
-                        session_id: Some(session_id.clone()),
-                        exporters: if print_llb.is_some() {
-                            vec![]
-                        } else {
-                            exporters
-                        },
-                        entitlements: if host_network {
-                            vec!["network.host".to_string()]
-                        } else {
-                            vec![]
-                        },
-                        // The exporters compare the result's platforms with these.
-                        frontend_attrs: BTreeMap::from([(
-                            "platform".to_string(),
-                            targets
-                                .iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join(","),
-                        )]),
-                        ..Default::default()
-                    },
-                    Some(tx),
-                )
-                .await?;
-            let plan = plan_all(&gw, &inputs, &build_platform, &targets, &session_id).await;
-            let plan = match plan {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = gw.fail("kiln: planning failed").await;
-                    attached.close().await;
-                    return Err(e);
-                }
-            };
-            if let Some(fmt) = print_llb {
-                let _ = gw.fail("kiln: --print-llb").await;
-                attached.close().await;
-                return Ok(Outcome::Printed(fmt, plan));
-            }
-            let mut result = GatewayResult::default();
-            let single = plan.platforms.len() == 1;
-            for p in &plan.platforms {
-                if let Ok(mut m) = cmds.lock() {
-                    m.extend(super::report::exec_commands(p.definition.as_pb()));
-                }
-                let r = gw.solve(p.definition.as_pb().clone(), false).await?;
-                let pid = p.target.to_string();
-                let key = if single {
-                    kiln_proto::attrs::result::IMAGE_CONFIG.to_string()
-                } else {
-                    format!("{}/{pid}", kiln_proto::attrs::result::IMAGE_CONFIG)
-                };
-                result.image_configs.insert(key, p.image_config.clone());
-                result.refs.push((pid, r, to_pb(&p.target)));
-            }
-            let resp = gw.finish(result).await;
-            attached.close().await;
-            Ok(Outcome::Built(resp?, plan))
-        },
-    )
+    let (outcome, _state) = with_progress(args.progress, commands, global.debug, |tx| {
+        build_on(Endpoint {
+            client: &client,
+            inputs: &inputs,
+            build_platform: &build_platform,
+            targets: &targets,
+            session,
+            exporters,
+            print_llb,
+            tx,
+            commands: cmds,
+        })
+    })
     .await?;
     match outcome {
         Outcome::Printed(fmt, plan) => {
@@ -178,6 +115,103 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
 enum Outcome {
     Printed(super::llb::LlbFormat, Plan),
     Built(kiln_client::SolveResponse, Plan),
+}
+
+/// The session of a build: the module directory as the `context` local
+/// (with `.dockerignore`), plus secrets, ssh, credentials and outputs.
+fn context_session(inputs: &Inputs) -> anyhow::Result<kiln_session::Session> {
+    super::session_opts::build_session(
+        &inputs.session_args,
+        &inputs.outputs,
+        &[(
+            CONTEXT.to_string(),
+            inputs.dir.clone(),
+            kiln_session::SyncDirOptions::default().dockerignore(true),
+        )],
+    )
+}
+
+/// One build on one daemon: what [`build_on`] needs.
+struct Endpoint<'a> {
+    client: &'a kiln_client::Client,
+    inputs: &'a Inputs,
+    build_platform: &'a Platform,
+    targets: &'a [Platform],
+    session: kiln_session::Session,
+    exporters: Vec<kiln_client::ExporterSpec>,
+    print_llb: Option<super::llb::LlbFormat>,
+    tx: crate::cmd::run::Events,
+    commands: crate::cmd::run::Commands,
+}
+
+/// Attaches the session, starts a gateway build, plans every target
+/// platform through the daemon, solves each lazily and returns them as one
+/// (multi-platform) result to the exporters.
+async fn build_on(e: Endpoint<'_>) -> Result<Outcome, StepError> {
+    let session_id = e.session.id().to_string();
+    let attached = e.client.attach(e.session, SessionTransport::Auto).await?;
+    let gw = e
+        .client
+        .gateway(
+            SolveRequest {
+                session_id: Some(session_id.clone()),
+                exporters: if e.print_llb.is_some() {
+                    vec![]
+                } else {
+                    e.exporters
+                },
+                entitlements: if e.inputs.options.host_network {
+                    vec!["network.host".to_string()]
+                } else {
+                    vec![]
+                },
+                // The exporters compare the result's platforms with these.
+                frontend_attrs: BTreeMap::from([(
+                    "platform".to_string(),
+                    e.targets
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )]),
+                ..Default::default()
+            },
+            Some(e.tx),
+        )
+        .await?;
+    let plan = plan_all(&gw, e.inputs, e.build_platform, e.targets, &session_id).await;
+    let plan = match plan {
+        Ok(p) => p,
+        Err(err) => {
+            let _ = gw.fail("kiln: planning failed").await;
+            attached.close().await;
+            return Err(err);
+        }
+    };
+    if let Some(fmt) = e.print_llb {
+        let _ = gw.fail("kiln: --print-llb").await;
+        attached.close().await;
+        return Ok(Outcome::Printed(fmt, plan));
+    }
+    let mut result = GatewayResult::default();
+    let single = plan.platforms.len() == 1;
+    for p in &plan.platforms {
+        if let Ok(mut m) = e.commands.lock() {
+            m.extend(super::report::exec_commands(p.definition.as_pb()));
+        }
+        let r = gw.solve(p.definition.as_pb().clone(), false).await?;
+        let pid = p.target.to_string();
+        let key = if single {
+            kiln_proto::attrs::result::IMAGE_CONFIG.to_string()
+        } else {
+            format!("{}/{pid}", kiln_proto::attrs::result::IMAGE_CONFIG)
+        };
+        result.image_configs.insert(key, p.image_config.clone());
+        result.refs.push((pid, r, to_pb(&p.target)));
+    }
+    let resp = gw.finish(result).await;
+    attached.close().await;
+    Ok(Outcome::Built(resp?, plan))
 }
 
 /// Everything planned for one build.

@@ -1,0 +1,371 @@
+//! Builds fanned out to several BuildKit endpoints (`--builder
+//! PLATFORM=ADDR`).
+//!
+//! Each endpoint plans and builds its own platforms against its own daemon
+//! (its own build platform: a native arm64 builder compiles arm64 natively,
+//! an amd64 one cross-compiles), in parallel, with its own session, and
+//! pushes the result to the registry by digest only. kiln then reads each
+//! pushed manifest (or index) back, joins the per-platform manifests into
+//! one OCI image index in `--platform` order, and pushes that index under
+//! every `-t` name. Nothing is tagged until every platform is built.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context};
+use kiln_image::manifest::{oci_index, Descriptor};
+use kiln_image::registry::RegistryClient;
+use kiln_image::{media_type, Digest, ImageRef, Platform};
+use kiln_proto::attrs::{exporter as ex, response};
+
+use super::inputs::Inputs;
+use super::{build_on, context_session, daemon_platform, BuildArgs, Endpoint, Outcome};
+use crate::cli::Global;
+use crate::cmd::run::{with_progress, StepError};
+
+/// One daemon and the platforms it builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// The address (`None`: the default, `--addr`).
+    pub addr: Option<String>,
+    pub platforms: Vec<Platform>,
+}
+
+/// Assigns every target platform to an endpoint: `--builder PLATFORM=ADDR`
+/// values first, the default address for the rest. Without `--platform`,
+/// the targets are the `--builder` platforms.
+pub fn plan_groups(builders: &[String], platforms: &[String]) -> anyhow::Result<Vec<Group>> {
+    let mut mapped: Vec<(Platform, String)> = Vec::new();
+    for b in builders {
+        let (p, addr) = b
+            .split_once('=')
+            .filter(|(p, a)| !p.trim().is_empty() && !a.trim().is_empty())
+            .with_context(|| {
+                format!(
+                    "--builder {b:?} is not PLATFORM=ADDR (e.g. linux/arm64=tcp://arm-host:1234)"
+                )
+            })?;
+        let platform = Platform::parse(p.trim())
+            .map_err(|e| anyhow::anyhow!("--builder {b:?}: {e} (e.g. linux/arm64)"))?
+            .normalize();
+        if platform.os != "linux" {
+            bail!("--builder {b:?}: kiln builds Linux images only");
+        }
+        if let Some((_, other)) = mapped.iter().find(|(q, _)| *q == platform) {
+            bail!(
+                "--builder: {platform} is given twice ({other} and {})",
+                addr.trim()
+            );
+        }
+        mapped.push((platform, addr.trim().to_string()));
+    }
+    let targets: Vec<Platform> = if platforms.is_empty() {
+        mapped.iter().map(|(p, _)| p.clone()).collect()
+    } else {
+        let mut t: Vec<Platform> = Vec::new();
+        for p in platforms {
+            let parsed = Platform::parse(p)
+                .map_err(|e| anyhow::anyhow!("--platform {p:?}: {e}"))?
+                .normalize();
+            if !t.contains(&parsed) {
+                t.push(parsed);
+            }
+        }
+        for (p, addr) in &mapped {
+            if !t.contains(p) {
+                bail!("--builder {p}={addr}: {p} is not in --platform; add it there or drop the --builder");
+            }
+        }
+        t
+    };
+    let mut groups: Vec<Group> = Vec::new();
+    for target in targets {
+        let addr = mapped
+            .iter()
+            .find(|(p, _)| *p == target)
+            .map(|(_, a)| a.clone());
+        match groups.iter_mut().find(|g| g.addr == addr) {
+            Some(g) => g.platforms.push(target),
+            None => groups.push(Group {
+                addr,
+                platforms: vec![target],
+            }),
+        }
+    }
+    Ok(groups)
+}
+
+/// The repositories (`-t` names without tag) an endpoint pushes by digest to.
+fn repositories(tags: &[ImageRef]) -> Vec<String> {
+    let mut repos: Vec<String> = Vec::new();
+    for t in tags {
+        let r = t.name();
+        if !repos.contains(&r) {
+            repos.push(r);
+        }
+    }
+    repos
+}
+
+pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    let mut tags: Vec<ImageRef> = Vec::new();
+    for o in &inputs.outputs {
+        let name = o.exporter.attrs.get(ex::NAME);
+        match (o.exporter.kind.as_str(), name) {
+            (ex::TYPE_IMAGE, Some(n)) if args.push => tags.push(
+                ImageRef::parse(n).map_err(|e| anyhow::anyhow!("-t {n:?}: {e}"))?,
+            ),
+            _ => bail!(
+                "--builder builds on several daemons that meet in a registry: use it with -t REGISTRY/REPO:TAG --push and no -o"
+            ),
+        }
+    }
+    if tags.is_empty() {
+        bail!(
+            "--builder needs -t REGISTRY/REPO:TAG --push: the platforms are joined in the registry"
+        );
+    }
+    let groups = plan_groups(&args.builders, &inputs.platforms)?;
+    let targets: Vec<Platform> = groups.iter().flat_map(|g| g.platforms.clone()).collect();
+
+    // Connect to every endpoint first: a typo in an address fails before
+    // anything is built.
+    let mut endpoints = Vec::new();
+    for g in &groups {
+        let mut gl = global.clone();
+        if g.addr.is_some() {
+            gl.addr.clone_from(&g.addr);
+        }
+        let (client, _) = super::super::connect(&gl).await.with_context(|| {
+            format!(
+                "cannot reach the builder for {}",
+                g.platforms
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        let build_platform = daemon_platform(&client).await?;
+        endpoints.push((g.clone(), client, build_platform));
+    }
+
+    let repos = repositories(&tags);
+    let mut exporter = kiln_client::ExporterSpec {
+        kind: ex::TYPE_IMAGE.into(),
+        attrs: BTreeMap::from([
+            (ex::NAME.to_string(), repos.join(",")),
+            (ex::PUSH.to_string(), "true".to_string()),
+            (ex::PUSH_BY_DIGEST.to_string(), "true".to_string()),
+            // Only the registry holds the per-platform images: no untagged
+            // leftovers in each daemon's image store.
+            (ex::STORE.to_string(), "false".to_string()),
+        ]),
+    };
+    inputs.decorate_exporter(&mut exporter);
+    let commands = Arc::new(Mutex::new(Default::default()));
+    let cmds = commands.clone();
+    let endpoints_ref = &endpoints;
+    let (outcomes, _state) =
+        with_progress(args.progress, commands, global.debug, |tx| async move {
+            let builds = endpoints_ref.iter().map(|(g, client, build_platform)| {
+                let tx = tx.clone();
+                let cmds = cmds.clone();
+                let exporter = exporter.clone();
+                async move {
+                    let session = context_session(inputs)?;
+                    build_on(Endpoint {
+                        client,
+                        inputs,
+                        build_platform,
+                        targets: &g.platforms,
+                        session,
+                        exporters: vec![exporter],
+                        print_llb: None,
+                        tx,
+                        commands: cmds,
+                    })
+                    .await
+                }
+            });
+            let results: Vec<Result<Outcome, StepError>> = futures::future::join_all(builds).await;
+            results.into_iter().collect::<Result<Vec<_>, StepError>>()
+        })
+        .await?;
+
+    // Read back what each endpoint pushed and join it, in target order.
+    let registry = RegistryClient::builder()
+        .build()
+        .context("cannot set up the registry client")?;
+    let repo = ImageRef::parse(&repos[0]).map_err(|e| anyhow::anyhow!("{}: {e}", repos[0]))?;
+    let mut found: Vec<Descriptor> = Vec::new();
+    let mut summary = Vec::new();
+    for ((g, _, build_platform), outcome) in endpoints.iter().zip(outcomes) {
+        let Outcome::Built(resp, plan) = outcome else {
+            bail!("internal: a fanned-out build printed instead of building");
+        };
+        let digest: Digest = resp
+            .exporter_response
+            .get(response::IMAGE_DIGEST)
+            .with_context(|| {
+                format!(
+                    "the builder at {} pushed no image digest",
+                    g.addr.as_deref().unwrap_or("--addr")
+                )
+            })?
+            .parse()
+            .context("the builder returned a bad image digest")?;
+        let pushed = registry
+            .get_manifest(&repo.with_digest(digest.clone()))
+            .await
+            .with_context(|| format!("cannot read back {}@{digest}", repo.name()))?;
+        if pushed.manifest.is_index() {
+            for (p, d) in pushed.manifest.platforms() {
+                found.push(Descriptor {
+                    platform: Some(p),
+                    ..d
+                });
+            }
+        } else {
+            let [only] = g.platforms.as_slice() else {
+                bail!("the builder for {:?} pushed a single manifest", g.platforms);
+            };
+            let mut d = pushed.descriptor();
+            d.platform = Some(only.clone());
+            found.push(d);
+        }
+        summary.push(format!(
+            "{} on {} ({build_platform}, Go {})",
+            g.platforms
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            g.addr.as_deref().unwrap_or("the default builder"),
+            plan.go_version
+        ));
+    }
+    let mut entries = Vec::new();
+    for t in &targets {
+        let d = found
+            .iter()
+            .find(|d| d.platform.as_ref() == Some(t))
+            .with_context(|| format!("no manifest for {t} among what the builders pushed"))?;
+        entries.push(d.clone());
+    }
+    let index = oci_index(&entries).context("cannot write the image index")?;
+    let mut index_digest = None;
+    for t in &tags {
+        let d = registry
+            .put_manifest(t, media_type::OCI_INDEX, index.clone())
+            .await
+            .with_context(|| format!("cannot push the image index to {t}"))?;
+        index_digest = Some(d);
+    }
+    let quiet = args.progress == crate::progress::Mode::Quiet;
+    if !quiet {
+        for s in &summary {
+            eprintln!("built {s}");
+        }
+        eprintln!(
+            "pushed one index for {} to {}",
+            targets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            tags.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(d) = index_digest {
+        outln!("{d}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Platform {
+        s.parse().expect("platform")
+    }
+
+    #[test]
+    fn groups_follow_platform_order_and_default_the_rest() {
+        let g = plan_groups(
+            &["linux/arm64=tcp://arm:1234".into()],
+            &[
+                "linux/amd64".into(),
+                "linux/arm64".into(),
+                "linux/arm/v7".into(),
+            ],
+        )
+        .expect("groups");
+        assert_eq!(
+            g,
+            vec![
+                Group {
+                    addr: None,
+                    platforms: vec![p("linux/amd64"), p("linux/arm/v7")]
+                },
+                Group {
+                    addr: Some("tcp://arm:1234".into()),
+                    platforms: vec![p("linux/arm64")]
+                },
+            ]
+        );
+        // Without --platform: the --builder platforms.
+        let g = plan_groups(
+            &[
+                "linux/amd64=unix:///a.sock".into(),
+                "linux/arm64=unix:///b.sock".into(),
+            ],
+            &[],
+        )
+        .expect("groups");
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[1].platforms, vec![p("linux/arm64")]);
+    }
+
+    #[test]
+    fn bad_builder_values_are_named() {
+        for (b, want) in [
+            ("linux/arm64", "is not PLATFORM=ADDR"),
+            ("=tcp://x:1", "is not PLATFORM=ADDR"),
+            ("linux/arm64=", "is not PLATFORM=ADDR"),
+            ("windows/amd64=tcp://x:1", "Linux images only"),
+            ("nonsense/=tcp://x:1", "--builder"),
+        ] {
+            let e = plan_groups(&[b.into()], &[]).expect_err(b).to_string();
+            assert!(e.contains(want), "{b}: {e}");
+        }
+        let e = plan_groups(
+            &[
+                "linux/arm64=tcp://a:1".into(),
+                "linux/arm64=tcp://b:1".into(),
+            ],
+            &[],
+        )
+        .expect_err("twice")
+        .to_string();
+        assert!(e.contains("given twice"), "{e}");
+        let e = plan_groups(&["linux/arm64=tcp://a:1".into()], &["linux/amd64".into()])
+            .expect_err("not a target")
+            .to_string();
+        assert!(e.contains("not in --platform"), "{e}");
+    }
+
+    #[test]
+    fn repositories_are_deduplicated_in_order() {
+        let tags: Vec<ImageRef> = ["r.example/a:1", "r.example/a:2", "r.example/b:1"]
+            .iter()
+            .map(|t| ImageRef::parse(t).expect("ref"))
+            .collect();
+        assert_eq!(repositories(&tags), ["r.example/a", "r.example/b"]);
+    }
+}
