@@ -22,7 +22,7 @@ use kiln_proto::attrs::{exporter as ex, response};
 use super::inputs::Inputs;
 use super::{build_on, context_session, daemon_platform, BuildArgs, Endpoint, Outcome};
 use crate::cli::Global;
-use crate::cmd::run::{with_progress, StepError};
+use crate::cmd::run::with_progress;
 
 /// One daemon and the platforms it builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,8 +189,9 @@ pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::
                     .await
                 }
             });
-            let results: Vec<Result<Outcome, StepError>> = futures::future::join_all(builds).await;
-            results.into_iter().collect::<Result<Vec<_>, StepError>>()
+            // The first failure cancels the other endpoints' builds (dropping
+            // a build cancels its Solve on that daemon).
+            futures::future::try_join_all(builds).await
         })
         .await?;
 
