@@ -1007,4 +1007,31 @@ async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
     let r = kiln_build(&dir, &["--builder", "linux/arm64", "-t", &name, "--push"]).await;
     r.failure();
     assert!(r.stderr.contains("is not PLATFORM=ADDR"), "{}", r.stderr);
+
+    // An unreachable endpoint fails before anything is built or tagged.
+    let other = format!("{}/kiln-test/fanout:unreachable-{m}", h.registry);
+    let r = kiln_build(
+        &dir,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--builder",
+            "linux/arm64=tcp://127.0.0.1:1",
+            "-t",
+            &other,
+            "--push",
+        ],
+    )
+    .await;
+    r.failure();
+    assert!(
+        r.stderr
+            .contains("cannot reach the builder for linux/arm64"),
+        "{}",
+        r.stderr
+    );
+    let missing = registry
+        .get_manifest(&ImageRef::parse(&other).unwrap())
+        .await;
+    assert!(missing.is_err(), "nothing tagged: {missing:?}");
 }
