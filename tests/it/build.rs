@@ -927,6 +927,7 @@ async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
     let dir = sample_module(tmp.path(), &m);
     let name = format!("{}/kiln-test/fanout:{m}", h.registry);
     let arm_builder = format!("linux/arm64=tcp://{}", relay.tcp);
+    let joined = tmp.path().join("joined.tar");
     let r = kiln_build(
         &dir,
         &[
@@ -937,6 +938,8 @@ async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
             "-t",
             &name,
             "--push",
+            "-o",
+            &format!("type=oci,dest={}", joined.display()),
             "--progress",
             "plain",
         ],
@@ -987,8 +990,28 @@ async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
     );
     assert!(stdout.contains(&format!("greetings, {m}")), "{stdout}");
 
-    // Fanned-out builds meet in a registry: anything else is refused up front.
-    let oci = tmp.path().join("x.tar");
+    // The OCI tarball holds the same index (same digest: same entries, same
+    // bytes) and every blob it reaches.
+    let lay = tmp.path().join("joined");
+    let top = unpack_oci(&joined, &lay);
+    assert_eq!(top["manifests"][0]["digest"], digest.to_string());
+    let ms = manifests(&lay, &top);
+    let plats: Vec<&str> = ms.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(plats, ["linux/amd64", "linux/arm64"]);
+    for (p, m) in &ms {
+        let cfg = json_blob(&lay, m["config"]["digest"].as_str().unwrap());
+        assert_eq!(
+            format!("linux/{}", cfg["architecture"].as_str().unwrap()),
+            *p
+        );
+        for l in m["layers"].as_array().unwrap() {
+            assert!(!blob(&lay, l["digest"].as_str().unwrap()).is_empty());
+        }
+    }
+
+    // Outputs kiln cannot join (a plain tar, -t without --push) are refused
+    // up front.
+    let plain = tmp.path().join("x.tar");
     let r = kiln_build(
         &dir,
         &[
@@ -997,13 +1020,13 @@ async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
             "--builder",
             &arm_builder,
             "-o",
-            &format!("type=oci,dest={}", oci.display()),
+            &format!("type=tar,dest={}", plain.display()),
         ],
     )
     .await;
     r.failure();
-    assert!(r.stderr.contains("--push"), "{}", r.stderr);
-    assert!(!oci.exists());
+    assert!(r.stderr.contains("-o type=oci"), "{}", r.stderr);
+    assert!(!plain.exists());
     let r = kiln_build(&dir, &["--builder", "linux/arm64", "-t", &name, "--push"]).await;
     r.failure();
     assert!(r.stderr.contains("is not PLATFORM=ADDR"), "{}", r.stderr);

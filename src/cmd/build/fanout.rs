@@ -10,6 +10,7 @@
 //! every `-t` name. Nothing is tagged until every platform is built.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
@@ -20,9 +21,11 @@ use kiln_image::{media_type, Digest, ImageRef, Platform};
 use kiln_proto::attrs::{exporter as ex, response};
 
 use super::inputs::Inputs;
+use super::oci_merge;
 use super::{build_on, context_session, daemon_platform, BuildArgs, Endpoint, Outcome};
 use crate::cli::Global;
 use crate::cmd::run::with_progress;
+use crate::cmd::session_opts::{Output, Target};
 
 /// One daemon and the platforms it builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,24 +111,47 @@ fn repositories(tags: &[ImageRef]) -> Vec<String> {
     repos
 }
 
-pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
-    let mut tags: Vec<ImageRef> = Vec::new();
+/// Where a fanned-out build goes: registry names (pushed by digest, then
+/// joined) and OCI tarballs (exported per endpoint, then merged).
+struct Destinations {
+    tags: Vec<ImageRef>,
+    /// `(dest, name)` of each `-o type=oci` output.
+    oci: Vec<(PathBuf, Option<ImageRef>)>,
+}
+
+fn destinations(args: &BuildArgs, inputs: &Inputs) -> anyhow::Result<Destinations> {
+    let refuse = || {
+        anyhow::anyhow!(
+            "--builder builds on several daemons, whose results kiln joins: use it with -t REGISTRY/REPO:TAG --push and/or -o type=oci,dest=FILE (not -o -, other output types or -t without --push)"
+        )
+    };
+    let mut d = Destinations {
+        tags: Vec::new(),
+        oci: Vec::new(),
+    };
     for o in &inputs.outputs {
-        let name = o.exporter.attrs.get(ex::NAME);
-        match (o.exporter.kind.as_str(), name) {
-            (ex::TYPE_IMAGE, Some(n)) if args.push => tags.push(
-                ImageRef::parse(n).map_err(|e| anyhow::anyhow!("-t {n:?}: {e}"))?,
-            ),
-            _ => bail!(
-                "--builder builds on several daemons that meet in a registry: use it with -t REGISTRY/REPO:TAG --push and no -o"
-            ),
+        let name = o
+            .exporter
+            .attrs
+            .get(ex::NAME)
+            .map(|n| ImageRef::parse(n).map_err(|e| anyhow::anyhow!("image name {n:?}: {e}")))
+            .transpose()?;
+        match (o.exporter.kind.as_str(), &o.target) {
+            (ex::TYPE_IMAGE, None) if args.push => d.tags.push(name.ok_or_else(refuse)?),
+            (ex::TYPE_OCI, Some(Target::File(f))) if f != "-" => {
+                d.oci.push((PathBuf::from(f), name));
+            }
+            _ => return Err(refuse()),
         }
     }
-    if tags.is_empty() {
-        bail!(
-            "--builder needs -t REGISTRY/REPO:TAG --push: the platforms are joined in the registry"
-        );
+    if d.tags.is_empty() && d.oci.is_empty() {
+        return Err(refuse());
     }
+    Ok(d)
+}
+
+pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
+    let dest = destinations(args, inputs)?;
     let groups = plan_groups(&args.builders, &inputs.platforms)?;
     let targets: Vec<Platform> = groups.iter().flat_map(|g| g.platforms.clone()).collect();
 
@@ -151,91 +177,85 @@ pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::
         endpoints.push((g.clone(), client, build_platform));
     }
 
-    let repos = repositories(&tags);
-    let mut exporter = kiln_client::ExporterSpec {
-        kind: ex::TYPE_IMAGE.into(),
-        attrs: BTreeMap::from([
-            (ex::NAME.to_string(), repos.join(",")),
-            (ex::PUSH.to_string(), "true".to_string()),
-            (ex::PUSH_BY_DIGEST.to_string(), "true".to_string()),
-            // Only the registry holds the per-platform images: no untagged
-            // leftovers in each daemon's image store.
-            (ex::STORE.to_string(), "false".to_string()),
-        ]),
-    };
-    inputs.decorate_exporter(&mut exporter);
+    // Each endpoint's outputs: a push by digest to every repository, and
+    // one OCI tarball in a private temporary directory.
+    let repos = repositories(&dest.tags);
+    let parts_dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let mut per_endpoint: Vec<Vec<Output>> = Vec::new();
+    for i in 0..endpoints.len() {
+        let mut outs = Vec::new();
+        if !repos.is_empty() {
+            outs.push(Output {
+                exporter: kiln_client::ExporterSpec {
+                    kind: ex::TYPE_IMAGE.into(),
+                    attrs: BTreeMap::from([
+                        (ex::NAME.to_string(), repos.join(",")),
+                        (ex::PUSH.to_string(), "true".to_string()),
+                        (ex::PUSH_BY_DIGEST.to_string(), "true".to_string()),
+                        // Only the registry holds the per-platform images: no
+                        // untagged leftovers in each daemon's image store.
+                        (ex::STORE.to_string(), "false".to_string()),
+                    ]),
+                },
+                target: None,
+            });
+        }
+        if !dest.oci.is_empty() {
+            let part = parts_dir.path().join(format!("endpoint-{i}.tar"));
+            outs.push(Output {
+                exporter: kiln_client::ExporterSpec {
+                    kind: ex::TYPE_OCI.into(),
+                    attrs: BTreeMap::new(),
+                },
+                target: Some(Target::File(part.display().to_string())),
+            });
+        }
+        for o in &mut outs {
+            inputs.decorate_exporter(&mut o.exporter);
+        }
+        per_endpoint.push(outs);
+    }
+
     let commands = Arc::new(Mutex::new(Default::default()));
     let cmds = commands.clone();
     let endpoints_ref = &endpoints;
+    let per_endpoint_ref = &per_endpoint;
     let (outcomes, _state) =
         with_progress(args.progress, commands, global.debug, |tx| async move {
-            let builds = endpoints_ref.iter().map(|(g, client, build_platform)| {
-                let tx = tx.clone();
-                let cmds = cmds.clone();
-                let exporter = exporter.clone();
-                async move {
-                    let session = context_session(inputs)?;
-                    build_on(Endpoint {
-                        client,
-                        inputs,
-                        build_platform,
-                        targets: &g.platforms,
-                        session,
-                        exporters: vec![exporter],
-                        print_llb: None,
-                        tx,
-                        commands: cmds,
-                    })
-                    .await
-                }
-            });
+            let builds = endpoints_ref.iter().zip(per_endpoint_ref).map(
+                |((g, client, build_platform), outputs)| {
+                    let tx = tx.clone();
+                    let cmds = cmds.clone();
+                    async move {
+                        let session = context_session(inputs, outputs)?;
+                        build_on(Endpoint {
+                            client,
+                            inputs,
+                            build_platform,
+                            targets: &g.platforms,
+                            session,
+                            exporters: outputs.iter().map(|o| o.exporter.clone()).collect(),
+                            print_llb: None,
+                            tx,
+                            commands: cmds,
+                        })
+                        .await
+                    }
+                },
+            );
             // The first failure cancels the other endpoints' builds (dropping
             // a build cancels its Solve on that daemon).
             futures::future::try_join_all(builds).await
         })
         .await?;
 
-    // Read back what each endpoint pushed and join it, in target order.
-    let registry = RegistryClient::builder()
-        .build()
-        .context("cannot set up the registry client")?;
-    let repo = ImageRef::parse(&repos[0]).map_err(|e| anyhow::anyhow!("{}: {e}", repos[0]))?;
-    let mut found: Vec<Descriptor> = Vec::new();
     let mut summary = Vec::new();
-    for ((g, _, build_platform), outcome) in endpoints.iter().zip(outcomes) {
+    let mut pushed_digests = Vec::new();
+    for ((g, _, build_platform), outcome) in endpoints.iter().zip(&outcomes) {
         let Outcome::Built(resp, plan) = outcome else {
             bail!("internal: a fanned-out build printed instead of building");
         };
-        let digest: Digest = resp
-            .exporter_response
-            .get(response::IMAGE_DIGEST)
-            .with_context(|| {
-                format!(
-                    "the builder at {} pushed no image digest",
-                    g.addr.as_deref().unwrap_or("--addr")
-                )
-            })?
-            .parse()
-            .context("the builder returned a bad image digest")?;
-        let pushed = registry
-            .get_manifest(&repo.with_digest(digest.clone()))
-            .await
-            .with_context(|| format!("cannot read back {}@{digest}", repo.name()))?;
-        if pushed.manifest.is_index() {
-            for (p, d) in pushed.manifest.platforms() {
-                found.push(Descriptor {
-                    platform: Some(p),
-                    ..d
-                });
-            }
-        } else {
-            let [only] = g.platforms.as_slice() else {
-                bail!("the builder for {:?} pushed a single manifest", g.platforms);
-            };
-            let mut d = pushed.descriptor();
-            d.platform = Some(only.clone());
-            found.push(d);
-        }
+        pushed_digests.push(resp.exporter_response.get(response::IMAGE_DIGEST).cloned());
         summary.push(format!(
             "{} on {} ({build_platform}, Go {})",
             g.platforms
@@ -247,8 +267,97 @@ pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::
             plan.go_version
         ));
     }
+
+    let mut printed = None;
+    if !dest.tags.is_empty() {
+        printed = Some(
+            join_in_registry(&endpoints, &pushed_digests, &repos, &targets, &dest.tags).await?,
+        );
+    }
+    for (file, name) in &dest.oci {
+        let parts: Vec<oci_merge::Part> = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, (g, _, _))| oci_merge::Part {
+                tar: parts_dir.path().join(format!("endpoint-{i}.tar")),
+                platforms: g.platforms.clone(),
+            })
+            .collect();
+        let d = oci_merge::merge(&parts, &targets, name.as_ref(), file)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        printed.get_or_insert(d);
+    }
+
+    let quiet = args.progress == crate::progress::Mode::Quiet;
+    if !quiet {
+        for s in &summary {
+            eprintln!("built {s}");
+        }
+        let mut wrote: Vec<String> = dest.tags.iter().map(ToString::to_string).collect();
+        wrote.extend(dest.oci.iter().map(|(f, _)| f.display().to_string()));
+        eprintln!(
+            "joined {} into one index: {}",
+            targets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            wrote.join(", ")
+        );
+    }
+    if let Some(d) = printed {
+        outln!("{d}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads back what each endpoint pushed, joins the platform manifests in
+/// target order into one OCI index and pushes it under every tag.
+async fn join_in_registry(
+    endpoints: &[(Group, kiln_client::Client, Platform)],
+    pushed: &[Option<String>],
+    repos: &[String],
+    targets: &[Platform],
+    tags: &[ImageRef],
+) -> anyhow::Result<Digest> {
+    let registry = RegistryClient::builder()
+        .build()
+        .context("cannot set up the registry client")?;
+    let repo = ImageRef::parse(&repos[0]).map_err(|e| anyhow::anyhow!("{}: {e}", repos[0]))?;
+    let mut found: Vec<Descriptor> = Vec::new();
+    for ((g, _, _), digest) in endpoints.iter().zip(pushed) {
+        let digest: Digest = digest
+            .as_deref()
+            .with_context(|| {
+                format!(
+                    "the builder at {} pushed no image digest",
+                    g.addr.as_deref().unwrap_or("--addr")
+                )
+            })?
+            .parse()
+            .context("the builder returned a bad image digest")?;
+        let got = registry
+            .get_manifest(&repo.with_digest(digest.clone()))
+            .await
+            .with_context(|| format!("cannot read back {}@{digest}", repo.name()))?;
+        if got.manifest.is_index() {
+            for (p, d) in got.manifest.platforms() {
+                found.push(Descriptor {
+                    platform: Some(p),
+                    ..d
+                });
+            }
+        } else {
+            let [only] = g.platforms.as_slice() else {
+                bail!("the builder for {:?} pushed a single manifest", g.platforms);
+            };
+            let mut d = got.descriptor();
+            d.platform = Some(only.clone());
+            found.push(d);
+        }
+    }
     let mut entries = Vec::new();
-    for t in &targets {
+    for t in targets {
         let d = found
             .iter()
             .find(|d| d.platform.as_ref() == Some(t))
@@ -256,36 +365,14 @@ pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::
         entries.push(d.clone());
     }
     let index = oci_index(&entries).context("cannot write the image index")?;
-    let mut index_digest = None;
-    for t in &tags {
-        let d = registry
+    let mut index_digest = Digest::sha256_of(&index);
+    for t in tags {
+        index_digest = registry
             .put_manifest(t, media_type::OCI_INDEX, index.clone())
             .await
             .with_context(|| format!("cannot push the image index to {t}"))?;
-        index_digest = Some(d);
     }
-    let quiet = args.progress == crate::progress::Mode::Quiet;
-    if !quiet {
-        for s in &summary {
-            eprintln!("built {s}");
-        }
-        eprintln!(
-            "pushed one index for {} to {}",
-            targets
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            tags.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    if let Some(d) = index_digest {
-        outln!("{d}");
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(index_digest)
 }
 
 #[cfg(test)]

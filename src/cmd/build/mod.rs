@@ -11,6 +11,7 @@ mod config;
 mod fanout;
 mod inputs;
 mod lock;
+mod oci_merge;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -41,7 +42,7 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
     let (client, _) = super::connect(global).await?;
     let build_platform = daemon_platform(&client).await?;
     let targets = inputs.targets(&build_platform)?;
-    let session = context_session(&inputs)?;
+    let session = context_session(&inputs, &inputs.outputs)?;
     let mut exporters: Vec<kiln_client::ExporterSpec> =
         inputs.outputs.iter().map(|o| o.exporter.clone()).collect();
     for e in &mut exporters {
@@ -119,10 +120,13 @@ enum Outcome {
 
 /// The session of a build: the module directory as the `context` local
 /// (with `.dockerignore`), plus secrets, ssh, credentials and outputs.
-fn context_session(inputs: &Inputs) -> anyhow::Result<kiln_session::Session> {
+fn context_session(
+    inputs: &Inputs,
+    outputs: &[super::session_opts::Output],
+) -> anyhow::Result<kiln_session::Session> {
     super::session_opts::build_session(
         &inputs.session_args,
-        &inputs.outputs,
+        outputs,
         &[(
             CONTEXT.to_string(),
             inputs.dir.clone(),
