@@ -83,6 +83,11 @@ pub async fn docker_answers(host: &DockerHost) -> bool {
 }
 
 /// A connected BuildKit client. Cheap to clone; clones share the connection.
+/// The HTTP/2 connection window kiln offers the daemon (see [`Client::connect`]).
+const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+/// The HTTP/2 stream window kiln offers the daemon.
+const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct Client {
     address: Address,
@@ -122,9 +127,18 @@ impl Client {
             helper_stderr: Arc::new(Mutex::new(String::new())),
         });
         // The URI is never dialled: the connector decides where bytes go.
+        // Fixed, large flow-control windows rather than hyper's adaptive
+        // ones: the adaptive window starts at 64 KiB, and h2 sizes its
+        // budget for small DATA frames from the connection window (half of
+        // it). BuildKit streams many small frames (status updates, session
+        // packets tunnelled through Control.Session); when a busy client
+        // falls behind reading them, a 32 KiB budget runs out and h2 kills
+        // the whole connection with GOAWAY ENHANCE_YOUR_CALM
+        // "too_many_data_frames", Solve included. 16 MiB gives 8 MiB.
         let endpoint = Endpoint::from_static("http://buildkitd.invalid")
             .connect_timeout(crate::transport::DIAL_TIMEOUT)
-            .http2_adaptive_window(true);
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .initial_stream_window_size(STREAM_WINDOW);
         let channel = endpoint
             .connect_with_connector(Connector {
                 dialer: dialer.clone(),
