@@ -16,7 +16,7 @@ use kiln_llb::{
 };
 
 use crate::common::*;
-use crate::llb_sources::{git, git_daemon, http_server};
+use crate::llb_sources::{git, http_server, serve_repo};
 use crate::llb_util::tree;
 
 /// The op digests `kiln llb` lists for a Definition, without the terminal
@@ -97,24 +97,8 @@ async fn status_vertex_digests_are_kiln_op_digests() {
     git(&work, &["init", "-q", "-b", "main"]);
     git(&work, &["add", "."]);
     git(&work, &["commit", "-q", "-m", "main"]);
-    let base = tmp.path().join("git");
-    std::fs::create_dir_all(&base).unwrap();
-    git(
-        tmp.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            "git/repo.git",
-        ],
-    );
-    let (_git, git_port) = git_daemon(&base, &tmp.path().join("git.log")).await;
-    let repo = kiln_llb::git_with(
-        &format!("git://127.0.0.1:{git_port}/repo.git"),
-        "main",
-        GitOptions::new().keep_git_dir(),
-    );
+    let (_git, repo_url) = serve_repo(tmp.path(), &work).await;
+    let repo = kiln_llb::git_with(&repo_url, "main", GitOptions::new().keep_git_dir());
 
     // Every file action, chained in one op, and a copy with patterns.
     let files = kiln_llb::scratch().file(

@@ -176,7 +176,7 @@ async fn llb_local_include_exclude_and_follow_paths() {
 }
 
 /// A `git daemon` serving `base` on a free port of 127.0.0.1.
-pub(crate) async fn git_daemon(base: &Path, log: &Path) -> (Background, u16) {
+async fn git_daemon(base: &Path, log: &Path) -> (Background, u16) {
     let port = free_port();
     let mut cmd = tokio::process::Command::new("git");
     cmd.arg("daemon")
@@ -189,6 +189,26 @@ pub(crate) async fn git_daemon(base: &Path, log: &Path) -> (Background, u16) {
     let mut bg = Background::spawn("git daemon", cmd, log);
     bg.wait_for_port(&format!("127.0.0.1:{port}")).await;
     (bg, port)
+}
+
+/// Serves a bare clone of the repository at `work` with `git daemon`
+/// (files under `root/srv`); returns the daemon and the repository's
+/// `git://` URL.
+pub(crate) async fn serve_repo(root: &Path, work: &Path) -> (Background, String) {
+    let base = root.join("srv");
+    std::fs::create_dir_all(&base).unwrap();
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            "srv/repo.git",
+        ],
+    );
+    let (daemon, port) = git_daemon(&base, &root.join("git-daemon.log")).await;
+    (daemon, format!("git://127.0.0.1:{port}/repo.git"))
 }
 
 pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
@@ -232,20 +252,7 @@ async fn llb_git_source_ref_subdir_and_keep_git_dir() {
     git(&work, &["add", "."]);
     git(&work, &["commit", "-q", "-m", "feature"]);
     let feature_sha = git(&work, &["rev-parse", "HEAD"]).trim().to_string();
-    let base = tmp.path().join("srv");
-    std::fs::create_dir_all(&base).unwrap();
-    git(
-        tmp.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            "srv/repo.git",
-        ],
-    );
-    let (daemon, port) = git_daemon(&base, &tmp.path().join("git-daemon.log")).await;
-    let url = format!("git://127.0.0.1:{port}/repo.git");
+    let (daemon, url) = serve_repo(tmp.path(), &work).await;
 
     // A branch: its tree, without .git.
     let s = solve_ok(tmp.path(), "feature", &kiln_llb::git(&url, "feature"), &[]).await;
