@@ -954,6 +954,15 @@ async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
         "{}",
         r.stderr
     );
+    // Both endpoints' steps share one progress view, labelled by platform.
+    for p in ["linux/amd64", "linux/arm64"] {
+        assert!(
+            r.stderr.contains(&format!("[{p} builder "))
+                && r.stderr.contains(&format!("[{p} final ")),
+            "no {p} steps:\n{}",
+            r.stderr
+        );
+    }
     let digest: Digest = r.stdout.trim().parse().expect("index digest on stdout");
 
     // The tag holds one OCI index, amd64 then arm64, whose digest kiln printed.

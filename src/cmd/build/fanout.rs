@@ -236,6 +236,7 @@ pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::
                             session,
                             exporters: outputs.iter().map(|o| o.exporter.clone()).collect(),
                             print_llb: None,
+                            label_platforms: true,
                             tx,
                             commands: cmds,
                         })

@@ -60,6 +60,7 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
             session,
             exporters,
             print_llb,
+            label_platforms: false,
             tx,
             commands: cmds,
         })
@@ -144,6 +145,9 @@ struct Endpoint<'a> {
     session: kiln_session::Session,
     exporters: Vec<kiln_client::ExporterSpec>,
     print_llb: Option<super::llb::LlbFormat>,
+    /// Label every step with its platform even for one target (several
+    /// endpoints' steps share one progress view).
+    label_platforms: bool,
     tx: crate::cmd::run::Events,
     commands: crate::cmd::run::Commands,
 }
@@ -183,7 +187,15 @@ async fn build_on(e: Endpoint<'_>) -> Result<Outcome, StepError> {
             Some(e.tx),
         )
         .await?;
-    let plan = plan_all(&gw, e.inputs, e.build_platform, e.targets, &session_id).await;
+    let plan = plan_all(
+        &gw,
+        e.inputs,
+        e.build_platform,
+        e.targets,
+        &session_id,
+        e.label_platforms,
+    )
+    .await;
     let plan = match plan {
         Ok(p) => p,
         Err(err) => {
@@ -264,6 +276,7 @@ async fn plan_all(
     build_platform: &Platform,
     targets: &[Platform],
     session_id: &str,
+    label_platforms: bool,
 ) -> Result<Plan, StepError> {
     let mut notes = Vec::new();
     // Go version (and the builder image that has it).
@@ -318,7 +331,7 @@ async fn plan_all(
     let options = inputs.options.clone();
     for target in targets {
         let mut options = options.clone();
-        if targets.len() > 1 {
+        if targets.len() > 1 || label_platforms {
             // Parallel platform builds: label every step with its platform.
             options.step_label = Some(target.to_string());
         }
@@ -476,7 +489,7 @@ pub async fn lock(global: &Global, args: &LockArgs) -> anyhow::Result<ExitCode> 
     let build_platform = daemon_platform(&client).await?;
     let targets = inputs.targets(&build_platform)?;
     let gw = client.gateway(SolveRequest::default(), None).await?;
-    let plan = plan_all(&gw, &inputs, &build_platform, &targets, "").await;
+    let plan = plan_all(&gw, &inputs, &build_platform, &targets, "", false).await;
     let _ = gw.fail("kiln lock: done").await;
     let plan = match plan {
         Ok(p) => p,
