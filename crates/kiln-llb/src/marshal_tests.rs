@@ -178,6 +178,46 @@ fn marshaling_is_deterministic_200_times() {
     }
 }
 
+/// Every op kiln writes is already in the byte order the daemon re-marshals
+/// it to (Go's: the op oneof after inputs, platform and constraints), so
+/// the daemon keeps kiln's digests. Decoding and re-encoding Go's way gives
+/// the same bytes for every kind of op.
+#[test]
+fn every_op_is_written_in_gos_byte_order() {
+    use kiln_proto::prost::Message;
+    let ctx = local_with("context", LocalOptions::new().exclude_patterns(["x"]));
+    let exec = alpine()
+        .run(
+            ExecOptions::shell("true")
+                .mount(Mount::bind("/src", &ctx).readonly())
+                .mount(Mount::cache("/c", "c"))
+                .mount(Mount::tmpfs("/t"))
+                .secret(SecretMount::env("s", "S")),
+        )
+        .root();
+    let files = scratch().file(
+        FileAction::from(Mkdir::new("/d", 0o755))
+            .mkfile(Mkfile::new("/d/f", 0o644, "x"))
+            .copy(Copy::new(&exec, "/etc", "/etc")),
+    );
+    let st = merge(&[
+        files.clone(),
+        diff(&alpine(), &exec),
+        git("https://example.com/r.git", "main"),
+        http("https://example.com/f"),
+    ]);
+    let d = def(&st);
+    let mut kinds = std::collections::HashSet::new();
+    for bytes in &d.as_pb().def {
+        let op = kiln_proto::pb::Op::decode(bytes.as_slice()).expect("decode");
+        if let Some(k) = &op.op {
+            kinds.insert(std::mem::discriminant(k));
+        }
+        assert_eq!(&kiln_proto::wire::encode_op(&op), bytes);
+    }
+    assert_eq!(kinds.len(), 5, "source, exec, file, merge and diff ops");
+}
+
 #[test]
 fn deep_chains_do_not_overflow_the_stack() {
     // 20,000 ops in a line, marshaled and dropped on a test thread's stack.
