@@ -104,8 +104,9 @@ pub struct BuildArgs {
     pub push: bool,
     /// Build PLATFORM on the BuildKit at ADDR (repeatable), e.g.
     /// `--builder linux/arm64=tcp://arm-host:1234`: one build per endpoint,
-    /// each pushed by digest, joined by kiln into one OCI index under the
-    /// -t names (needs --push). Platforms without a --builder use --addr.
+    /// joined by kiln into one OCI index under the -t names (with --push)
+    /// and/or in -o type=oci tarballs. Platforms without a --builder use
+    /// --addr; the --tls* flags apply to every endpoint.
     #[arg(long = "builder", value_name = "PLATFORM=ADDR")]
     pub builders: Vec<String>,
     #[command(flatten)]
