@@ -76,7 +76,7 @@ impl OciLayouts {
     }
 
     /// The layout a call is for, by its store id metadata.
-    fn store(&self, headers: &http::HeaderMap) -> Result<PathBuf, Status> {
+    fn store(&self, headers: &http::HeaderMap) -> Result<Store, Status> {
         let raw = headers
             .get(ATTACHABLE_STORE_ID)
             .and_then(|v| v.to_str().ok())
@@ -84,12 +84,44 @@ impl OciLayouts {
                 Status::invalid_argument(format!("request lacks {ATTACHABLE_STORE_ID} metadata"))
             })?;
         let id = raw.strip_prefix(OCI_STORE_PREFIX).unwrap_or(raw);
-        self.stores.get(id).cloned().ok_or_else(|| {
-            let known: Vec<&str> = self.stores.keys().map(String::as_str).collect();
-            Status::not_found(format!(
-                "unknown OCI layout store {id:?} (this client serves {known:?})"
-            ))
-        })
+        match self.stores.get(id) {
+            Some(dir) => Ok(Store {
+                id: id.to_owned(),
+                dir: dir.clone(),
+            }),
+            None => {
+                let known: Vec<&str> = self.stores.keys().map(String::as_str).collect();
+                Err(Status::not_found(format!(
+                    "unknown OCI layout store {id:?} (this client serves {known:?})"
+                )))
+            }
+        }
+    }
+}
+
+/// One layout, as a call sees it. Messages to the daemon name the store id,
+/// never the client's paths.
+#[derive(Debug, Clone)]
+struct Store {
+    id: String,
+    dir: PathBuf,
+}
+
+impl Store {
+    fn failed(&self, what: &str, digest: &str, e: &std::io::Error) -> Status {
+        tracing::warn!(store = %self.id, %digest, error = %e, "OCI layout {what} failed");
+        Status::internal(format!(
+            "cannot {what} blob {digest} of OCI layout store {:?}: {}",
+            self.id,
+            e.kind()
+        ))
+    }
+
+    fn missing(&self, digest: &str) -> Status {
+        Status::not_found(format!(
+            "blob {digest} not found in OCI layout store {:?}",
+            self.id
+        ))
     }
 }
 
@@ -111,25 +143,20 @@ fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, Status> {
     Ok(dir.join("blobs").join(alg).join(hex))
 }
 
-/// The size of `digest`'s blob; `NotFound` naming the layout if absent.
-async fn blob_size(dir: &Path, digest: &str) -> Result<(PathBuf, u64), Status> {
-    let path = blob_path(dir, digest)?;
-    match tokio::fs::metadata(&path).await {
-        Ok(m) if m.is_file() => Ok((path, m.len())),
-        Ok(_) => Err(Status::not_found(format!(
-            "blob {digest} not found in OCI layout {}",
-            dir.display()
-        ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Status::not_found(format!(
-            "blob {digest} not found in OCI layout {}",
-            dir.display()
-        ))),
-        Err(e) => Err(Error::io("stat", &path, e).to_status()),
+/// The path and size of `digest`'s blob: a regular file (a symlink, say
+/// to a key elsewhere on the client, is refused, not followed).
+async fn blob_size(store: &Store, digest: &str) -> Result<(PathBuf, u64), Status> {
+    let path = blob_path(&store.dir, digest)?;
+    match tokio::fs::symlink_metadata(&path).await {
+        Ok(m) if m.file_type().is_file() => Ok((path, m.len())),
+        Ok(_) => Err(store.missing(digest)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(store.missing(digest)),
+        Err(e) => Err(store.failed("stat", digest, &e)),
     }
 }
 
-async fn info(dir: PathBuf, req: InfoRequest) -> Result<Response<InfoResponse>, Status> {
-    let (_, size) = blob_size(&dir, &req.digest).await?;
+async fn info(store: Store, req: InfoRequest) -> Result<Response<InfoResponse>, Status> {
+    let (_, size) = blob_size(&store, &req.digest).await?;
     Ok(Response::new(InfoResponse {
         info: Some(Info {
             digest: req.digest,
@@ -159,15 +186,16 @@ fn read_range(offset: i64, size: i64, len: u64) -> Result<(u64, u64), Status> {
 
 type ReadStream = ReceiverStream<Result<ReadContentResponse, Status>>;
 
-async fn read(dir: PathBuf, req: ReadContentRequest) -> Result<Response<ReadStream>, Status> {
-    let (path, len) = blob_size(&dir, &req.digest).await?;
+async fn read(store: Store, req: ReadContentRequest) -> Result<Response<ReadStream>, Status> {
+    let digest = req.digest;
+    let (path, len) = blob_size(&store, &digest).await?;
     let (offset, size) = read_range(req.offset, req.size, len)?;
     let mut file = tokio::fs::File::open(&path)
         .await
-        .map_err(|e| Error::io("open", &path, e).to_status())?;
+        .map_err(|e| store.failed("open", &digest, &e))?;
     file.seek(SeekFrom::Start(offset))
         .await
-        .map_err(|e| Error::io("seek", &path, e).to_status())?;
+        .map_err(|e| store.failed("seek in", &digest, &e))?;
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         let mut sent: u64 = 0;
@@ -178,15 +206,15 @@ async fn read(dir: PathBuf, req: ReadContentRequest) -> Result<Response<ReadStre
                 Ok(0) => {
                     let _ = tx
                         .send(Err(Status::data_loss(format!(
-                            "{} ended early (changed while the daemon read it?)",
-                            path.display()
+                            "blob {digest} of OCI layout store {:?} ended early (changed while the daemon read it?)",
+                            store.id
                         ))))
                         .await;
                     return;
                 }
                 Ok(n) => n,
                 Err(e) => {
-                    let _ = tx.send(Err(Error::io("read", &path, e).to_status())).await;
+                    let _ = tx.send(Err(store.failed("read", &digest, &e))).await;
                     return;
                 }
             };
@@ -228,8 +256,8 @@ where
         let path = req.uri().path().to_owned();
         let store = self.store(req.headers());
         Box::pin(async move {
-            let dir = match store {
-                Ok(dir) => dir,
+            let store = match store {
+                Ok(store) => store,
                 Err(status) => return Ok(status.into_http()),
             };
             let response = match path.as_str() {
@@ -237,7 +265,7 @@ where
                     let mut grpc =
                         Grpc::new(tonic_prost::ProstCodec::<InfoResponse, InfoRequest>::default());
                     let svc = tower::service_fn(move |r: Request<InfoRequest>| {
-                        info(dir.clone(), r.into_inner())
+                        info(store.clone(), r.into_inner())
                     });
                     grpc.unary(svc, req).await
                 }
@@ -248,7 +276,7 @@ where
                     >::default())
                     .apply_max_message_size_config(None, Some(kiln_proto::MAX_MESSAGE_SIZE));
                     let svc = tower::service_fn(move |r: Request<ReadContentRequest>| {
-                        read(dir.clone(), r.into_inner())
+                        read(store.clone(), r.into_inner())
                     });
                     grpc.server_streaming(svc, req).await
                 }
@@ -309,7 +337,11 @@ mod tests {
     async fn info_and_read_serve_the_blob() {
         use tokio_stream::StreamExt;
         let (_tmp, dir) = layout();
-        let i = info(dir.clone(), InfoRequest { digest: D.into() })
+        let store = Store {
+            id: "st".into(),
+            dir: dir.clone(),
+        };
+        let i = info(store.clone(), InfoRequest { digest: D.into() })
             .await
             .expect("info")
             .into_inner();
@@ -319,7 +351,7 @@ mod tests {
             offset: 1,
             size: 2,
         };
-        let mut s = read(dir.clone(), req).await.expect("read").into_inner();
+        let mut s = read(store.clone(), req).await.expect("read").into_inner();
         let mut data = Vec::new();
         while let Some(c) = s.next().await {
             data.extend(c.expect("chunk").data);
@@ -327,7 +359,7 @@ mod tests {
         assert_eq!(data, b"es");
         let missing = "sha256:".to_string() + &"0".repeat(64);
         let e = info(
-            dir.clone(),
+            store.clone(),
             InfoRequest {
                 digest: missing.clone(),
             },
@@ -336,6 +368,44 @@ mod tests {
         .expect_err("missing");
         assert_eq!(e.code(), tonic::Code::NotFound);
         assert!(e.message().contains(&missing), "{}", e.message());
+        // The daemon is told the store id, never the client's paths.
+        assert!(e.message().contains("store \"st\""), "{}", e.message());
+        assert!(!e.message().contains(&dir.display().to_string()));
+
+        // A blob that is a symlink (say to a key elsewhere) is not served.
+        let secret = dir.join("../secret");
+        std::fs::write(&secret, "do not send").expect("w");
+        let linked = digest_of(b"do not send");
+        std::os::unix::fs::symlink(&secret, dir.join("blobs/sha256").join(&linked[7..]))
+            .expect("symlink");
+        let e = info(
+            store.clone(),
+            InfoRequest {
+                digest: linked.clone(),
+            },
+        )
+        .await
+        .expect_err("symlink");
+        assert_eq!(e.code(), tonic::Code::NotFound);
+        let e = read(
+            store,
+            ReadContentRequest {
+                digest: linked,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("symlink");
+        assert_eq!(e.code(), tonic::Code::NotFound);
+    }
+
+    fn digest_of(b: &[u8]) -> String {
+        use sha2::Digest as _;
+        let hex: String = sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect();
+        format!("sha256:{hex}")
     }
 
     #[test]
@@ -354,7 +424,8 @@ mod tests {
             tonic::Code::InvalidArgument
         );
         h.insert(ATTACHABLE_STORE_ID, "oci:s".parse().expect("hv"));
-        assert_eq!(l.store(&h).expect("store"), dir);
+        let st = l.store(&h).expect("store");
+        assert_eq!((st.id.as_str(), st.dir), ("s", dir));
         h.insert(ATTACHABLE_STORE_ID, "oci:t".parse().expect("hv"));
         let e = l.store(&h).expect_err("unknown");
         assert_eq!(e.code(), tonic::Code::NotFound);
