@@ -82,12 +82,12 @@ pub async fn docker_answers(host: &DockerHost) -> bool {
         .unwrap_or(false)
 }
 
-/// A connected BuildKit client. Cheap to clone; clones share the connection.
 /// The HTTP/2 connection window kiln offers the daemon (see [`Client::connect`]).
 const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 /// The HTTP/2 stream window kiln offers the daemon.
 const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
 
+/// A connected BuildKit client. Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct Client {
     address: Address,
