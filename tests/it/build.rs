@@ -1067,3 +1067,67 @@ async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
         .await;
     assert!(missing.is_err(), "nothing tagged: {missing:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fanned_out_push_to_a_registry_that_needs_a_login() {
+    use crate::session_auth::{docker_config, start_registry, USER};
+    use kiln_image::registry::{Credentials, RegistryClient};
+    use kiln_image::{Digest, ImageRef};
+    let h = harness();
+    let relay = Relay::start(&h.docker_sock, RelayOptions::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let password = format!("pw-{}", unique());
+    let reg = start_registry(tmp.path(), &password).await;
+    let config = docker_config(&tmp.path().join("docker-config"), &reg.addr, &password);
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let name = format!("{}/kiln-test/fanout-auth:{m}", reg.addr);
+    let arm_builder = format!("linux/arm64=tcp://{}", relay.tcp);
+    let args = build_args(
+        &dir,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--builder",
+            &arm_builder,
+            "-t",
+            &name,
+            "--push",
+            "--progress",
+            "plain",
+        ],
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = kiln();
+    cmd.env("DOCKER_CONFIG", &config);
+    let r = run(cmd, &refs).await;
+    r.success();
+    assert!(
+        !r.stderr.contains(&password),
+        "the password leaked:\n{}",
+        r.stderr
+    );
+    let digest: Digest = r.stdout.trim().parse().expect("index digest on stdout");
+
+    // The index is there for the logged-in user, and nobody else.
+    let tag = ImageRef::parse(&name).unwrap();
+    let pw = password.clone();
+    let logged_in = RegistryClient::builder()
+        .credentials(move |_: &str| Some(Credentials::basic(USER, pw.clone())))
+        .build()
+        .unwrap();
+    let index = logged_in.get_manifest(&tag).await.unwrap();
+    assert_eq!(index.digest, digest);
+    let plats: Vec<String> = index
+        .manifest
+        .platforms()
+        .iter()
+        .map(|(p, _)| p.to_string())
+        .collect();
+    assert_eq!(plats, ["linux/amd64", "linux/arm64"]);
+    assert!(RegistryClient::new()
+        .unwrap()
+        .get_manifest(&tag)
+        .await
+        .is_err());
+}

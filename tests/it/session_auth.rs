@@ -8,15 +8,15 @@ use kiln_llb::Mkfile;
 use crate::common::*;
 use crate::session_common::*;
 
-const USER: &str = "kiln-user";
+pub(crate) const USER: &str = "kiln-user";
 
 /// A `docker-registry` with htpasswd auth on a free port.
-struct AuthRegistry {
-    addr: String,
+pub(crate) struct AuthRegistry {
+    pub(crate) addr: String,
     _proc: Background,
 }
 
-async fn start_registry(dir: &Path, password: &str) -> AuthRegistry {
+pub(crate) async fn start_registry(dir: &Path, password: &str) -> AuthRegistry {
     let htpasswd = host(std::process::Command::new("htpasswd").args(["-Bbn", USER, password]));
     std::fs::write(dir.join("htpasswd"), htpasswd).unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
@@ -39,7 +39,7 @@ async fn start_registry(dir: &Path, password: &str) -> AuthRegistry {
 }
 
 /// A `DOCKER_CONFIG` directory whose config.json logs in to `registry`.
-fn docker_config(dir: &Path, registry: &str, password: &str) -> PathBuf {
+pub(crate) fn docker_config(dir: &Path, registry: &str, password: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let auth = base64(format!("{USER}:{password}").as_bytes());
     std::fs::write(

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use kiln_image::manifest::{oci_index, Descriptor};
-use kiln_image::registry::RegistryClient;
+use kiln_image::registry::{Credentials, RegistryClient};
 use kiln_image::{media_type, Digest, ImageRef, Platform};
 use kiln_proto::attrs::{exporter as ex, response};
 
@@ -112,11 +112,50 @@ fn repositories(tags: &[ImageRef]) -> Vec<String> {
 }
 
 /// Where a fanned-out build goes: registry names (pushed by digest, then
-/// joined) and OCI tarballs (exported per endpoint, then merged).
+/// joined) and OCI tarballs (exported per endpoint, then merged), with the
+/// exporter options the user gave, carried to every endpoint.
+#[derive(Debug, Default)]
 struct Destinations {
     tags: Vec<ImageRef>,
+    /// Options of the image outputs besides name and push
+    /// (`compression`, `registry.insecure`, `annotation.*`, …).
+    image_attrs: BTreeMap<String, String>,
     /// `(dest, name)` of each `-o type=oci` output.
     oci: Vec<(PathBuf, Option<ImageRef>)>,
+    /// Options of the `oci` outputs besides name.
+    oci_attrs: BTreeMap<String, String>,
+}
+
+impl Destinations {
+    /// Registries kiln itself must talk plain HTTP to (`registry.insecure=true`).
+    fn insecure_registries(&self) -> Vec<String> {
+        if self
+            .image_attrs
+            .get(ex::REGISTRY_INSECURE)
+            .map(String::as_str)
+            != Some("true")
+        {
+            return Vec::new();
+        }
+        self.tags.iter().map(|t| t.domain().to_string()).collect()
+    }
+}
+
+/// Adds `attrs` (without `skip`) to `into`; the same option with two
+/// values is an error.
+fn merge_attrs(
+    into: &mut BTreeMap<String, String>,
+    attrs: &BTreeMap<String, String>,
+    skip: &[&str],
+) -> anyhow::Result<()> {
+    for (k, v) in attrs.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
+        if let Some(old) = into.insert(k.clone(), v.clone()) {
+            if old != *v {
+                bail!("--builder: the outputs give {k} twice ({old} and {v}); every endpoint gets the same options");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn destinations(args: &BuildArgs, inputs: &Inputs) -> anyhow::Result<Destinations> {
@@ -125,10 +164,7 @@ fn destinations(args: &BuildArgs, inputs: &Inputs) -> anyhow::Result<Destination
             "--builder builds on several daemons, whose results kiln joins: use it with -t REGISTRY/REPO:TAG --push and/or -o type=oci,dest=FILE (not -o -, other output types or -t without --push)"
         )
     };
-    let mut d = Destinations {
-        tags: Vec::new(),
-        oci: Vec::new(),
-    };
+    let mut d = Destinations::default();
     for o in &inputs.outputs {
         let name = o
             .exporter
@@ -137,9 +173,15 @@ fn destinations(args: &BuildArgs, inputs: &Inputs) -> anyhow::Result<Destination
             .map(|n| ImageRef::parse(n).map_err(|e| anyhow::anyhow!("image name {n:?}: {e}")))
             .transpose()?;
         match (o.exporter.kind.as_str(), &o.target) {
-            (ex::TYPE_IMAGE, None) if args.push => d.tags.push(name.ok_or_else(refuse)?),
+            (ex::TYPE_IMAGE, None) if args.push => {
+                d.tags.push(name.ok_or_else(refuse)?);
+                merge_attrs(&mut d.image_attrs, &o.exporter.attrs, &[ex::NAME, ex::PUSH])?;
+            }
             (ex::TYPE_OCI, Some(Target::File(f))) if f != "-" => {
-                d.oci.push((PathBuf::from(f), name));
+                let dest = PathBuf::from(f);
+                oci_merge::check_dest(&dest)?;
+                d.oci.push((dest, name));
+                merge_attrs(&mut d.oci_attrs, &o.exporter.attrs, &[ex::NAME])?;
             }
             _ => return Err(refuse()),
         }
@@ -150,8 +192,49 @@ fn destinations(args: &BuildArgs, inputs: &Inputs) -> anyhow::Result<Destination
     Ok(d)
 }
 
+/// A registry client for kiln's own calls (reading back the pushed images,
+/// pushing the index), with the credentials the daemons get through the
+/// session (Docker's config and credential helpers), read up front.
+async fn registry_client(dest: &Destinations) -> anyhow::Result<RegistryClient> {
+    let auth = kiln_session::DockerAuth::from_env();
+    let mut creds: BTreeMap<String, Credentials> = BTreeMap::new();
+    for t in &dest.tags {
+        let host = t.domain();
+        if creds.contains_key(host) {
+            continue;
+        }
+        let c = auth
+            .credentials(host)
+            .await
+            .with_context(|| format!("cannot read the registry credentials for {host}"))?;
+        let Some(secret) = c.secret.filter(|s| !s.is_empty()) else {
+            continue; // anonymous
+        };
+        let secret = String::from_utf8(secret.expose().to_vec())
+            .map_err(|_| anyhow::anyhow!("the registry secret for {host} is not UTF-8"))?;
+        let cred = if c.username.is_empty() {
+            Credentials::identity_token(secret)
+        } else {
+            Credentials::basic(c.username, secret)
+        };
+        creds.insert(host.to_string(), cred);
+    }
+    let mut b = RegistryClient::builder().credentials(creds);
+    for r in dest.insecure_registries() {
+        b = b.insecure(r);
+    }
+    b.build().context("cannot set up the registry client")
+}
+
 pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
     let dest = destinations(args, inputs)?;
+    // Credentials are read before anything is built: a broken helper or
+    // config fails now, not after every platform has been pushed.
+    let registry = if dest.tags.is_empty() {
+        None
+    } else {
+        Some(registry_client(&dest).await?)
+    };
     let groups = plan_groups(&args.builders, &inputs.platforms)?;
     let targets: Vec<Platform> = groups.iter().flat_map(|g| g.platforms.clone()).collect();
 
@@ -188,14 +271,19 @@ pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::
             outs.push(Output {
                 exporter: kiln_client::ExporterSpec {
                     kind: ex::TYPE_IMAGE.into(),
-                    attrs: BTreeMap::from([
-                        (ex::NAME.to_string(), repos.join(",")),
-                        (ex::PUSH.to_string(), "true".to_string()),
-                        (ex::PUSH_BY_DIGEST.to_string(), "true".to_string()),
-                        // Only the registry holds the per-platform images: no
-                        // untagged leftovers in each daemon's image store.
-                        (ex::STORE.to_string(), "false".to_string()),
-                    ]),
+                    attrs: dest
+                        .image_attrs
+                        .clone()
+                        .into_iter()
+                        .chain([
+                            (ex::NAME.to_string(), repos.join(",")),
+                            (ex::PUSH.to_string(), "true".to_string()),
+                            (ex::PUSH_BY_DIGEST.to_string(), "true".to_string()),
+                            // Only the registry holds the per-platform images:
+                            // no untagged leftovers in each daemon's store.
+                            (ex::STORE.to_string(), "false".to_string()),
+                        ])
+                        .collect(),
                 },
                 target: None,
             });
@@ -205,7 +293,7 @@ pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::
             outs.push(Output {
                 exporter: kiln_client::ExporterSpec {
                     kind: ex::TYPE_OCI.into(),
-                    attrs: BTreeMap::new(),
+                    attrs: dest.oci_attrs.clone(),
                 },
                 target: Some(Target::File(part.display().to_string())),
             });
@@ -269,24 +357,40 @@ pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::
         ));
     }
 
-    let mut printed = None;
-    if !dest.tags.is_empty() {
-        printed = Some(
-            join_in_registry(&endpoints, &pushed_digests, &repos, &targets, &dest.tags).await?,
+    // Tarballs first (into temporary files), then the registry tags, then
+    // the tarballs into place: a failure anywhere leaves neither a moved
+    // tag nor a partial file.
+    let parts: Vec<oci_merge::Part> = endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, (g, _, _))| oci_merge::Part {
+            tar: parts_dir.path().join(format!("endpoint-{i}.tar")),
+            platforms: g.platforms.clone(),
+        })
+        .collect();
+    let mut merged = Vec::new();
+    for (file, name) in &dest.oci {
+        merged.push(
+            oci_merge::merge(&parts, &targets, name.as_ref(), file)
+                .with_context(|| format!("cannot write {}", file.display()))?,
         );
     }
-    for (file, name) in &dest.oci {
-        let parts: Vec<oci_merge::Part> = endpoints
-            .iter()
-            .enumerate()
-            .map(|(i, (g, _, _))| oci_merge::Part {
-                tar: parts_dir.path().join(format!("endpoint-{i}.tar")),
-                platforms: g.platforms.clone(),
-            })
-            .collect();
-        let d = oci_merge::merge(&parts, &targets, name.as_ref(), file)
-            .with_context(|| format!("cannot write {}", file.display()))?;
-        printed.get_or_insert(d);
+    let mut printed = merged.first().map(|m| m.digest.clone());
+    if let Some(registry) = &registry {
+        printed = Some(
+            join_in_registry(
+                registry,
+                &endpoints,
+                &pushed_digests,
+                &repos,
+                &targets,
+                &dest.tags,
+            )
+            .await?,
+        );
+    }
+    for m in merged {
+        m.commit()?;
     }
 
     let quiet = args.progress == crate::progress::Mode::Quiet;
@@ -315,15 +419,13 @@ pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::
 /// Reads back what each endpoint pushed, joins the platform manifests in
 /// target order into one OCI index and pushes it under every tag.
 async fn join_in_registry(
+    registry: &RegistryClient,
     endpoints: &[(Group, kiln_client::Client, Platform)],
     pushed: &[Option<String>],
     repos: &[String],
     targets: &[Platform],
     tags: &[ImageRef],
 ) -> anyhow::Result<Digest> {
-    let registry = RegistryClient::builder()
-        .build()
-        .context("cannot set up the registry client")?;
     let repo = ImageRef::parse(&repos[0]).map_err(|e| anyhow::anyhow!("{}: {e}", repos[0]))?;
     let mut found: Vec<Descriptor> = Vec::new();
     for ((g, _, _), digest) in endpoints.iter().zip(pushed) {
@@ -456,5 +558,37 @@ mod tests {
             .map(|t| ImageRef::parse(t).expect("ref"))
             .collect();
         assert_eq!(repositories(&tags), ["r.example/a", "r.example/b"]);
+    }
+
+    #[test]
+    fn output_options_reach_every_endpoint_once() {
+        let a = BTreeMap::from([
+            ("name".to_string(), "r/a:1".to_string()),
+            ("compression".to_string(), "zstd".to_string()),
+        ]);
+        let b = BTreeMap::from([
+            ("name".to_string(), "r/b:1".to_string()),
+            ("compression".to_string(), "zstd".to_string()),
+            ("registry.insecure".to_string(), "true".to_string()),
+        ]);
+        let mut into = BTreeMap::new();
+        merge_attrs(&mut into, &a, &["name"]).expect("a");
+        merge_attrs(&mut into, &b, &["name"]).expect("b");
+        assert_eq!(
+            into.keys().collect::<Vec<_>>(),
+            ["compression", "registry.insecure"]
+        );
+        let c = BTreeMap::from([("compression".to_string(), "gzip".to_string())]);
+        let e = merge_attrs(&mut into, &c, &[])
+            .expect_err("conflict")
+            .to_string();
+        assert!(e.contains("compression twice"), "{e}");
+
+        let d = Destinations {
+            tags: vec![ImageRef::parse("myreg.corp:5000/app:1").expect("ref")],
+            image_attrs: into,
+            ..Default::default()
+        };
+        assert_eq!(d.insecure_registries(), ["myreg.corp:5000"]);
     }
 }

@@ -36,8 +36,11 @@ const CONTEXT: &str = "context";
 
 pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let inputs = Inputs::gather(args, true)?;
-    if !args.builders.is_empty() && args.print_llb.is_none() {
-        return fanout::run(global, args, &inputs).await;
+    if !args.builders.is_empty() {
+        if args.print_llb.is_none() {
+            return fanout::run(global, args, &inputs).await;
+        }
+        eprintln!("note: --print-llb plans on the default builder (--addr); --builder is not used");
     }
     let (client, _) = super::connect(global).await?;
     let build_platform = daemon_platform(&client).await?;
