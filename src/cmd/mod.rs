@@ -6,6 +6,7 @@ pub mod go_version;
 mod info;
 pub mod llb;
 pub mod probe;
+pub mod registry;
 pub mod report;
 pub mod run;
 pub mod session_opts;

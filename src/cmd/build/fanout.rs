@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use kiln_image::manifest::{oci_index, Descriptor};
-use kiln_image::registry::{Credentials, RegistryClient};
+use kiln_image::registry::RegistryClient;
 use kiln_image::{media_type, Digest, ImageRef, Platform};
 use kiln_proto::attrs::{exporter as ex, response};
 
@@ -192,40 +192,6 @@ fn destinations(args: &BuildArgs, inputs: &Inputs) -> anyhow::Result<Destination
     Ok(d)
 }
 
-/// A registry client for kiln's own calls (reading back the pushed images,
-/// pushing the index), with the credentials the daemons get through the
-/// session (Docker's config and credential helpers), read up front.
-async fn registry_client(dest: &Destinations) -> anyhow::Result<RegistryClient> {
-    let auth = kiln_session::DockerAuth::from_env();
-    let mut creds: BTreeMap<String, Credentials> = BTreeMap::new();
-    for t in &dest.tags {
-        let host = t.domain();
-        if creds.contains_key(host) {
-            continue;
-        }
-        let c = auth
-            .credentials(host)
-            .await
-            .with_context(|| format!("cannot read the registry credentials for {host}"))?;
-        let Some(secret) = c.secret.filter(|s| !s.is_empty()) else {
-            continue; // anonymous
-        };
-        let secret = String::from_utf8(secret.expose().to_vec())
-            .map_err(|_| anyhow::anyhow!("the registry secret for {host} is not UTF-8"))?;
-        let cred = if c.username.is_empty() {
-            Credentials::identity_token(secret)
-        } else {
-            Credentials::basic(c.username, secret)
-        };
-        creds.insert(host.to_string(), cred);
-    }
-    let mut b = RegistryClient::builder().credentials(creds);
-    for r in dest.insecure_registries() {
-        b = b.insecure(r);
-    }
-    b.build().context("cannot set up the registry client")
-}
-
 pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::Result<ExitCode> {
     let dest = destinations(args, inputs)?;
     // Credentials are read before anything is built: a broken helper or
@@ -233,7 +199,7 @@ pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::
     let registry = if dest.tags.is_empty() {
         None
     } else {
-        Some(registry_client(&dest).await?)
+        Some(crate::cmd::registry::client_for(&dest.tags, &dest.insecure_registries()).await?)
     };
     let groups = plan_groups(&args.builders, &inputs.platforms)?;
     let targets: Vec<Platform> = groups.iter().flat_map(|g| g.platforms.clone()).collect();

@@ -499,9 +499,9 @@ pub async fn lock(global: &Global, args: &LockArgs) -> anyhow::Result<ExitCode> 
         Err(StepError::Daemon(e)) => return Err(e.into()),
         Err(StepError::Other(e)) => return Err(e),
     };
-    let registry = kiln_image::registry::RegistryClient::builder()
-        .build()
-        .context("cannot set up the registry client")?;
+    // Per-platform digests of private images need the same credentials
+    // the daemon used to resolve them.
+    let registry = super::registry::client_for([&plan.builder.0, &plan.base.0], &[]).await?;
     let mut locked = Lock {
         go: plan.go_version.clone(),
         builder: lock::LockedImage {
