@@ -1,25 +1,135 @@
 #!/usr/bin/env bash
-# The project's one test command (as root):  ./scripts/test.sh [cargo test args]
-# Brings the harness up (dockerd with BuildKit, local registry, fixture
-# images), loads its env file, then runs `cargo test --workspace "$@"`.
-# The exit code is cargo's.
+# The project's one test command (as root):  ./scripts/test.sh [test-name filter…]
+#
+# Brings the harness up (two dockerds, a standalone buildkitd, the local
+# registry, the fixture images), then runs every unit test once and the
+# daemon suite (tests/it) once per daemon of the matrix, the daemons
+# concurrently:
+#
+#   docker          Docker Engine 28, containerd image store   (docker://)
+#   docker-classic  Docker Engine 28, classic image store      (docker://)
+#   buildkitd       buildkitd v0.29.0 on a unix socket         (unix://)
+#   buildkitd-tls   the same buildkitd on tcp with mutual TLS  (tcp://)
+#
+# KILN_TEST_DAEMONS=docker,buildkitd limits the matrix (default: all four).
+# Without ../shared/buildkit (a fresh clone on a laptop) the buildkitd rows
+# are skipped with one line saying so; in CI (CI=true) they must run.
+# Extra arguments go to the test binaries (e.g. a test-name filter).
+# Logs: target/kiln-test-logs/<daemon>.log. Exit code: 0 only if every row passed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$ROOT/scripts/harness.sh" up
+ALL=(docker docker-classic buildkitd buildkitd-tls)
+IFS=, read -r -a WANT <<<"${KILN_TEST_DAEMONS:-$(IFS=,; echo "${ALL[*]}")}"
+ci=0
+case "${CI:-}" in true | 1) ci=1 ;; esac
+
+log() { printf 'test.sh: %s\n' "$*" >&2; }
+die() { printf 'test.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+
+for d in "${WANT[@]}"; do
+  case " ${ALL[*]} " in *" $d "*) ;; *) die "unknown daemon '$d' in KILN_TEST_DAEMONS (use: ${ALL[*]})" ;; esac
+done
+want() { case " ${WANT[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+# The harness starts what the chosen rows need (the containerd-store dockerd
+# always: it also runs the images tests push).
+hd=docker
+want docker-classic && hd=$hd,docker-classic
+{ want buildkitd || want buildkitd-tls; } && hd=$hd,buildkitd
+KILN_HARNESS_DAEMONS=$hd "$ROOT/scripts/harness.sh" up
 
 ENV_FILE=${KILN_HARNESS_DIR:-/var/lib/kiln-harness}/env
-[ -f "$ENV_FILE" ] || { echo "test.sh: ERROR: $ENV_FILE missing after harness.sh up" >&2; exit 1; }
+[ -f "$ENV_FILE" ] || die "$ENV_FILE missing after harness.sh up"
 # shellcheck disable=SC1090
 . "$ENV_FILE"
-# CI (set by CI runs) is passed through unchanged.
 if [ -n "${CI+x}" ]; then export CI; fi
+
+ROWS=()
+for d in "${WANT[@]}"; do
+  case "$d" in
+    buildkitd | buildkitd-tls)
+      if [ -z "${KILN_TEST_BUILDKITD_SOCK:-}" ]; then
+        [ "$ci" = 1 ] && die "CI=true but the harness set up no buildkitd (is ../shared/buildkit there?): the $d row must run in CI"
+        log "skipping the $d row: the harness has no buildkitd (../shared/buildkit is missing)"
+        continue
+      fi ;;
+  esac
+  ROWS+=("$d")
+done
+[ ${#ROWS[@]} -gt 0 ] || die "no daemon row left to run"
 
 if ! command -v cargo >/dev/null 2>&1 && [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
   PATH=${CARGO_HOME:-$HOME/.cargo}/bin:$PATH
 fi
-command -v cargo >/dev/null 2>&1 || { echo "test.sh: ERROR: cargo not found on PATH (rustup's ~/.cargo/bin?)" >&2; exit 1; }
-
+command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH (rustup's ~/.cargo/bin?)"
 cd "$ROOT"
-echo "test.sh: cargo test --workspace $*" >&2
-exec cargo test --workspace "$@"
+
+LOGS=$ROOT/target/kiln-test-logs
+mkdir -p "$LOGS"
+log "building the workspace and its tests (log: $LOGS/build.log)"
+if ! cargo test --workspace --no-run >"$LOGS/build.log" 2>&1; then
+  cat "$LOGS/build.log" >&2
+  die "the build failed"
+fi
+# The daemon suite's binary, to run once per row without cargo's lock.
+IT_BIN=$(cargo test --test it --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "it" and m.get("executable"):
+        print(m["executable"])')
+[ -x "$IT_BIN" ] || die "cannot find the tests/it binary"
+
+declare -A PIDS T0
+trap 'kill 0' INT TERM
+t_all=$EPOCHREALTIME
+
+# Unit and doc tests of every crate (no daemon), then each daemon row, all
+# at once: the rows talk to different daemons, and each test keeps to its
+# own names, so they do not see each other.
+(
+  set -e
+  cargo test --workspace --lib --bins "$@"
+  cargo test --workspace --doc "$@"
+  cargo test --workspace --exclude kiln --test '*' "$@"
+) >"$LOGS/unit.log" 2>&1 &
+PIDS[unit]=$!
+T0[unit]=$EPOCHREALTIME
+for d in "${ROWS[@]}"; do
+  (
+    cd "$ROOT"
+    KILN_TEST_DAEMON=$d "$IT_BIN" "$@" 2>&1 | sed -u "s/^/[$d] /"
+    exit "${PIPESTATUS[0]}"
+  ) >"$LOGS/$d.log" 2>&1 &
+  PIDS[$d]=$!
+  T0[$d]=$EPOCHREALTIME
+done
+
+declare -A RC SECS
+for r in unit "${ROWS[@]}"; do
+  rc=0
+  wait "${PIDS[$r]}" || rc=$?
+  RC[$r]=$rc
+  SECS[$r]=$(awk -v a="${T0[$r]}" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+done
+
+failed=0
+for r in unit "${ROWS[@]}"; do
+  echo "==================== $r (exit ${RC[$r]}) ===================="
+  if [ "${RC[$r]}" = 0 ]; then
+    grep -E '^(\[[a-z-]+\] )?test result:' "$LOGS/$r.log" || true
+  else
+    failed=1
+    cat "$LOGS/$r.log"
+  fi
+done
+echo
+echo "summary ($(awk -v a="$t_all" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') s):"
+for r in unit "${ROWS[@]}"; do
+  res=$(grep -hE 'test result:' "$LOGS/$r.log" | awk '{ for (i = 2; i <= NF; i++) {
+      if ($i == "passed;") p += $(i - 1); if ($i == "failed;") f += $(i - 1) } }
+    END { printf "%d passed, %d failed", p, f }')
+  printf '  %-15s %-6s %5s s  %s\n' "$r" "$([ "${RC[$r]}" = 0 ] && echo ok || echo FAILED)" "${SECS[$r]}" "$res"
+done
+exit "$failed"

@@ -39,9 +39,8 @@ pub fn sample_module(root: &Path, greeting: &str) -> PathBuf {
 /// `kiln build DIR` with the harness's fixture images.
 pub fn build_args(dir: &Path, extra: &[&str]) -> Vec<String> {
     let h = harness();
-    let mut v: Vec<String> = vec![
-        "--addr".into(),
-        h.docker_addr(),
+    let mut v: Vec<String> = daemon().kiln_args();
+    v.extend([
         "build".into(),
         dir.display().to_string(),
         "--builder-image".into(),
@@ -52,7 +51,7 @@ pub fn build_args(dir: &Path, extra: &[&str]) -> Vec<String> {
         go_version(),
         "--base-image".into(),
         h.static_image.clone(),
-    ];
+    ]);
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }
@@ -82,17 +81,6 @@ pub async fn kiln_build(dir: &Path, extra: &[&str]) -> Run {
     let args = build_args(dir, extra);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     run(kiln(), &refs).await
-}
-
-pub fn docker(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("docker")
-        .env(
-            "DOCKER_HOST",
-            format!("unix://{}", harness().docker_sock.display()),
-        )
-        .args(args)
-        .output()
-        .expect("docker CLI")
 }
 
 /// Unpacks an OCI layout tar and returns (index.json, dir).
@@ -653,7 +641,6 @@ async fn kiln_toml_and_the_lock_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = sample_module(tmp.path(), &unique());
     let d = dir.to_str().unwrap();
-    let addr = h.docker_addr();
     // kiln init writes a commented kiln.toml, and refuses to overwrite it.
     run(kiln(), &["init", d]).await.success();
     assert!(std::fs::read_to_string(dir.join("kiln.toml"))
@@ -670,7 +657,7 @@ async fn kiln_toml_and_the_lock_file() {
         h.static_image
     );
     std::fs::write(dir.join("kiln.toml"), &good).unwrap();
-    let r = run(kiln(), &["--addr", &addr, "build", d, "--print-llb=json"]).await;
+    let r = kiln_d(&["build", d, "--print-llb=json"]).await;
     r.success();
     assert!(
         r.stdout.contains(&h.static_image),
@@ -678,20 +665,16 @@ async fn kiln_toml_and_the_lock_file() {
     );
     // A typo in kiln.toml is an error naming the key.
     std::fs::write(dir.join("kiln.toml"), good.replace("distro", "distor")).unwrap();
-    let r = run(kiln(), &["--addr", &addr, "build", d, "--print-llb"]).await;
+    let r = kiln_d(&["build", d, "--print-llb"]).await;
     r.failure();
     assert!(r.stderr.contains("distor"), "{}", r.stderr);
     std::fs::write(dir.join("kiln.toml"), &good).unwrap();
 
     // --locked without a lock fails; kiln lock writes one with digests.
-    let r = run(
-        kiln(),
-        &["--addr", &addr, "build", d, "--locked", "--print-llb"],
-    )
-    .await;
+    let r = kiln_d(&["build", d, "--locked", "--print-llb"]).await;
     r.failure();
     assert!(r.stderr.contains("kiln lock"), "{}", r.stderr);
-    run(kiln(), &["--addr", &addr, "lock", d]).await.success();
+    kiln_d(&["lock", d]).await.success();
     let lock = std::fs::read_to_string(dir.join("kiln.lock")).unwrap();
     assert!(
         lock.contains(&format!("go = \"{}\"", go_version())),
@@ -703,24 +686,18 @@ async fn kiln_toml_and_the_lock_file() {
         "per-platform base digests: {lock}"
     );
     // A second `kiln lock` refuses to overwrite without --update.
-    let r = run(kiln(), &["--addr", &addr, "lock", d]).await;
+    let r = kiln_d(&["lock", d]).await;
     r.failure();
     assert!(r.stderr.contains("--update"), "{}", r.stderr);
     // --locked builds with the lock's inputs.
     let oci = tmp.path().join("l.tar");
     let o = format!("type=oci,dest={}", oci.display());
-    run(kiln(), &["--addr", &addr, "build", d, "--locked", "-o", &o])
-        .await
-        .success();
+    kiln_d(&["build", d, "--locked", "-o", &o]).await.success();
     assert!(oci.exists());
     // A stale lock (the base image changed) fails --locked with the reason.
     let other = format!("{}/kiln-fixtures/static:latest", h.registry);
     std::fs::write(dir.join("kiln.toml"), good.replace(&h.static_image, &other)).unwrap();
-    let r = run(
-        kiln(),
-        &["--addr", &addr, "build", d, "--locked", "--print-llb"],
-    )
-    .await;
+    let r = kiln_d(&["build", d, "--locked", "--print-llb"]).await;
     r.failure();
     assert!(
         r.stderr.contains("stale") && r.stderr.contains("lock --update"),
@@ -921,7 +898,7 @@ async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
     // The arm64 builder is "another daemon" reached over plain gRPC on TCP,
     // as a remote buildkitd would be (here: the harness's daemon behind a
     // relay); amd64 builds on the default docker:// endpoint.
-    let relay = Relay::start(&h.docker_sock, RelayOptions::default()).await;
+    let relay = Relay::for_daemon(RelayOptions::default()).await;
     let tmp = tempfile::tempdir().unwrap();
     let m = unique();
     let dir = sample_module(tmp.path(), &m);
@@ -1073,8 +1050,7 @@ async fn fanned_out_push_to_a_registry_that_needs_a_login() {
     use crate::session_auth::{docker_config, start_registry, USER};
     use kiln_image::registry::{Credentials, RegistryClient};
     use kiln_image::{Digest, ImageRef};
-    let h = harness();
-    let relay = Relay::start(&h.docker_sock, RelayOptions::default()).await;
+    let relay = Relay::for_daemon(RelayOptions::default()).await;
     let tmp = tempfile::tempdir().unwrap();
     let password = format!("pw-{}", unique());
     let reg = start_registry(tmp.path(), &password).await;

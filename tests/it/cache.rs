@@ -1,6 +1,6 @@
 //! `kiln du` and `kiln prune` against the real daemon: prune frees what du showed.
 
-use kiln_client::{Address, Client, SolveRequest, TlsOptions};
+use kiln_client::SolveRequest;
 use kiln_proto::pb;
 use prost::Message;
 
@@ -67,11 +67,8 @@ fn unique_graph(image: &str, marker: &str) -> pb::Definition {
 #[tokio::test(flavor = "multi_thread")]
 async fn prune_frees_what_du_showed() {
     let h = harness();
-    let addr = h.docker_addr();
     let marker = format!("kiln-du-{}", uuid::Uuid::new_v4().simple());
-    let client = Client::connect(Address::parse(&addr).unwrap(), &TlsOptions::default())
-        .await
-        .unwrap();
+    let client = daemon().client().await;
     client
         .solve(
             SolveRequest {
@@ -83,7 +80,7 @@ async fn prune_frees_what_du_showed() {
         .await
         .expect("solve the unique graph");
 
-    let du = kiln_at(&addr, &["du", "--format", "json"]).await;
+    let du = kiln_d(&["du", "--format", "json"]).await;
     du.success();
     let records = du.json()["records"].as_array().unwrap().clone();
     let ours: Vec<&serde_json::Value> = records
@@ -99,27 +96,20 @@ async fn prune_frees_what_du_showed() {
     );
 
     // Text output lists it too.
-    let du_text = kiln_at(
-        &addr,
-        &["du", "--verbose", "--filter", &format!("id=={id}")],
-    )
-    .await;
+    let du_text = kiln_d(&["du", "--verbose", "--filter", &format!("id=={id}")]).await;
     du_text.success();
     assert!(du_text.stdout.contains(&id), "{}", du_text.stdout);
     assert!(du_text.stdout.contains(&marker), "{}", du_text.stdout);
 
     // The record is shared with the image store, so only --all removes it.
-    let pruned = kiln_at(
-        &addr,
-        &[
-            "prune",
-            "--all",
-            "--format",
-            "json",
-            "--filter",
-            &format!("id=={id}"),
-        ],
-    )
+    let pruned = kiln_d(&[
+        "prune",
+        "--all",
+        "--format",
+        "json",
+        "--filter",
+        &format!("id=={id}"),
+    ])
     .await;
     pruned.success();
     let removed = pruned.json()["removed"].as_array().unwrap().clone();
@@ -129,7 +119,7 @@ async fn prune_frees_what_du_showed() {
     );
     assert!(pruned.json()["total"].as_i64().unwrap() >= size);
 
-    let after = kiln_at(&addr, &["du", "--format", "json"]).await;
+    let after = kiln_d(&["du", "--format", "json"]).await;
     after.success();
     assert!(
         !after.json()["records"]

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-pub use kiln_test_support::{harness, Relay, RelayOptions};
+pub use kiln_test_support::{daemon, harness, Need, Relay, RelayOptions};
 
 /// The result of one `kiln` run.
 #[derive(Debug)]
@@ -61,6 +61,13 @@ pub fn kiln() -> tokio::process::Command {
     c
 }
 
+/// [`kiln`] already pointed at this run's daemon (`--addr` and TLS flags).
+pub fn kiln_on() -> tokio::process::Command {
+    let mut c = kiln();
+    c.args(daemon().kiln_args());
+    c
+}
+
 /// Runs `kiln ARGS…` to completion (at most two minutes).
 pub async fn run(mut cmd: tokio::process::Command, args: &[&str]) -> Run {
     cmd.args(args);
@@ -75,6 +82,41 @@ pub async fn run(mut cmd: tokio::process::Command, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         elapsed: start.elapsed(),
     }
+}
+
+/// `kiln` against this run's daemon: `kiln --addr ADDR [TLS flags] ARGS…`.
+pub async fn kiln_d(args: &[&str]) -> Run {
+    run_owned(kiln(), &daemon_args(args)).await
+}
+
+/// This run's daemon's `--addr` and TLS flags followed by `args`.
+pub fn daemon_args(args: &[&str]) -> Vec<String> {
+    let mut all = daemon().kiln_args();
+    all.extend(args.iter().map(|s| (*s).to_string()));
+    all
+}
+
+/// [`run`] with owned arguments.
+pub async fn run_owned(cmd: tokio::process::Command, args: &[String]) -> Run {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(cmd, &refs).await
+}
+
+/// The Docker CLI: on this run's Docker Engine, or, when the run targets a
+/// standalone buildkitd, on the harness's Docker Engine (to run images that
+/// buildkitd pushed to the registry).
+pub fn docker(args: &[&str]) -> std::process::Output {
+    let d = daemon();
+    let host = if d.kind.is_docker() {
+        d.docker_host()
+    } else {
+        format!("unix://{}", harness().docker_sock.display())
+    };
+    std::process::Command::new("docker")
+        .env("DOCKER_HOST", host)
+        .args(args)
+        .output()
+        .expect("docker CLI")
 }
 
 /// `kiln --addr ADDR ARGS…`.

@@ -130,7 +130,7 @@ async fn socket_that_is_not_buildkit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_scheme_on_a_buildkitd_socket() {
-    let relay = Relay::start(&harness().docker_sock, RelayOptions::default()).await;
+    let relay = Relay::for_daemon(RelayOptions::default()).await;
     let addr = format!("docker://{}", relay.unix.display());
     let r = kiln_at(&addr, &["info"]).await;
     r.failure();
@@ -144,7 +144,7 @@ async fn docker_scheme_on_a_buildkitd_socket() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_failures() {
-    let relay = Relay::start(&harness().docker_sock, RelayOptions::default()).await;
+    let relay = Relay::for_daemon(RelayOptions::default()).await;
     let addr = format!("tcp://{}", relay.tls);
     let p = &relay.pki;
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
@@ -258,12 +258,9 @@ async fn tls_failures() {
 #[tokio::test(flavor = "multi_thread")]
 async fn daemon_dropping_the_connection_mid_call_fails_fast() {
     for limit in [40u64, 400, 700] {
-        let relay = Relay::start(
-            &harness().docker_sock,
-            RelayOptions {
-                drop_after_bytes: Some(limit),
-            },
-        )
+        let relay = Relay::for_daemon(RelayOptions {
+            drop_after_bytes: Some(limit),
+        })
         .await;
         let addr = format!("unix://{}", relay.unix.display());
         let r = kiln_at(&addr, &["info"]).await;

@@ -1,7 +1,7 @@
 //! The client-side frontend (gateway) against the real daemon.
 
 use kiln_client::gateway::ResolveMode;
-use kiln_client::{Address, Client, SolveRequest, TlsOptions};
+use kiln_client::{Client, SolveRequest};
 use kiln_proto::pb;
 
 use crate::common::*;
@@ -38,12 +38,7 @@ fn registry_digest(image: &str) -> String {
 }
 
 async fn client() -> Client {
-    Client::connect(
-        Address::parse(&harness().docker_addr()).unwrap(),
-        &TlsOptions::default(),
-    )
-    .await
-    .expect("connect")
+    daemon().client().await
 }
 
 #[tokio::test(flavor = "multi_thread")]

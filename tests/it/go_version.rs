@@ -458,16 +458,17 @@ async fn builder_image_fallback_through_the_daemon() {
     let template = format!("{}/kiln-fixtures/golang:{{go}}-{{distro}}", h.registry);
     let r = run(
         m.kiln(&[("GOPROXY", server.base.as_str())]),
-        &[
-            "--addr",
-            &h.docker_addr(),
+        &daemon_args(&[
             "go-version",
             &m.dir(),
             "--builder-image",
             &template,
             "--format",
             "json",
-        ],
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
     )
     .await;
     r.success();

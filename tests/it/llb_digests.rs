@@ -153,20 +153,17 @@ async fn status_vertex_digests_are_kiln_op_digests() {
     let local_arg = format!("ctx-{m}={}", ctx.display());
     let out = tmp.path().join("out");
     let dest = format!("type=local,dest={}", out.display());
-    let r = kiln_at(
-        &harness().docker_addr(),
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--local",
-            &local_arg,
-            "--progress",
-            "rawjson",
-            "-o",
-            &dest,
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--local",
+        &local_arg,
+        "--progress",
+        "rawjson",
+        "-o",
+        &dest,
+    ])
     .await;
     r.success();
     let vertexes = status_vertexes(&r.stderr);

@@ -120,20 +120,17 @@ async fn solve(
     let out = work.join(format!("{name}-out"));
     let layout_arg = format!("{served_id}={}", layout.display());
     let dest = format!("type=local,dest={}", out.display());
-    let r = kiln_at(
-        &harness().docker_addr(),
-        &[
-            "solve",
-            "-f",
-            def_path.to_str().unwrap(),
-            "--oci-layout",
-            &layout_arg,
-            "--progress",
-            "plain",
-            "-o",
-            &dest,
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def_path.to_str().unwrap(),
+        "--oci-layout",
+        &layout_arg,
+        "--progress",
+        "plain",
+        "-o",
+        &dest,
+    ])
     .await;
     (r, out)
 }

@@ -93,20 +93,13 @@ pub async fn solve_def(
 ) -> Solved {
     let out = dir.join(format!("{name}-out"));
     let tar = dir.join(format!("{name}.tar"));
-    let addr = harness().docker_addr();
     let local = format!("type=local,dest={}", out.display());
     let tar_spec = format!("type=tar,dest={}", tar.display());
-    let mut all = vec![
-        "--addr",
-        &addr,
-        "solve",
-        "-f",
-        def.to_str().unwrap(),
-        "--progress",
-        "plain",
-    ];
+    let mut all = vec!["solve", "-f", def.to_str().unwrap(), "--progress", "plain"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["-o", &local, "-o", &tar_spec]);
+    let mut cmd = cmd;
+    cmd.args(daemon().kiln_args());
     let run = run(cmd, &all).await;
     Solved { run, out, tar }
 }

@@ -25,12 +25,11 @@ fn two_steps(m: &str) -> kiln_llb::State {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plain_progress_numbers_steps_and_shows_cached_on_rebuild() {
-    let h = harness();
     let tmp = tempfile::tempdir().unwrap();
     let m = unique();
     let def = write_llb(tmp.path(), "d.llb", &two_steps(&m));
     let args = ["solve", "-f", def.to_str().unwrap(), "--progress", "plain"];
-    let r = kiln_at(&h.docker_addr(), &args).await;
+    let r = kiln_d(&args).await;
     r.success();
     let e = &r.stderr;
     let num = |name: &str| -> String {
@@ -55,7 +54,7 @@ async fn plain_progress_numbers_steps_and_shows_cached_on_rebuild() {
         "{e}"
     );
 
-    let again = kiln_at(&h.docker_addr(), &args).await;
+    let again = kiln_d(&args).await;
     again.success();
     let e2 = &again.stderr;
     for name in ["[test 1/2] write one", "[test 2/2] copy it"] {
@@ -75,20 +74,16 @@ async fn plain_progress_numbers_steps_and_shows_cached_on_rebuild() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rawjson_progress_is_one_object_per_line_with_stable_fields() {
-    let h = harness();
     let tmp = tempfile::tempdir().unwrap();
     let m = unique();
     let def = write_llb(tmp.path(), "d.llb", &two_steps(&m));
-    let r = kiln_at(
-        &h.docker_addr(),
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--progress",
-            "rawjson",
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--progress",
+        "rawjson",
+    ])
     .await;
     r.success();
     let events: Vec<serde_json::Value> = r
@@ -135,36 +130,27 @@ async fn rawjson_progress_is_one_object_per_line_with_stable_fields() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quiet_progress_prints_nothing_on_stderr() {
-    let h = harness();
     let tmp = tempfile::tempdir().unwrap();
     let def = write_llb(tmp.path(), "d.llb", &two_steps(&unique()));
-    let r = kiln_at(
-        &h.docker_addr(),
-        &["solve", "-f", def.to_str().unwrap(), "--progress", "quiet"],
-    )
-    .await;
+    let r = kiln_d(&["solve", "-f", def.to_str().unwrap(), "--progress", "quiet"]).await;
     r.success();
     assert!(r.stderr.trim().is_empty(), "{}", r.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rawjson_of_a_failing_build_has_the_error_and_exit_code() {
-    let h = harness();
     let tmp = tempfile::tempdir().unwrap();
     let st = go_image().run(
         ExecOptions::shell(format!("echo bad-{}; exit 7", unique())).custom_name("[test 1/1] fail"),
     );
     let def = write_llb(tmp.path(), "d.llb", &st.root());
-    let r = kiln_at(
-        &h.docker_addr(),
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--progress",
-            "rawjson",
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--progress",
+        "rawjson",
+    ])
     .await;
     r.failure();
     let json_lines: Vec<serde_json::Value> = r
@@ -188,7 +174,6 @@ async fn rawjson_of_a_failing_build_has_the_error_and_exit_code() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigint_cancels_the_build_on_the_daemon() {
-    let h = harness();
     let tmp = tempfile::tempdir().unwrap();
     let m = unique();
     let st = go_image()
@@ -200,18 +185,17 @@ async fn sigint_cancels_the_build_on_the_daemon() {
     let def = write_llb(tmp.path(), "d.llb", &st);
     let out = tmp.path().join("out.tar");
     let mut cmd = kiln();
-    cmd.args([
-        "--addr",
-        &h.docker_addr(),
-        "solve",
-        "-f",
-        def.to_str().unwrap(),
-        "--progress",
-        "plain",
-        "-o",
-        &format!("type=tar,dest={}", out.display()),
-    ])
-    .stderr(std::process::Stdio::piped());
+    cmd.args(daemon().kiln_args())
+        .args([
+            "solve",
+            "-f",
+            def.to_str().unwrap(),
+            "--progress",
+            "plain",
+            "-o",
+            &format!("type=tar,dest={}", out.display()),
+        ])
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let pid = child.id().unwrap();
     // Wait until the step is running (its log line appears).
@@ -269,7 +253,6 @@ async fn sigint_cancels_the_build_on_the_daemon() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tty_progress_under_a_real_terminal() {
-    let h = harness();
     let tmp = tempfile::tempdir().unwrap();
     let m = unique();
     let def = write_llb(tmp.path(), "d.llb", &two_steps(&m));
@@ -278,9 +261,9 @@ async fn tty_progress_under_a_real_terminal() {
     script_file(
         &script,
         &format!(
-            "unset CI NO_COLOR\n{} --addr {} solve -f {} --progress auto\necho \"EXIT=$?\"\nsleep 60",
+            "unset CI NO_COLOR\n{} {} solve -f {} --progress auto\necho \"EXIT=$?\"\nsleep 60",
             env!("CARGO_BIN_EXE_kiln"),
-            h.docker_addr(),
+            daemon().kiln_args().join(" "),
             def.display()
         ),
     );

@@ -68,23 +68,25 @@ fn curl(url: &str, credentials: Option<&str>) -> (u16, String, String) {
     (code.parse().unwrap(), headers.to_owned(), body.to_owned())
 }
 
-/// Removes a tag from the daemon's image store (best effort).
+/// Removes a tag from the daemon's image store (best effort; a standalone
+/// buildkitd has no image store).
 fn forget_image(name: &str) {
+    let Some(sock) = &daemon().docker_sock else {
+        return;
+    };
     let _ = std::process::Command::new("curl")
         .args(["-sS", "-o", "/dev/null", "-X", "DELETE", "--unix-socket"])
-        .arg(&harness().docker_sock)
+        .arg(sock)
         .arg(format!("http://localhost/images/{name}?force=1"))
         .status();
 }
 
 async fn push(def: &Path, config_dir: &Path, name: &str) -> Run {
-    let mut cmd = kiln();
+    let mut cmd = kiln_on();
     cmd.env("DOCKER_CONFIG", config_dir);
     run(
         cmd,
         &[
-            "--addr",
-            &harness().docker_addr(),
             "solve",
             "-f",
             def.to_str().unwrap(),

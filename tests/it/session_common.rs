@@ -7,23 +7,25 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use kiln_client::{
-    Address, Client, ExporterSpec, SessionTransport, SolveRequest, SolveResponse, TlsOptions,
-};
+use kiln_client::{Client, ExporterSpec, SessionTransport, SolveRequest, SolveResponse};
 use kiln_session::Session;
 
 use crate::common::*;
 
-/// Both ways a session reaches the Docker Engine.
-pub const TRANSPORTS: [SessionTransport; 2] =
-    [SessionTransport::DockerUpgrade, SessionTransport::Control];
+/// Every way a session reaches this run's daemon: the Docker Engine's
+/// `POST /session` upgrade and the `Control.Session` stream on Docker; only
+/// the stream on a standalone buildkitd (it has no HTTP API).
+pub fn transports() -> Vec<SessionTransport> {
+    if daemon().kind.is_docker() {
+        vec![SessionTransport::DockerUpgrade, SessionTransport::Control]
+    } else {
+        vec![SessionTransport::Control]
+    }
+}
 
-/// A client for the harness's Docker Engine.
+/// A client for this run's daemon.
 pub async fn client() -> Client {
-    let addr = Address::parse(&harness().docker_addr()).expect("docker address");
-    Client::connect(addr, &TlsOptions::default())
-        .await
-        .expect("connect to the harness's daemon")
+    daemon().client().await
 }
 
 /// An exporter without attributes (`tar`, `local`, `oci`, …).

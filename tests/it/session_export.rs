@@ -82,7 +82,7 @@ async fn session_tar_and_local_exports_over_both_transports() {
     let ctx = tmp.path().join("ctx");
     small_context(&ctx);
     let client = client().await;
-    for how in TRANSPORTS {
+    for how in transports() {
         let marker = unique();
         let tar = tmp.path().join(format!("{how:?}.tar"));
         let dir = tmp.path().join(format!("{how:?}-dir"));
@@ -220,18 +220,15 @@ async fn session_oci_export_is_a_complete_layout() {
     let marker = unique();
     let def = write_llb(tmp.path(), "def.llb", &marker_image(&marker));
     let tar = tmp.path().join("cli-oci.tar");
-    let r = kiln_at(
-        &harness().docker_addr(),
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--progress",
-            "plain",
-            "-o",
-            &format!("type=oci,dest={}", tar.display()),
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--progress",
+        "plain",
+        "-o",
+        &format!("type=oci,dest={}", tar.display()),
+    ])
     .await;
     r.success();
     check_oci_layout(&tar, &marker);
@@ -267,22 +264,19 @@ async fn session_failing_build_leaves_no_output_behind() {
         )
         .get_mount("/out");
     let def = write_llb(tmp.path(), "def.llb", &state);
-    let r = kiln_at(
-        &harness().docker_addr(),
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--progress",
-            "plain",
-            "-o",
-            &format!("type=tar,dest={}", work.join("out.tar").display()),
-            "-o",
-            &format!("type=oci,dest={}", work.join("out-oci.tar").display()),
-            "-o",
-            &format!("type=local,dest={}", work.join("outdir").display()),
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--progress",
+        "plain",
+        "-o",
+        &format!("type=tar,dest={}", work.join("out.tar").display()),
+        "-o",
+        &format!("type=oci,dest={}", work.join("out-oci.tar").display()),
+        "-o",
+        &format!("type=local,dest={}", work.join("outdir").display()),
+    ])
     .await;
     r.failure();
     assert!(r.stderr.contains("exit code: 5"), "{}", r.stderr);
@@ -294,7 +288,7 @@ async fn session_failing_build_leaves_no_output_behind() {
 
     // The library too: nothing is written for a failed solve, on either transport.
     let client = client().await;
-    for how in TRANSPORTS {
+    for how in transports() {
         let tar = work.join(format!("{how:?}.tar"));
         let dir = work.join(format!("{how:?}-dir"));
         let session = Session::builder()

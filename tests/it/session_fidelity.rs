@@ -166,7 +166,7 @@ async fn session_fidelity_library_with_dockerignore_and_excludes() {
     let ctx = tmp.path().join("ctx");
     make_context(&ctx);
     let client = client().await;
-    for how in TRANSPORTS {
+    for how in transports() {
         let out = tmp.path().join(format!("out-{how:?}"));
         let session = Session::builder()
             .shared_key(format!("fidelity-{}", unique()))
@@ -207,20 +207,17 @@ async fn session_fidelity_cli_includes_excludes_and_no_dockerignore() {
     ));
     let def = write_llb(tmp.path(), "def.llb", &graph);
     let out = tmp.path().join("out");
-    let r = kiln_at(
-        &harness().docker_addr(),
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--progress",
-            "plain",
-            "--local",
-            &format!("ctx={}", ctx.display()),
-            "-o",
-            &format!("type=local,dest={}", out.display()),
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--progress",
+        "plain",
+        "--local",
+        &format!("ctx={}", ctx.display()),
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ])
     .await;
     r.success();
     let (entries, mtime, sums) = read_listing(&out);

@@ -83,13 +83,11 @@ async fn solve_with_secrets(dir: &Path, v: &Values, def: &Path, extra: &[&str]) 
     cmd.current_dir(dir)
         .env("KILN_TEST_SECRET_ENV", &v.env)
         .env(BARE_ENV_ID, &v.bare_env);
-    let addr = harness().docker_addr();
+    cmd.args(daemon().kiln_args());
     let file_spec = format!("id=fromfile,src={}", src.display());
     let bare_env = format!("id={BARE_ENV_ID}");
     let bare_file = format!("id={BARE_FILE_ID}");
     let mut args = vec![
-        "--addr",
-        &addr,
         "solve",
         "-f",
         def.to_str().unwrap(),
@@ -188,7 +186,6 @@ async fn session_secrets_reach_the_run_and_leak_nowhere() {
 #[tokio::test(flavor = "multi_thread")]
 async fn session_missing_secrets_optional_and_required() {
     let tmp = tempfile::tempdir().unwrap();
-    let addr = harness().docker_addr();
 
     // Optional and missing: the RUN runs without the file, also when the
     // session serves no secrets at all.
@@ -203,18 +200,15 @@ async fn session_missing_secrets_optional_and_required() {
         .root();
     let def = write_llb(tmp.path(), "optional.llb", &diff(&go_image(), &optional));
     let out = tmp.path().join("optional-out");
-    let r = kiln_at(
-        &addr,
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--progress",
-            "plain",
-            "-o",
-            &format!("type=local,dest={}", out.display()),
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--progress",
+        "plain",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ])
     .await;
     r.success();
     assert_eq!(
@@ -237,18 +231,15 @@ async fn session_missing_secrets_optional_and_required() {
     );
     let other = tmp.path().join("other");
     std::fs::write(&other, "other").unwrap();
-    let r = kiln_at(
-        &addr,
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--progress",
-            "plain",
-            "--secret",
-            &format!("id=other,src={}", other.display()),
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--progress",
+        "plain",
+        "--secret",
+        &format!("id=other,src={}", other.display()),
+    ])
     .await;
     r.success();
 
@@ -267,7 +258,7 @@ async fn session_missing_secrets_optional_and_required() {
     ] {
         let mut args = vec!["solve", "-f", def.to_str().unwrap(), "--progress", "plain"];
         args.extend(extra.iter().map(String::as_str));
-        let r = kiln_at(&addr, &args).await;
+        let r = kiln_d(&args).await;
         r.failure();
         let last = r
             .stderr
@@ -283,16 +274,13 @@ async fn session_missing_secrets_optional_and_required() {
     }
 
     // A `--secret` whose file does not exist is refused before solving.
-    let r = kiln_at(
-        &addr,
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--secret",
-            "id=needed,src=/nonexistent/kiln-secret",
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--secret",
+        "id=needed,src=/nonexistent/kiln-secret",
+    ])
     .await;
     r.failure();
     assert!(

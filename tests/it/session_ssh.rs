@@ -81,18 +81,15 @@ async fn session_ssh_forwards_an_agent_and_key_files() {
     let key = tmp.path().join("id_ed25519");
     let fp = keygen(&key, "kiln-agent-key");
     let agent = start_agent(tmp.path(), &key).await;
-    let addr = harness().docker_addr();
 
     // --ssh default: $SSH_AUTH_SOCK's agent.
     let def = write_llb(tmp.path(), "default.llb", &list_keys_graph("default"));
     let out = tmp.path().join("out-default");
-    let mut cmd = kiln();
+    let mut cmd = kiln_on();
     cmd.env("SSH_AUTH_SOCK", &agent.sock);
     let r = run(
         cmd,
         &[
-            "--addr",
-            &addr,
             "solve",
             "-f",
             def.to_str().unwrap(),
@@ -119,20 +116,17 @@ async fn session_ssh_forwards_an_agent_and_key_files() {
     let other_fp = keygen(&other, "kiln-file-key");
     let def = write_llb(tmp.path(), "mykey.llb", &list_keys_graph("mykey"));
     let out = tmp.path().join("out-mykey");
-    let r = kiln_at(
-        &addr,
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--progress",
-            "plain",
-            "--ssh",
-            &format!("mykey={}", other.display()),
-            "-o",
-            &format!("type=local,dest={}", out.display()),
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--progress",
+        "plain",
+        "--ssh",
+        &format!("mykey={}", other.display()),
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ])
     .await;
     r.success();
     let keys = std::fs::read_to_string(out.join("keys")).unwrap();
@@ -141,16 +135,13 @@ async fn session_ssh_forwards_an_agent_and_key_files() {
 
     // An id the session does not forward: a clear failure.
     let def = write_llb(tmp.path(), "missing.llb", &list_keys_graph("nosuchid"));
-    let r = kiln_at(
-        &addr,
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--ssh",
-            &format!("mykey={}", other.display()),
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--ssh",
+        &format!("mykey={}", other.display()),
+    ])
     .await;
     r.failure();
     assert!(r.stderr.contains("nosuchid"), "{}", r.stderr);

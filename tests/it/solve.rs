@@ -6,7 +6,6 @@ use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn local_context_to_tar_and_local_outputs() {
-    let h = harness();
     let tmp = tempfile::tempdir().unwrap();
     let ctx = tmp.path().join("ctx");
     std::fs::create_dir_all(ctx.join("sub")).unwrap();
@@ -33,22 +32,19 @@ async fn local_context_to_tar_and_local_outputs() {
     let def = write_llb(tmp.path(), "def.llb", &state);
     let tar = tmp.path().join("out.tar");
     let dir = tmp.path().join("outdir");
-    let r = kiln_at(
-        &h.docker_addr(),
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--progress",
-            "plain",
-            "--local",
-            &format!("context={}", ctx.display()),
-            "-o",
-            &format!("type=tar,dest={}", tar.display()),
-            "-o",
-            &format!("type=local,dest={}", dir.display()),
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--progress",
+        "plain",
+        "--local",
+        &format!("context={}", ctx.display()),
+        "-o",
+        &format!("type=tar,dest={}", tar.display()),
+        "-o",
+        &format!("type=local,dest={}", dir.display()),
+    ])
     .await;
     r.success();
     let mut entries = tar_list(&tar);
@@ -82,7 +78,6 @@ async fn local_context_to_tar_and_local_outputs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_build_leaves_no_output_and_reports_the_step() {
-    let h = harness();
     let tmp = tempfile::tempdir().unwrap();
     let marker = unique();
     let state = go_image().run(
@@ -93,18 +88,15 @@ async fn failing_build_leaves_no_output_and_reports_the_step() {
     );
     let def = write_llb(tmp.path(), "def.llb", &state.root());
     let tar = tmp.path().join("out.tar");
-    let r = kiln_at(
-        &h.docker_addr(),
-        &[
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--progress",
-            "plain",
-            "-o",
-            &format!("type=tar,dest={}", tar.display()),
-        ],
-    )
+    let r = kiln_d(&[
+        "solve",
+        "-f",
+        def.to_str().unwrap(),
+        "--progress",
+        "plain",
+        "-o",
+        &format!("type=tar,dest={}", tar.display()),
+    ])
     .await;
     r.failure();
     assert!(!tar.exists(), "a failed build left {}", tar.display());

@@ -3,26 +3,45 @@
 use crate::common::*;
 
 #[tokio::test]
-async fn docker_socket() {
-    let h = harness();
-    let addr = h.docker_addr();
-    let r = kiln_at(&addr, &["info", "--format", "json"]).await;
-    assert_info(&r, &addr);
+async fn the_daemon_at_its_own_address() {
+    // docker:///…sock, unix:///…buildkitd.sock or tcp://… with mutual TLS.
+    let d = daemon();
+    let r = kiln_d(&["info", "--format", "json"]).await;
+    assert_info(&r, &d.addr);
     assert_eq!(r.json()["address_source"], "flag");
 }
 
 #[tokio::test]
+async fn buildkitd_plain_tcp() {
+    // buildkitd also listens on plain TCP (the harness forwards a port to its socket).
+    let d = daemon();
+    let Some(tcp) = harness().var("KILN_TEST_BUILDKITD_TCP") else {
+        assert!(
+            d.kind.is_docker(),
+            "the harness wrote no KILN_TEST_BUILDKITD_TCP for {}",
+            d.kind
+        );
+        eprintln!("skipped on {}: no standalone buildkitd set up", d.kind);
+        return;
+    };
+    assert_info(&kiln_at(&tcp, &["info", "--format", "json"]).await, &tcp);
+}
+
+#[tokio::test]
 async fn docker_default_uses_docker_host() {
-    let h = harness();
+    let d = daemon();
+    if !d.supports(Need::DockerEngine) {
+        return;
+    }
     let mut cmd = kiln();
-    cmd.env("DOCKER_HOST", format!("unix://{}", h.docker_sock.display()));
+    cmd.env("DOCKER_HOST", d.docker_host());
     let r = run(cmd, &["info", "--format", "json"]).await;
-    assert_info(&r, &h.docker_addr());
+    assert_info(&r, &d.addr);
     assert_eq!(r.json()["address_source"], "default-docker");
 
     // Text mode says where the address came from.
     let mut cmd = kiln();
-    cmd.env("DOCKER_HOST", format!("unix://{}", h.docker_sock.display()));
+    cmd.env("DOCKER_HOST", d.docker_host());
     let r = run(cmd, &["info"]).await;
     r.success();
     assert!(
@@ -35,31 +54,35 @@ async fn docker_default_uses_docker_host() {
 
 #[tokio::test]
 async fn buildkit_host_env() {
-    let h = harness();
+    let d = daemon();
     let mut cmd = kiln();
-    cmd.env("BUILDKIT_HOST", h.docker_addr());
-    let r = run(cmd, &["info", "--format", "json"]).await;
-    assert_info(&r, &h.docker_addr());
+    cmd.env("BUILDKIT_HOST", &d.addr);
+    let args = d.kiln_args();
+    // The TLS flags without --addr: the address comes from the environment.
+    let mut all: Vec<&str> = args.iter().skip(2).map(String::as_str).collect();
+    all.extend(["info", "--format", "json"]);
+    let r = run(cmd, &all).await;
+    assert_info(&r, &d.addr);
     assert_eq!(r.json()["address_source"], "env");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unix_socket() {
-    let relay = Relay::start(&harness().docker_sock, RelayOptions::default()).await;
+    let relay = Relay::for_daemon(RelayOptions::default()).await;
     let addr = format!("unix://{}", relay.unix.display());
     assert_info(&kiln_at(&addr, &["info", "--format", "json"]).await, &addr);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_plain() {
-    let relay = Relay::start(&harness().docker_sock, RelayOptions::default()).await;
+    let relay = Relay::for_daemon(RelayOptions::default()).await;
     let addr = format!("tcp://{}", relay.tcp);
     assert_info(&kiln_at(&addr, &["info", "--format", "json"]).await, &addr);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_mutual_tls() {
-    let relay = Relay::start(&harness().docker_sock, RelayOptions::default()).await;
+    let relay = Relay::for_daemon(RelayOptions::default()).await;
     let addr = format!("tcp://{}", relay.tls);
     let p = &relay.pki;
     let r = kiln_at(
@@ -106,7 +129,7 @@ async fn stdio_helper_docker_container() {
     // docker-container:// runs `docker exec -i NAME buildctl dial-stdio`; a
     // stand-in `docker` on PATH records its arguments and bridges stdio to
     // the relay's unix socket with socat, as dial-stdio would.
-    let relay = Relay::start(&harness().docker_sock, RelayOptions::default()).await;
+    let relay = Relay::for_daemon(RelayOptions::default()).await;
     let bin = tempfile::tempdir().unwrap();
     let args_file = bin.path().join("args");
     script(
@@ -144,7 +167,7 @@ async fn stdio_helper_docker_container() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stdio_helpers_kube_pod_and_ssh_build_the_right_commands() {
-    let relay = Relay::start(&harness().docker_sock, RelayOptions::default()).await;
+    let relay = Relay::for_daemon(RelayOptions::default()).await;
     let bin = tempfile::tempdir().unwrap();
     for tool in ["kubectl", "ssh"] {
         script(

@@ -133,6 +133,9 @@ pub enum Error {
         /// What the transport suggests (e.g. a TLS connection the daemon closed).
         transport_hint: Option<String>,
     },
+    /// A Docker Engine API call (image store, saving an image) failed.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
 }
 
 impl Error {
@@ -158,6 +161,9 @@ impl Error {
                 "the connection broke during the call: check that the daemon is still running and that the address points at BuildKit (for a Docker Engine's BuildKit use docker://)".into(),
             ),
             Error::Rpc { .. } => None,
+            Error::Engine(_) => Some(
+                "kiln asks the Docker Engine's API which image store it uses: check that the docker:// address is a Docker Engine and that this user may use its socket".into(),
+            ),
         }
     }
 

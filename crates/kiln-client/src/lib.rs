@@ -19,6 +19,8 @@
 
 pub mod address;
 mod client;
+mod daemon;
+pub mod engine;
 pub mod error;
 pub mod gateway;
 pub mod progress;
@@ -32,6 +34,8 @@ pub use client::{
     docker_answers, resolve_address, AddressSource, BuildkitVersion, CacheRecord, Client, GcPolicy,
     PruneOptions, Worker, BUILDKIT_HOST_ENV,
 };
+pub use daemon::{DaemonInfo, DaemonKind, ExporterKind};
+pub use engine::{Engine, EngineError, EngineInfo, ImageStore};
 pub use error::{AddressError, DialError, Error, TlsConfigError};
 pub use session::{Attached, SessionTransport};
 pub use solve::{

@@ -34,10 +34,18 @@ pub struct Attached {
 }
 
 impl Attached {
-    /// Stops serving and waits for the calls in flight to finish (at most 5 s).
+    /// Stops serving: ends kiln's side of the session stream and drops the
+    /// connection at once.
+    ///
+    /// Call it once the solve has returned: the daemon makes no more calls
+    /// that matter then (exporters call back before the Solve returns). It
+    /// does not wait for the daemon to hang up, because a standalone
+    /// buildkitd never ends the `Control.Session` stream by itself; waiting
+    /// for it added seconds to every build.
     pub async fn close(mut self) {
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
+        self.task.abort();
+        let _ = (&mut self.task).await;
     }
 
     /// Whether the first attach succeeded.

@@ -1,6 +1,6 @@
-//! Test support for kiln's integration tests: where the harness's daemon and
-//! registry are, and an in-process relay that makes the Docker Engine's
-//! embedded BuildKit look like a standalone buildkitd on unix, TCP and
+//! Test support for kiln's integration tests: where the harness's daemons and
+//! registry are, which daemon of the matrix this run targets ([`daemon()`]),
+//! and an in-process relay that puts any of them behind unix, TCP and
 //! mutual-TLS TCP endpoints.
 //!
 //! The harness (`scripts/harness.sh up`) starts dockerd and the registry and
@@ -9,9 +9,11 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failure here is a test failure
 
+pub mod daemon;
 pub mod env;
 pub mod relay;
 pub mod tls;
 
+pub use daemon::{daemon, ClientTls, Daemon, DaemonKind, Need};
 pub use env::{harness, Harness};
-pub use relay::{Relay, RelayOptions};
+pub use relay::{Relay, RelayOptions, Upstream};

@@ -1,7 +1,9 @@
 //! A relay that accepts plain gRPC connections (unix socket, TCP, and TCP with
-//! mutual TLS) and forwards each one to the Docker Engine's `POST /grpc`
-//! upgrade. To kiln it looks exactly like a standalone buildkitd, so the
-//! standalone transports are tested against the real daemon.
+//! mutual TLS) and forwards each one to a daemon: the Docker Engine's
+//! `POST /grpc` upgrade, or a standalone buildkitd's unix socket. To kiln it
+//! looks exactly like a standalone buildkitd, so every transport is tested
+//! against every daemon of the matrix, and the relay can cut or stall
+//! connections to test faults.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +22,30 @@ pub struct RelayOptions {
     /// After forwarding this many bytes from the daemon, drop the connection
     /// (simulates a daemon that dies mid-call).
     pub drop_after_bytes: Option<u64>,
+}
+
+/// Where a relay forwards its connections.
+#[derive(Clone, Debug)]
+pub enum Upstream {
+    /// A Docker Engine socket: each connection is upgraded with `POST /grpc`.
+    Docker(PathBuf),
+    /// A unix socket that speaks BuildKit's gRPC itself (buildkitd).
+    Grpc(PathBuf),
+}
+
+impl crate::Daemon {
+    /// Where a relay in front of this daemon forwards to.
+    ///
+    /// # Panics
+    /// When the daemon has neither socket (the harness always writes one).
+    #[must_use]
+    pub fn upstream(&self) -> Upstream {
+        match (&self.docker_sock, &self.grpc_sock) {
+            (Some(d), _) => Upstream::Docker(d.clone()),
+            (None, Some(g)) => Upstream::Grpc(g.clone()),
+            (None, None) => panic!("the {} daemon has no socket to relay to", self.kind),
+        }
+    }
 }
 
 /// A running relay; its listeners stop when it is dropped.
@@ -45,9 +71,13 @@ impl Drop for Relay {
 }
 
 impl Relay {
-    /// Starts the relay in the current tokio runtime, forwarding to the
-    /// Docker Engine at `docker_sock`.
-    pub async fn start(docker_sock: &Path, opts: RelayOptions) -> Relay {
+    /// Starts a relay in front of this test run's daemon.
+    pub async fn for_daemon(opts: RelayOptions) -> Relay {
+        Relay::start(crate::daemon().upstream(), opts).await
+    }
+
+    /// Starts the relay in the current tokio runtime, forwarding to `upstream`.
+    pub async fn start(upstream: Upstream, opts: RelayOptions) -> Relay {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate(dir.path());
         let unix_path = dir.path().join("buildkitd.sock");
@@ -57,7 +87,7 @@ impl Relay {
         let tcp_addr = tcp.local_addr().unwrap();
         let tls_addr = tls.local_addr().unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(server_config(&pki));
-        let sock = Arc::new(docker_sock.to_path_buf());
+        let sock = Arc::new(upstream);
         let opts = Arc::new(opts);
 
         let mut tasks = Vec::new();
@@ -136,12 +166,23 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'st
         .collect()
 }
 
-async fn forward(client: BoxIo, sock: Arc<PathBuf>, opts: Arc<RelayOptions>) {
-    let Ok(d) = UnixStream::connect(sock.as_path()).await else {
-        return;
-    };
-    let Ok(daemon) = docker::upgrade(Box::new(d), docker::GRPC_PATH, &[]).await else {
-        return;
+async fn forward(client: BoxIo, upstream: Arc<Upstream>, opts: Arc<RelayOptions>) {
+    let daemon: BoxIo = match upstream.as_ref() {
+        Upstream::Docker(sock) => {
+            let Ok(d) = UnixStream::connect(sock).await else {
+                return;
+            };
+            let Ok(up) = docker::upgrade(Box::new(d), docker::GRPC_PATH, &[]).await else {
+                return;
+            };
+            Box::new(up)
+        }
+        Upstream::Grpc(sock) => {
+            let Ok(d) = UnixStream::connect(sock).await else {
+                return;
+            };
+            Box::new(d)
+        }
     };
     let (cr, cw) = tokio::io::split(client);
     let (dr, dw) = tokio::io::split(daemon);
