@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
-# kiln test harness: a Docker Engine (with embedded BuildKit and the containerd
-# image store), a local registry and the fixture images the tests build from.
+# kiln test harness: the BuildKit daemons kiln is tested against, a local
+# registry and the fixture images the tests build from.
 #
 #   scripts/harness.sh [up]   install what is missing, start what is down,
 #                             push missing fixtures, verify, write the env file
-#   scripts/harness.sh down   stop dockerd and the registry (caches are kept)
+#   scripts/harness.sh down   stop the daemons and the registry (caches are kept)
 #   scripts/harness.sh status one line per component
 #   scripts/harness.sh env    print the env file (shell `export` lines)
+#
+# Daemons (KILN_HARNESS_DAEMONS, comma-separated, limits what `up` starts;
+# default docker,docker-classic,buildkitd):
+#   docker          Docker Engine 28 (Debian sid's docker.io) with the containerd
+#                   image store and its embedded BuildKit: run/docker.sock
+#   docker-classic  a second dockerd with the classic image store, its own
+#                   bridge kiln-classic0 (172.31.254.1/24) and NAT rules in the
+#                   KILN-CLASSIC iptables chains: run/docker-classic.sock
+#   buildkitd       standalone BuildKit v0.29.0 (OCI worker, Debian's runc) on
+#                   run/buildkitd.sock, tcp://127.0.0.1:1234 (mutual TLS, certs
+#                   in tls/) and tcp://127.0.0.1:1235 (plain, a socat forwarder).
+#                   Its binaries come from ../shared/buildkit next to the
+#                   repository (KILN_SHARED_BUILDKIT overrides); without that
+#                   folder it is skipped with a note.
+# The env file names the classic dockerd and buildkitd only when they were set
+# up; KILN_TEST_DAEMONS lists the daemon kinds it names.
 #
 # Runs as root on Debian bookworm. State and caches live in
 # ${KILN_HARNESS_DIR:-/var/lib/kiln-harness}, never in the repository.
@@ -14,6 +30,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
 FIXTURES=$HERE/fixtures
 DIR=${KILN_HARNESS_DIR:-/var/lib/kiln-harness}
 RUN=$DIR/run
@@ -24,6 +41,10 @@ REGISTRY=127.0.0.1:5000
 GO_REPO=kiln-fixtures/golang
 GO_TAGS=(1.24-trixie 1.24-bookworm)
 GO_IMAGE=$REGISTRY/$GO_REPO:${GO_TAGS[0]}
+# LLB fixtures written by BuildKit's Go client name the image like the official
+# one (see ../shared/llb-fixtures/README.md): the golang fixture is pushed there too.
+GO_LIBRARY_REPO=library/golang
+GO_LIBRARY_TAGS=(1.24-trixie)
 STATIC_REPO=kiln-fixtures/static
 STATIC_TAGS=(nonroot latest)
 STATIC_IMAGE=$REGISTRY/$STATIC_REPO:${STATIC_TAGS[0]}
@@ -35,6 +56,38 @@ SID_LISTS_DIR=$DIR/apt-sid-lists
 BOOKWORM_PKGS=(debootstrap socat docker-registry openssl git openssh-server
   openssh-client apache2-utils curl ca-certificates iptables runc python3)
 PYTHON=python3
+
+DAEMONS_DEFAULT=docker,docker-classic,buildkitd
+DAEMONS=${KILN_HARNESS_DAEMONS:-$DAEMONS_DEFAULT}
+
+# The second dockerd (classic image store). Its bridge and address pool live in
+# CLASSIC_NET, outside docker0's 172.17.0.0/16; it runs with iptables off and
+# the harness adds its NAT/forwarding rules (a second dockerd with iptables on
+# flushes the DOCKER-* chains and drops the first daemon's docker0 rules).
+CLASSIC_SOCK=$RUN/docker-classic.sock
+CLASSIC_HOST_URL=unix://$CLASSIC_SOCK
+CLASSIC_BRIDGE=kiln-classic0
+CLASSIC_BRIDGE_ADDR=172.31.254.1/24
+CLASSIC_POOL=172.31.0.0/17
+CLASSIC_NET=172.31.0.0/16
+FW_CHAIN=KILN-CLASSIC
+
+# Standalone buildkitd.
+SHARED_BUILDKIT=${KILN_SHARED_BUILDKIT:-$ROOT/../shared/buildkit}
+BIN=$DIR/bin
+BUILDKITD=$BIN/buildkitd
+BUILDCTL=$BIN/buildctl
+BK_SOCK=$RUN/buildkitd.sock
+BK_UNIX=unix://$BK_SOCK
+BK_TLS_PORT=1234
+BK_TCP_PORT=1235
+BK_TLS=tcp://127.0.0.1:$BK_TLS_PORT
+BK_TCP=tcp://127.0.0.1:$BK_TCP_PORT
+BK_LOG=$RUN/buildkitd.log
+BK_CONFIG=$DIR/buildkitd.toml
+TLS_DIR=$DIR/tls
+BK_TLS_ARGS=(--tlscacert "$TLS_DIR/ca.pem" --tlscert "$TLS_DIR/client.pem" --tlskey "$TLS_DIR/client-key.pem")
+RUNC=/usr/sbin/runc
 
 T_START=$EPOCHREALTIME
 
@@ -57,8 +110,9 @@ need_root() {
 
 dk() { DOCKER_HOST=$DOCKER_HOST_URL docker "$@"; }
 
-docker_ping() {
-  [ -S "$SOCK" ] && [ "$(curl -s --max-time 3 --unix-socket "$SOCK" http://d/_ping 2>/dev/null)" = OK ]
+docker_ping() { # [socket]
+  local s=${1:-$SOCK}
+  [ -S "$s" ] && [ "$(curl -s --max-time 3 --unix-socket "$s" http://d/_ping 2>/dev/null)" = OK ]
 }
 
 registry_ping() {
@@ -69,6 +123,52 @@ pid_alive() { # pidfile process-name: the pid runs and is that program
   local pid
   [ -f "$1" ] && pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
     [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
+}
+
+write_if_changed() { # file content: returns 0 if the file changed
+  if [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; then return 1; fi
+  printf '%s\n' "$2" >"$1.tmp"
+  mv -f "$1.tmp" "$1"
+  return 0
+}
+
+# KILN_HARNESS_DAEMONS
+check_daemons() {
+  local d
+  for d in ${DAEMONS//,/ }; do
+    case "$d" in
+      docker | docker-classic | buildkitd) ;;
+      *) die "KILN_HARNESS_DAEMONS names an unknown daemon '$d'" \
+        "use a comma-separated subset of $DAEMONS_DEFAULT" ;;
+    esac
+  done
+}
+want() { case ",${DAEMONS// /}," in *",$1,"*) return 0 ;; esac; return 1; }
+
+# Background jobs: `bg_run NAME FUNC ARGS...` runs FUNC in a subshell (its
+# log lines go to a file); `bg_wait` prints each job's lines once it is done
+# and dies if any job failed.
+BG_NAMES=()
+BG_PIDS=()
+bg_run() {
+  local name=$1
+  shift
+  ("$@") >"$RUN/job-$name.log" 2>&1 &
+  BG_NAMES+=("$name")
+  BG_PIDS+=("$!")
+}
+bg_wait() {
+  local i rc failed=()
+  for i in "${!BG_PIDS[@]}"; do
+    rc=0
+    wait "${BG_PIDS[$i]}" || rc=$?
+    cat "$RUN/job-${BG_NAMES[$i]}.log" >&2
+    rm -f "$RUN/job-${BG_NAMES[$i]}.log"
+    [ "$rc" = 0 ] || failed+=("${BG_NAMES[$i]}")
+  done
+  BG_NAMES=()
+  BG_PIDS=()
+  [ ${#failed[@]} = 0 ] || die "failed: ${failed[*]} (see the messages above)"
 }
 
 # ---------------------------------------------------------------------------
@@ -169,94 +269,407 @@ check_dockerd_version() {
 }
 
 # ---------------------------------------------------------------------------
-# 2. dockerd
+# 2. dockerd (two of them: `docker` and `docker-classic`)
 
-write_daemon_json() {
-  # Returns 0 if the file changed.
-  local want
-  want='{
+# docker_profile docker|docker-classic: sets the D_* variables the functions
+# below use (each background job has its own copy).
+docker_profile() {
+  case "$1" in
+    docker)
+      D_KIND=docker D_STEP=dockerd D_SOCK=$SOCK D_PID=$RUN/dockerd.pid D_LOG=$RUN/dockerd.log
+      D_DATA=$DIR/docker-data D_EXEC=$RUN/exec D_JSON=$DIR/daemon.json D_NET=$RUN/net-verified ;;
+    docker-classic)
+      D_KIND=docker-classic D_STEP=dockerd-classic D_SOCK=$CLASSIC_SOCK D_PID=$RUN/docker-classic.pid
+      D_LOG=$RUN/docker-classic.log D_DATA=$DIR/docker-classic-data D_EXEC=$RUN/exec-classic
+      D_JSON=$DIR/daemon-classic.json D_NET=$RUN/net-verified-classic ;;
+    *) die "internal: unknown docker profile $1" ;;
+  esac
+  D_HOST=unix://$D_SOCK
+}
+dkd() { DOCKER_HOST=$D_HOST docker "$@"; }
+
+daemon_json() { # docker|docker-classic
+  case "$1" in
+    docker)
+      printf '%s' '{
   "features": { "containerd-snapshotter": true },
   "builder": { "entitlements": { "network-host": true, "security-insecure": true } },
   "log-level": "info"
-}'
-  if [ -f "$DIR/daemon.json" ] && [ "$(cat "$DIR/daemon.json")" = "$want" ]; then return 1; fi
-  printf '%s\n' "$want" >"$DIR/daemon.json"
-  return 0
+}' ;;
+    docker-classic)
+      # iptables off (and ip6tables: it defaults to on in 28 and would flush the
+      # first daemon's ip6tables chains too); ensure_classic_network adds NAT.
+      printf '%s' '{
+  "features": { "containerd-snapshotter": false },
+  "builder": { "entitlements": { "network-host": true, "security-insecure": true } },
+  "bridge": "'"$CLASSIC_BRIDGE"'",
+  "iptables": false,
+  "ip6tables": false,
+  "ip-masq": false,
+  "default-address-pools": [ { "base": "'"$CLASSIC_POOL"'", "size": 24 } ],
+  "log-level": "info"
+}' ;;
+  esac
 }
 
-stop_pidfile() { # process-name pidfile
+stop_pidfile() { # process-name pidfile [label]
   local pid
   pid_alive "$2" "$1" || { rm -f "$2"; return 0; }
   pid=$(cat "$2")
-  log "stopping $1 (pid $pid)"
+  log "stopping ${3:-$1} (pid $pid)"
   kill "$pid" 2>/dev/null || true
   for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   if kill -0 "$pid" 2>/dev/null; then
-    log "$1 did not stop in 30s, killing it"
+    log "${3:-$1} did not stop in 30s, killing it"
     kill -9 "$pid" 2>/dev/null || true
     sleep 1
   fi
   rm -f "$2"
 }
 
-ensure_dockerd() {
-  step_begin dockerd
-  mkdir -p "$RUN/exec" "$DIR/docker-data"
+ipt() { iptables -w 10 "$@"; }
+ipt_ensure() { # table chain rule...: append the rule unless it is there
+  local t=$1 c=$2
+  shift 2
+  ipt -t "$t" -C "$c" "$@" 2>/dev/null || ipt -t "$t" -A "$c" "$@"
+}
+
+# The classic daemon's bridge and NAT. dockerd with "iptables": false leaves
+# the DOCKER-* chains (the first daemon's) alone; the first daemon's restarts
+# leave the KILN-CLASSIC chains alone (both checked on dockerd 28.5).
+ensure_classic_network() {
+  if ! ip link show "$CLASSIC_BRIDGE" >/dev/null 2>&1; then
+    ip link add "$CLASSIC_BRIDGE" type bridge ||
+      die "cannot create the bridge $CLASSIC_BRIDGE (ip link add $CLASSIC_BRIDGE type bridge)"
+  fi
+  if ! ip -4 -o addr show dev "$CLASSIC_BRIDGE" | grep -qF " $CLASSIC_BRIDGE_ADDR "; then
+    ip addr add "$CLASSIC_BRIDGE_ADDR" dev "$CLASSIC_BRIDGE" ||
+      die "cannot give $CLASSIC_BRIDGE the address $CLASSIC_BRIDGE_ADDR" \
+        "does another interface use that subnet? (ip -4 route)"
+  fi
+  ip link set "$CLASSIC_BRIDGE" up
+  # Like dockerd: when it turns forwarding on, the FORWARD policy becomes DROP.
+  if [ "$(cat /proc/sys/net/ipv4/ip_forward)" != 1 ]; then
+    echo 1 >/proc/sys/net/ipv4/ip_forward
+    ipt -P FORWARD DROP
+  fi
+  local t
+  for t in filter nat; do
+    ipt -t "$t" -n -L "$FW_CHAIN" >/dev/null 2>&1 || ipt -t "$t" -N "$FW_CHAIN" ||
+      die "iptables -t $t -N $FW_CHAIN failed"
+  done
+  {
+    ipt_ensure filter "$FW_CHAIN" -s "$CLASSIC_NET" -j ACCEPT &&
+      ipt_ensure filter "$FW_CHAIN" -d "$CLASSIC_NET" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT &&
+      ipt_ensure filter FORWARD -j "$FW_CHAIN" &&
+      ipt_ensure nat "$FW_CHAIN" -s "$CLASSIC_NET" ! -d "$CLASSIC_NET" -j MASQUERADE &&
+      ipt_ensure nat POSTROUTING -j "$FW_CHAIN"
+  } || die "adding the iptables rules for $CLASSIC_NET ($FW_CHAIN chains) failed"
+}
+
+remove_classic_network() {
+  local t
+  ipt -t filter -D FORWARD -j "$FW_CHAIN" 2>/dev/null || true
+  ipt -t nat -D POSTROUTING -j "$FW_CHAIN" 2>/dev/null || true
+  for t in filter nat; do
+    ipt -t "$t" -F "$FW_CHAIN" 2>/dev/null || true
+    ipt -t "$t" -X "$FW_CHAIN" 2>/dev/null || true
+  done
+  if ip link show "$CLASSIC_BRIDGE" >/dev/null 2>&1; then ip link del "$CLASSIC_BRIDGE" 2>/dev/null || true; fi
+}
+
+ensure_dockerd() { # docker|docker-classic
+  docker_profile "$1"
+  step_begin "$D_STEP"
+  mkdir -p "$D_EXEC" "$D_DATA"
   local changed=0
-  write_daemon_json && changed=1
-  if docker_ping; then
-    if [ "$changed" = 1 ] && pid_alive "$RUN/dockerd.pid" dockerd; then
-      log "daemon.json changed: restarting dockerd"
-      stop_pidfile dockerd "$RUN/dockerd.pid"
+  write_if_changed "$D_JSON" "$(daemon_json "$D_KIND")" && changed=1
+  if docker_ping "$D_SOCK"; then
+    if [ "$changed" = 1 ] && pid_alive "$D_PID" dockerd; then
+      log "$(basename "$D_JSON") changed: restarting $D_STEP"
+      stop_pidfile dockerd "$D_PID" "$D_STEP"
     else
-      check_buildkit
-      step_end "already running (pid $(cat "$RUN/dockerd.pid" 2>/dev/null || echo '?'))"
+      check_buildkit "$D_SOCK" "$D_LOG"
+      step_end "already running (pid $(cat "$D_PID" 2>/dev/null || echo '?'))"
       return
     fi
   fi
-  if pid_alive "$RUN/dockerd.pid" dockerd; then
+  if pid_alive "$D_PID" dockerd; then
     # Running but not answering: give it a moment (it may be starting), then restart.
-    for _ in $(seq 1 10); do docker_ping && break; sleep 1; done
-    if docker_ping; then check_buildkit; step_end "already running"; return; fi
-    stop_pidfile dockerd "$RUN/dockerd.pid"
+    for _ in $(seq 1 10); do docker_ping "$D_SOCK" && break; sleep 1; done
+    if docker_ping "$D_SOCK"; then check_buildkit "$D_SOCK" "$D_LOG"; step_end "already running"; return; fi
+    stop_pidfile dockerd "$D_PID" "$D_STEP"
   fi
-  rm -f "$RUN/dockerd.pid" "$SOCK" "$RUN/net-verified"
-  [ -f "$RUN/dockerd.log" ] && mv -f "$RUN/dockerd.log" "$RUN/dockerd.log.1"
-  log "starting dockerd (log: $RUN/dockerd.log)"
+  rm -f "$D_PID" "$D_SOCK" "$D_NET"
+  [ -f "$D_LOG" ] && mv -f "$D_LOG" "$D_LOG.1"
+  log "starting $D_STEP (log: $D_LOG)"
   # setsid + nohup: the daemon outlives this script and its terminal/CI step.
+  # Each dockerd starts its own containerd, under its exec root
+  # ($D_EXEC/containerd/containerd.sock).
   setsid nohup dockerd \
-    --data-root "$DIR/docker-data" \
-    --exec-root "$RUN/exec" \
-    --pidfile "$RUN/dockerd.pid" \
-    -H "$DOCKER_HOST_URL" \
-    --config-file "$DIR/daemon.json" \
-    >"$RUN/dockerd.log" 2>&1 </dev/null 9>&- &
-  local dpid=$!
+    --data-root "$D_DATA" \
+    --exec-root "$D_EXEC" \
+    --pidfile "$D_PID" \
+    -H "$D_HOST" \
+    --config-file "$D_JSON" \
+    >"$D_LOG" 2>&1 </dev/null 9>&- &
+  local dpid=$! how="within 60s"
   for _ in $(seq 1 120); do
-    docker_ping && break
-    kill -0 "$dpid" 2>/dev/null || { log "dockerd exited during startup"; break; }
+    docker_ping "$D_SOCK" && break
+    kill -0 "$dpid" 2>/dev/null || { how="(it exited during startup)"; break; }
     sleep 0.5
   done
-  if ! docker_ping; then
-    tail -n 30 "$RUN/dockerd.log" | sed 's/^/harness:   dockerd: /' >&2
-    die "dockerd did not answer on $SOCK within 60s" "full log: $RUN/dockerd.log"
+  if ! docker_ping "$D_SOCK"; then
+    tail -n 30 "$D_LOG" | sed "s/^/harness:   $D_STEP: /" >&2
+    die "$D_STEP did not answer on $D_SOCK $how" "full log: $D_LOG"
   fi
-  check_buildkit
-  step_end "started (pid $(cat "$RUN/dockerd.pid"), $(dk version -f '{{.Server.Version}}' 2>/dev/null || echo '?'))"
+  check_buildkit "$D_SOCK" "$D_LOG"
+  step_end "started (pid $(cat "$D_PID"), $(dkd version -f '{{.Server.Version}}' 2>/dev/null || echo '?'))"
 }
 
-check_buildkit() {
+check_buildkit() { # socket log
   # After the 101 curl waits for data that never comes: cut it short.
   local out t
   for t in 0.3 1 3; do
-    out=$(curl -s -i --max-time "$t" --unix-socket "$SOCK" -X POST \
+    out=$(curl -s -i --max-time "$t" --unix-socket "$1" -X POST \
       -H 'Connection: Upgrade' -H 'Upgrade: h2c' http://d/grpc 2>/dev/null | head -n 1) || true
     case "$out" in *"101 Switching Protocols"*) return 0 ;; esac
   done
-  case "$out" in
-    *) die "dockerd on $SOCK does not offer BuildKit on POST /grpc (got: ${out:-nothing})" \
-      "see $RUN/dockerd.log; try: $0 down && $0 up" ;;
-  esac
+  die "dockerd on $1 does not offer BuildKit on POST /grpc (got: ${out:-nothing})" \
+    "see $2; try: $0 down && $0 up"
+}
+
+# ---------------------------------------------------------------------------
+# 2b. standalone buildkitd
+
+buildkitd_available() {
+  [ -f "$SHARED_BUILDKIT/buildkitd" ] && [ -f "$SHARED_BUILDKIT/buildctl" ]
+}
+
+# Copy buildkitd and buildctl out of the read-only shared folder. A stamp keeps
+# warm runs cheap: checksums are compared only when the size, mtime or inode
+# of the source or of the copy moved. Returns 0 if buildkitd changed (the
+# daemon must restart).
+install_buildkit_bins() {
+  local b src dst stamp changed=1
+  mkdir -p "$BIN"
+  bin_stat() { stat -L -c '%s %Y %i %d' "$src" "$dst" 2>/dev/null | tr '\n' ' '; }
+  for b in buildkitd buildctl; do
+    src=$SHARED_BUILDKIT/$b dst=$BIN/$b stamp=$BIN/.$b.stamp
+    [ -r "$src" ] || die "cannot read $src"
+    if [ -x "$dst" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(bin_stat)" ]; then continue; fi
+    if ! [ -x "$dst" ] || [ "$(sha256sum <"$src" | cut -d' ' -f1)" != "$(sha256sum <"$dst" | cut -d' ' -f1)" ]; then
+      log "copying $src to $dst"
+      cp -f "$src" "$dst.tmp" || die "cannot copy $src to $dst.tmp"
+      chmod 0755 "$dst.tmp"
+      mv -f "$dst.tmp" "$dst"
+      [ "$b" = buildkitd ] && changed=0
+    fi
+    bin_stat >"$stamp"
+  done
+  return "$changed"
+}
+
+# Certificates for the mutual-TLS endpoint: a CA, a server certificate
+# (127.0.0.1, localhost; serverAuth) and a client certificate (clientAuth),
+# ECDSA P-256 keys (PKCS#8, 0600). Regenerated when missing, when the recipe
+# changed or when one expires within 30 days. Returns 0 if regenerated.
+TLS_RECIPE='v1 ec-p256 ca:3650d leaf:825d server:IP:127.0.0.1,DNS:localhost client:CN=kiln-test-client'
+tls_ok() {
+  local f
+  for f in ca.pem server.pem server-key.pem client.pem client-key.pem; do [ -s "$TLS_DIR/$f" ] || return 1; done
+  [ "$(cat "$TLS_DIR/recipe" 2>/dev/null)" = "$TLS_RECIPE" ] || return 1
+  for f in ca server client; do
+    openssl x509 -checkend 2592000 -noout -in "$TLS_DIR/$f.pem" >/dev/null 2>&1 || return 1
+  done
+  openssl verify -CAfile "$TLS_DIR/ca.pem" "$TLS_DIR/server.pem" "$TLS_DIR/client.pem" >/dev/null 2>&1 || return 1
+  for f in server client; do # the key belongs to the certificate
+    [ "$(openssl x509 -noout -pubkey -in "$TLS_DIR/$f.pem" 2>/dev/null)" = \
+      "$(openssl pkey -pubout -in "$TLS_DIR/$f-key.pem" 2>/dev/null)" ] || return 1
+  done
+}
+
+gen_tls() {
+  local t=$TLS_DIR.tmp
+  rm -rf "$t"
+  mkdir -p "$t"
+  cat >"$t/openssl.cnf" <<'CNF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+CNF
+  (
+    set -e
+    umask 077
+    cd "$t"
+    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+    key ca-key.pem
+    openssl req -config openssl.cnf -new -x509 -key ca-key.pem -subj "/CN=kiln harness test CA" \
+      -extensions ca -days 3650 -out ca.pem
+    local n
+    for n in server client; do
+      key "$n-key.pem"
+      openssl req -config openssl.cnf -new -key "$n-key.pem" \
+        -subj "/CN=$([ "$n" = server ] && echo localhost || echo kiln-test-client)" -out "$n.csr"
+      openssl x509 -req -in "$n.csr" -CA ca.pem -CAkey ca-key.pem -set_serial "0x$(openssl rand -hex 16)" \
+        -extfile openssl.cnf -extensions "$n" -days 825 -out "$n.pem"
+      rm -f "$n.csr"
+    done
+    chmod 0644 ca.pem server.pem client.pem openssl.cnf
+    chmod 0600 ./*-key.pem
+    printf '%s\n' "$TLS_RECIPE" >recipe
+    chmod 0644 recipe
+  ) >"$t.log" 2>&1 || { sed 's/^/harness:   openssl: /' "$t.log" >&2; die "generating certificates in $t failed"; }
+  rm -f "$t.log"
+  chmod 0755 "$t"
+  rm -rf "$TLS_DIR.old"
+  [ -d "$TLS_DIR" ] && mv "$TLS_DIR" "$TLS_DIR.old"
+  mv "$t" "$TLS_DIR"
+  rm -rf "$TLS_DIR.old"
+}
+
+ensure_tls() {
+  tls_ok && return 1
+  log "generating the CA, server and client certificates in $TLS_DIR"
+  gen_tls
+  tls_ok || die "the certificates generated in $TLS_DIR do not verify" \
+    "(openssl verify -CAfile $TLS_DIR/ca.pem $TLS_DIR/server.pem $TLS_DIR/client.pem)"
+  return 0
+}
+
+buildkitd_toml() {
+  cat <<EOT
+# Written by scripts/harness.sh; a change restarts buildkitd.
+root = "$DIR/buildkitd-data"
+insecure-entitlements = ["network.host", "security.insecure"]
+
+[log]
+  format = "text"
+
+# buildkitd puts TLS on every tcp listener: the plain endpoint
+# $BK_TCP is a socat forwarder to the unix socket.
+[grpc]
+  address = ["$BK_UNIX", "tcp://127.0.0.1:$BK_TLS_PORT"]
+
+  [grpc.tls]
+    cert = "$TLS_DIR/server.pem"
+    key = "$TLS_DIR/server-key.pem"
+    ca = "$TLS_DIR/ca.pem"
+
+[worker.oci]
+  enabled = true
+  binary = "$RUNC"
+  # One GC rule for every record (the default rules cap cache mounts and local
+  # sources at 512 MB): nothing is pruned below 10 GB, so fixtures and test
+  # caches survive a whole run; above 20 GB used or under 2 GB free it prunes.
+  gc = true
+
+  [[worker.oci.gcpolicy]]
+    all = true
+    reservedSpace = "10GB"
+    maxUsedSpace = "20GB"
+    minFreeSpace = "2GB"
+
+[worker.containerd]
+  enabled = false
+
+[registry."$REGISTRY"]
+  http = true
+EOT
+}
+
+bk_ping() { # address [buildctl tls args...]
+  local addr=$1
+  shift
+  timeout 15 "$BUILDCTL" --addr "$addr" "$@" debug workers >/dev/null 2>&1
+}
+
+ensure_buildkitd() {
+  step_begin buildkitd
+  [ -x "$RUNC" ] || die "$RUNC is missing" "the OCI worker runs Debian's runc: apt-get install runc"
+  mkdir -p "$DIR/buildkitd-data"
+  local restart=0 why=()
+  install_buildkit_bins && { restart=1; why+=("the buildkitd binary"); }
+  ensure_tls && { restart=1; why+=(certificates); }
+  write_if_changed "$BK_CONFIG" "$(buildkitd_toml)" && { restart=1; why+=("$(basename "$BK_CONFIG")"); }
+  if pid_alive "$RUN/buildkitd.pid" buildkitd; then
+    if [ "$restart" = 1 ]; then
+      log "${why[*]} changed: restarting buildkitd"
+      stop_pidfile buildkitd "$RUN/buildkitd.pid"
+    else
+      local ok=0
+      for _ in $(seq 1 20); do
+        if bk_ping "$BK_UNIX"; then ok=1; break; fi
+        sleep 0.5
+      done
+      if [ "$ok" = 1 ]; then
+        ensure_buildkitd_tcp
+        step_end "already running (pid $(cat "$RUN/buildkitd.pid"))"
+        return
+      fi
+      log "buildkitd (pid $(cat "$RUN/buildkitd.pid")) does not answer on $BK_UNIX: restarting it"
+      stop_pidfile buildkitd "$RUN/buildkitd.pid"
+    fi
+  elif [ -S "$BK_SOCK" ] && bk_ping "$BK_UNIX"; then
+    die "something else answers on $BK_SOCK (no buildkitd with pid file $RUN/buildkitd.pid)" \
+      "stop it, or run $0 down"
+  fi
+  umount_under "$DIR/buildkitd-data"
+  rm -f "$RUN/buildkitd.pid" "$BK_SOCK" "$RUN/net-verified-buildkitd"
+  [ -f "$BK_LOG" ] && mv -f "$BK_LOG" "$BK_LOG.1"
+  log "starting buildkitd $("$BUILDKITD" --version 2>/dev/null | awk '{ print $3 }') (log: $BK_LOG)"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$RUN/buildkitd.pid" \
+    "$BUILDKITD" --config "$BK_CONFIG" >"$BK_LOG" 2>&1 </dev/null 9>&- &
+  local bpid=$! how="within 60s"
+  for _ in $(seq 1 120); do
+    bk_ping "$BK_UNIX" && break
+    kill -0 "$bpid" 2>/dev/null || { how="(it exited during startup)"; break; }
+    sleep 0.5
+  done
+  if ! bk_ping "$BK_UNIX"; then
+    tail -n 30 "$BK_LOG" | sed 's/^/harness:   buildkitd: /' >&2
+    die "buildkitd did not answer on $BK_UNIX $how" \
+      "is port $BK_TLS_PORT taken by something else? (ss -ltnp | grep :$BK_TLS_PORT); full log: $BK_LOG"
+  fi
+  ensure_buildkitd_tcp
+  step_end "started (pid $(cat "$RUN/buildkitd.pid"))"
+}
+
+# The plain tcp endpoint: socat forwards 127.0.0.1:1235 to the unix socket.
+ensure_buildkitd_tcp() {
+  local pf=$RUN/buildkitd-tcp.pid
+  if pid_alive "$pf" socat && bk_ping "$BK_TCP"; then return; fi
+  stop_pidfile socat "$pf" "the tcp forwarder"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pf" \
+    socat "TCP-LISTEN:$BK_TCP_PORT,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$BK_SOCK" \
+    >"$RUN/buildkitd-tcp.log" 2>&1 </dev/null 9>&- &
+  for _ in $(seq 1 20); do bk_ping "$BK_TCP" && break; sleep 0.25; done
+  if ! bk_ping "$BK_TCP"; then
+    sed 's/^/harness:   socat: /' "$RUN/buildkitd-tcp.log" >&2
+    die "buildkitd does not answer on $BK_TCP through socat" \
+      "is port $BK_TCP_PORT taken? (ss -ltnp | grep :$BK_TCP_PORT)"
+  fi
+  log "tcp forwarder $BK_TCP -> $BK_SOCK (pid $(cat "$pf"))"
 }
 
 # ---------------------------------------------------------------------------
@@ -419,23 +832,57 @@ ensure_golang_fixture() {
     --config "$FIXTURES/golang-config.json" \
     --created-by "kiln harness: debootstrap --variant=minbase --include=$GO_INCLUDE $GO_SUITE" ||
     die "pushing $GO_IMAGE failed"
+  args=()
+  for t in "${GO_LIBRARY_TAGS[@]}"; do args+=(--tag "$t"); done
+  SOURCE_DATE_EPOCH=0 $PYTHON "$FIXTURES/ocipush.py" push --registry "$REGISTRY" --repo "$GO_LIBRARY_REPO" \
+    "${args[@]}" --platform linux/amd64 --layer "$out/layer.json" \
+    --config "$FIXTURES/golang-config.json" \
+    --created-by "kiln harness: debootstrap --variant=minbase --include=$GO_INCLUDE $GO_SUITE" ||
+    die "pushing $REGISTRY/$GO_LIBRARY_REPO:${GO_LIBRARY_TAGS[0]} failed"
   step_end
 }
 
 # ---------------------------------------------------------------------------
 # 5. env file
 
+# Which daemons this `up` set up (env_lines names only those).
+UP_CLASSIC=0
+UP_BUILDKITD=0
+
 env_lines() {
+  local kinds=docker
   cat <<EOF
 export KILN_HARNESS_DIR=$DIR
 export KILN_TEST_DOCKER_SOCK=$SOCK
 export KILN_TEST_DOCKER_HOST=$DOCKER_HOST_URL
 export KILN_TEST_REGISTRY=$REGISTRY
 export KILN_TEST_GO_IMAGE=$GO_IMAGE
-export KILN_TEST_GO_VERSION=$GO_VERSION
+export KILN_TEST_GO_VERSION=${GO_VERSION:-}
 export KILN_TEST_GO_TEMPLATE=$REGISTRY/$GO_REPO:{go}-{distro}
 export KILN_TEST_STATIC_IMAGE=$STATIC_IMAGE
 EOF
+  want docker || kinds=
+  if [ "$UP_CLASSIC" = 1 ]; then
+    kinds=${kinds:+$kinds,}docker-classic
+    cat <<EOF
+export KILN_TEST_DOCKER_CLASSIC_SOCK=$CLASSIC_SOCK
+export KILN_TEST_DOCKER_CLASSIC_HOST=$CLASSIC_HOST_URL
+EOF
+  fi
+  if [ "$UP_BUILDKITD" = 1 ]; then
+    kinds=${kinds:+$kinds,}buildkitd,buildkitd-tls
+    cat <<EOF
+export KILN_TEST_BUILDKITD_SOCK=$BK_SOCK
+export KILN_TEST_BUILDKITD_TCP=$BK_TCP
+export KILN_TEST_BUILDKITD_TLS=$BK_TLS
+export KILN_TEST_TLS_CA=$TLS_DIR/ca.pem
+export KILN_TEST_TLS_CERT=$TLS_DIR/client.pem
+export KILN_TEST_TLS_KEY=$TLS_DIR/client-key.pem
+export KILN_TEST_BUILDCTL=$BUILDCTL
+export KILN_TEST_BUILDKITD_LOG=$BK_LOG
+EOF
+  fi
+  echo "export KILN_TEST_DAEMONS=$kinds"
 }
 
 write_env() {
@@ -447,45 +894,83 @@ write_env() {
 # ---------------------------------------------------------------------------
 # 6. verification
 
-verify() {
-  step_begin verify
+# The once-per-start network check's context: a RUN step that needs the mirror.
+netcheck_context() {
+  local ctx
+  ctx=$(mktemp -d)
+  printf 'FROM %s\nRUN apt-get update\n' "$GO_IMAGE" >"$ctx/Dockerfile"
+  echo "$ctx"
+}
+
+verify_docker() { # docker|docker-classic
+  docker_profile "$1"
+  step_begin "verify $D_STEP"
   local out
-  out=$(dk pull -q "$STATIC_IMAGE" 2>&1) || die "docker pull $STATIC_IMAGE failed: $out" "see $RUN/dockerd.log"
+  out=$(dkd pull -q "$STATIC_IMAGE" 2>&1) || die "$D_STEP: docker pull $STATIC_IMAGE failed: $out" "see $D_LOG"
   # The static image has no binaries: run the host's static tini in it, as the
   # image's `nonroot` user (resolved through the image's /etc/passwd).
   if [ -x /usr/bin/tini-static ]; then
-    out=$(dk run --rm --network none --user nonroot -v /usr/bin/tini-static:/tini:ro \
+    out=$(dkd run --rm --network none --user nonroot -v /usr/bin/tini-static:/tini:ro \
       --entrypoint /tini "$STATIC_IMAGE" --version 2>&1) ||
-      die "docker run of $STATIC_IMAGE failed: $out" "see $RUN/dockerd.log"
+      die "$D_STEP: docker run of $STATIC_IMAGE failed: $out" "see $D_LOG"
     log "$STATIC_IMAGE runs as nonroot (host tini-static: $out)"
   fi
-  out=$(dk pull -q "$GO_IMAGE" 2>&1) || die "docker pull $GO_IMAGE failed: $out" "see $RUN/dockerd.log"
-  out=$(dk run --rm --network none "$GO_IMAGE" go version 2>&1) ||
-    die "docker run $GO_IMAGE go version failed: $out" "see $RUN/dockerd.log"
+  out=$(dkd pull -q "$GO_IMAGE" 2>&1) || die "$D_STEP: docker pull $GO_IMAGE failed: $out" "see $D_LOG"
+  out=$(dkd run --rm --network none "$GO_IMAGE" go version 2>&1) ||
+    die "$D_STEP: docker run $GO_IMAGE go version failed: $out" "see $D_LOG"
   case "$out" in
     "go version go1.24"*) log "$out" ;;
-    *) die "unexpected 'go version' output from $GO_IMAGE: $out" ;;
+    *) die "$D_STEP: unexpected 'go version' output from $GO_IMAGE: $out" ;;
   esac
   # Once per dockerd start: a BuildKit RUN step must reach Debian's mirror.
-  if [ ! -f "$RUN/net-verified" ]; then
-    local t0=$EPOCHREALTIME ctx
-    ctx=$(mktemp -d)
-    printf 'FROM %s\nRUN apt-get update\n' "$GO_IMAGE" >"$ctx/Dockerfile"
-    if dk buildx version >/dev/null 2>&1; then
-      out=$(dk buildx build --progress=plain --no-cache -t kiln-harness-netcheck "$ctx" 2>&1) ||
+  if [ ! -f "$D_NET" ]; then
+    local t0=$EPOCHREALTIME ctx tag=kiln-harness-netcheck
+    ctx=$(netcheck_context)
+    if dkd buildx version >/dev/null 2>&1; then
+      out=$(dkd buildx build --progress=plain --no-cache -t "$tag" "$ctx" 2>&1) ||
         { rm -rf "$ctx"; printf '%s\n' "$out" | tail -n 20 | sed 's/^/harness:   build: /' >&2
-          die "a BuildKit RUN step could not reach $MIRROR (FROM $GO_IMAGE, RUN apt-get update)" \
-            "check the daemon's network (iptables, ip_forward, DNS) and $RUN/dockerd.log"; }
-      dk image rm -f kiln-harness-netcheck >/dev/null 2>&1 || true
+          die "$D_STEP: a BuildKit RUN step could not reach $MIRROR (FROM $GO_IMAGE, RUN apt-get update)" \
+            "check the daemon's network (iptables, ip_forward, DNS) and $D_LOG"; }
+      dkd image rm -f "$tag" >/dev/null 2>&1 || true
       log "BuildKit RUN apt-get update reached the mirror ($(since "$t0")s)"
     else
-      out=$(dk run --rm "$GO_IMAGE" apt-get update 2>&1) ||
-        { rm -rf "$ctx"; die "a container could not reach $MIRROR: $(printf '%s' "$out" | tail -n 3)" \
+      out=$(dkd run --rm "$GO_IMAGE" apt-get update 2>&1) ||
+        { rm -rf "$ctx"; die "$D_STEP: a container could not reach $MIRROR: $(printf '%s' "$out" | tail -n 3)" \
           "check the daemon's network (iptables, ip_forward, DNS)"; }
       log "container apt-get update reached the mirror ($(since "$t0")s; docker-buildx not installed)"
     fi
     rm -rf "$ctx"
-    : >"$RUN/net-verified"
+    : >"$D_NET"
+  fi
+  step_end
+}
+
+verify_buildkitd() {
+  step_begin "verify buildkitd"
+  local out
+  out=$(timeout 15 "$BUILDCTL" --addr "$BK_UNIX" debug workers 2>&1) ||
+    die "buildkitd does not answer on $BK_UNIX: $out" "see $BK_LOG"
+  out=$(timeout 15 "$BUILDCTL" --addr "$BK_TLS" "${BK_TLS_ARGS[@]}" debug workers 2>&1) ||
+    die "buildkitd does not answer on $BK_TLS with the client certificate: $out" "see $BK_LOG"
+  # Mutual TLS: a client without a certificate is turned away.
+  if timeout 15 "$BUILDCTL" --addr "$BK_TLS" --tlscacert "$TLS_DIR/ca.pem" debug workers >/dev/null 2>&1; then
+    die "buildkitd on $BK_TLS accepts a client without a certificate" "check [grpc.tls] ca in $BK_CONFIG"
+  fi
+  out=$(timeout 15 "$BUILDCTL" --addr "$BK_TCP" debug workers 2>&1) ||
+    die "buildkitd does not answer on $BK_TCP (plain, socat): $out" "see $RUN/buildkitd-tcp.log"
+  log "answers on $BK_UNIX, $BK_TLS (mutual TLS) and $BK_TCP"
+  # Once per buildkitd start: a RUN step must reach Debian's mirror.
+  if [ ! -f "$RUN/net-verified-buildkitd" ]; then
+    local t0=$EPOCHREALTIME ctx
+    ctx=$(netcheck_context)
+    out=$("$BUILDCTL" --addr "$BK_UNIX" build --progress=plain --no-cache --frontend dockerfile.v0 \
+      --local context="$ctx" --local dockerfile="$ctx" 2>&1) ||
+      { rm -rf "$ctx"; printf '%s\n' "$out" | tail -n 20 | sed 's/^/harness:   build: /' >&2
+        die "buildkitd: a RUN step could not reach $MIRROR (FROM $GO_IMAGE, RUN apt-get update)" \
+          "check the host's network and DNS, and $BK_LOG"; }
+    rm -rf "$ctx"
+    log "RUN apt-get update reached the mirror ($(since "$t0")s)"
+    : >"$RUN/net-verified-buildkitd"
   fi
   step_end
 }
@@ -494,6 +979,7 @@ verify() {
 
 cmd_up() {
   need_root up
+  check_daemons
   mkdir -p "$DIR" "$RUN" "$CACHE"
   exec 9>"$DIR/harness.lock"
   if ! flock -n 9; then
@@ -501,48 +987,129 @@ cmd_up() {
     flock -w 1200 9 || die "timed out waiting for the lock $DIR/harness.lock" \
       "find the other harness.sh (holder: $(fuser "$DIR/harness.lock" 2>/dev/null || echo '?'))"
   fi
-  log "state dir $DIR"
+  log "state dir $DIR, daemons $DAEMONS"
   ensure_packages
-  ensure_dockerd
+  if want buildkitd; then
+    if buildkitd_available; then
+      UP_BUILDKITD=1
+    else
+      log "buildkitd: skipped: no buildkitd and buildctl in $SHARED_BUILDKIT (set KILN_SHARED_BUILDKIT to the folder with BuildKit v0.29.0's static binaries)"
+    fi
+  fi
+  # The second dockerd and buildkitd start in the background while the first
+  # dockerd starts and the fixtures are pushed.
+  if want docker-classic; then
+    UP_CLASSIC=1
+    ensure_classic_network
+    bg_run dockerd-classic ensure_dockerd docker-classic
+  fi
+  if [ "$UP_BUILDKITD" = 1 ]; then bg_run buildkitd ensure_buildkitd; fi
+  if want docker; then ensure_dockerd docker; fi
   ensure_registry
   ensure_static_fixture
   ensure_golang_fixture
+  bg_wait
   write_env
-  verify
+  if [ "$UP_CLASSIC" = 1 ]; then bg_run verify-classic verify_docker docker-classic; fi
+  if [ "$UP_BUILDKITD" = 1 ]; then bg_run verify-buildkitd verify_buildkitd; fi
+  if want docker; then verify_docker docker; fi
+  bg_wait
   log "up in $(since "$T_START")s"
+}
+
+stop_dockerd() { # docker|docker-classic
+  docker_profile "$1"
+  stop_pidfile dockerd "$D_PID" "$D_STEP"
+  # dockerd bind-mounts its data root onto itself; leave nothing mounted.
+  if ! pid_alive "$D_PID" dockerd; then
+    umount_under "$D_DATA"
+    umount_under "$D_EXEC"
+    if mountpoint -q "$D_DATA" 2>/dev/null; then umount "$D_DATA" 2>/dev/null || true; fi
+  fi
+  rm -f "$D_NET"
+}
+
+stop_buildkitd() {
+  stop_pidfile socat "$RUN/buildkitd-tcp.pid" "the buildkitd tcp forwarder"
+  stop_pidfile buildkitd "$RUN/buildkitd.pid"
+  pid_alive "$RUN/buildkitd.pid" buildkitd || umount_under "$DIR/buildkitd-data"
+  rm -f "$RUN/net-verified-buildkitd"
 }
 
 cmd_down() {
   need_root down
-  stop_pidfile dockerd "$RUN/dockerd.pid"
+  mkdir -p "$RUN"
+  # The daemons take a few seconds each to exit: stop them side by side.
+  bg_run stop-dockerd stop_dockerd docker
+  bg_run stop-dockerd-classic stop_dockerd docker-classic
+  bg_run stop-buildkitd stop_buildkitd
   stop_pidfile docker-registry "$RUN/registry.pid"
-  # dockerd bind-mounts its data root onto itself; leave nothing mounted.
-  if ! pid_alive "$RUN/dockerd.pid" dockerd; then
-    umount_under "$DIR/docker-data"
-    umount_under "$RUN/exec"
-    if mountpoint -q "$DIR/docker-data" 2>/dev/null; then umount "$DIR/docker-data" 2>/dev/null || true; fi
-  fi
-  rm -f "$RUN/net-verified"
+  bg_wait
+  pid_alive "$RUN/docker-classic.pid" dockerd || remove_classic_network
   log "down (caches kept in $DIR)"
+}
+
+status_dockerd() { # docker|docker-classic label
+  docker_profile "$1"
+  local extra=
+  [ "$1" = docker-classic ] && extra="  bridge $CLASSIC_BRIDGE $CLASSIC_BRIDGE_ADDR"
+  if [ -S "$D_SOCK" ] && ! [ -w "$D_SOCK" ]; then
+    printf '%-10s?     no permission on %s (run as root)\n' "$2" "$D_SOCK"
+  elif docker_ping "$D_SOCK"; then
+    printf '%-10sup    pid %s  %s  %s%s\n' "$2" "$(cat "$D_PID" 2>/dev/null || echo '?')" \
+      "$D_HOST" "$(dkd version -f 'engine {{.Server.Version}}' 2>/dev/null || true)" "$extra"
+  elif pid_alive "$D_PID" dockerd; then
+    printf '%-10shung  pid %s  not answering on %s (log %s)\n' "$2" "$(cat "$D_PID")" "$D_SOCK" "$D_LOG"
+  else
+    printf '%-10sdown  %s\n' "$2" "$D_HOST"
+  fi
+}
+
+status_buildkitd() {
+  if ! [ -x "$BUILDCTL" ]; then
+    if buildkitd_available; then
+      printf 'buildkitd down  %s (not installed in %s yet)\n' "$BK_UNIX" "$BIN"
+    else
+      printf 'buildkitd skip  no buildkitd/buildctl in %s\n' "$SHARED_BUILDKIT"
+    fi
+    return
+  fi
+  if [ -S "$BK_SOCK" ] && ! [ -w "$BK_SOCK" ]; then
+    printf 'buildkitd ?     no permission on %s (run as root)\n' "$BK_SOCK"
+    return
+  fi
+  if bk_ping "$BK_UNIX"; then
+    printf 'buildkitd up    pid %s  %s  %s\n' "$(cat "$RUN/buildkitd.pid" 2>/dev/null || echo '?')" "$BK_UNIX" \
+      "$("$BUILDKITD" --version 2>/dev/null | awk '{ print $3 }')"
+    if bk_ping "$BK_TLS" "${BK_TLS_ARGS[@]}"; then
+      printf 'bk-tls    up    %s  mutual TLS, client cert %s (until %s)\n' "$BK_TLS" "$TLS_DIR/client.pem" \
+        "$(openssl x509 -noout -enddate -in "$TLS_DIR/client.pem" 2>/dev/null | cut -d= -f2)"
+    else
+      printf 'bk-tls    down  %s\n' "$BK_TLS"
+    fi
+    if bk_ping "$BK_TCP"; then
+      printf 'bk-tcp    up    pid %s  %s  plain (socat)\n' "$(cat "$RUN/buildkitd-tcp.pid" 2>/dev/null || echo '?')" "$BK_TCP"
+    else
+      printf 'bk-tcp    down  %s\n' "$BK_TCP"
+    fi
+  elif pid_alive "$RUN/buildkitd.pid" buildkitd; then
+    printf 'buildkitd hung  pid %s  not answering on %s (log %s)\n' "$(cat "$RUN/buildkitd.pid")" "$BK_UNIX" "$BK_LOG"
+  else
+    printf 'buildkitd down  %s\n' "$BK_UNIX"
+  fi
 }
 
 cmd_status() {
   local pid
-  if [ -S "$SOCK" ] && ! [ -w "$SOCK" ]; then
-    printf 'dockerd   ?     no permission on %s (run as root)\n' "$SOCK"
-  elif docker_ping; then
-    printf 'dockerd   up    pid %s  %s  %s\n' "$(cat "$RUN/dockerd.pid" 2>/dev/null || echo '?')" \
-      "$DOCKER_HOST_URL" "$(dk version -f 'engine {{.Server.Version}}' 2>/dev/null || true)"
-  elif pid_alive "$RUN/dockerd.pid" dockerd; then
-    printf 'dockerd   hung  pid %s  not answering on %s (log %s)\n' "$(cat "$RUN/dockerd.pid")" "$SOCK" "$RUN/dockerd.log"
-  else
-    printf 'dockerd   down  %s\n' "$DOCKER_HOST_URL"
-  fi
+  status_dockerd docker dockerd
+  status_dockerd docker-classic classic
+  status_buildkitd
   if registry_ping; then
     pid=$(cat "$RUN/registry.pid" 2>/dev/null || echo '?')
     printf 'registry  up    pid %s  http://%s\n' "$pid" "$REGISTRY"
     local img repo tag
-    for img in "$GO_REPO:${GO_TAGS[0]}" "$GO_REPO:${GO_TAGS[1]}" "$STATIC_REPO:${STATIC_TAGS[0]}" "$STATIC_REPO:${STATIC_TAGS[1]}"; do
+    for img in "$GO_REPO:${GO_TAGS[0]}" "$GO_REPO:${GO_TAGS[1]}" "$GO_LIBRARY_REPO:${GO_LIBRARY_TAGS[0]}" \
+      "$STATIC_REPO:${STATIC_TAGS[0]}" "$STATIC_REPO:${STATIC_TAGS[1]}"; do
       repo=${img%:*} tag=${img##*:}
       if $PYTHON "$FIXTURES/ocipush.py" exists --registry "$REGISTRY" --repo "$repo" --tag "$tag" 2>/dev/null; then
         printf 'fixture   ok    %s/%s\n' "$REGISTRY" "$img"
@@ -569,6 +1136,6 @@ case "${1:-up}" in
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
-  -h | --help | help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h | --help | help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" ;;
   *) die "unknown subcommand '$1'" "usage: $0 [up|down|status|env]" ;;
 esac

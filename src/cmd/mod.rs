@@ -5,6 +5,7 @@ mod cache;
 pub mod go_version;
 mod info;
 pub mod llb;
+pub mod outputs;
 pub mod probe;
 pub mod registry;
 pub mod report;

@@ -72,7 +72,7 @@ async fn prune_frees_what_du_showed() {
     client
         .solve(
             SolveRequest {
-                definition: Some(unique_graph(&h.static_image, &marker)),
+                definition: Some(unique_graph(&h.static_image, &marker).into()),
                 ..Default::default()
             },
             None,

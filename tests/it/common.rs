@@ -139,9 +139,21 @@ pub fn assert_info(run: &Run, addr: &str) {
         platforms.iter().any(|p| p == "linux/amd64"),
         "linux/amd64 missing from {platforms:?}"
     );
+    // Docker's classic-store worker has only a host-gateway label.
     assert!(
-        workers[0]["labels"]["org.mobyproject.buildkit.worker.executor"].is_string(),
+        workers[0]["labels"]
+            .as_object()
+            .is_some_and(|l| !l.is_empty()),
         "worker labels missing: {v}"
+    );
+    assert_eq!(
+        v["daemon"]["kind"],
+        if addr.starts_with("docker://") {
+            "docker-engine"
+        } else {
+            "buildkitd"
+        },
+        "{v}"
     );
 }
 

@@ -95,7 +95,16 @@ fn two_runs(id: &str, sharing: CacheSharing) -> kiln_llb::State {
             |o| o.mount(Mount::cache("/cache", id).sharing(sharing)),
         )
     };
-    kiln_llb::merge(&[run("a"), run("b")])
+    // Both runs feed one collecting step (not a MergeOp: Docker's classic
+    // store has none), so one solve runs them concurrently.
+    go_image()
+        .run(
+            ExecOptions::shell(format!("# {}\ncp /a/a /b/b /out/", unique()))
+                .mount(Mount::bind("/a", &run("a")).readonly())
+                .mount(Mount::bind("/b", &run("b")).readonly())
+                .mount(Mount::scratch("/out")),
+        )
+        .get_mount("/out")
 }
 
 /// (start, end) per run name, from the log lines.

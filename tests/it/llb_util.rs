@@ -128,6 +128,17 @@ pub fn probe_with(
     base.run(f(opts)).get_mount("/out")
 }
 
+/// What a RUN changed, for export: `diff(base, upper)` where the daemon has
+/// DiffOp; on Docker's classic store (no DiffOp) only `dir` of `upper`,
+/// copied onto scratch at the same path, so the export has the same layout.
+pub fn changes(base: &kiln_llb::State, upper: &kiln_llb::State, dir: &str) -> kiln_llb::State {
+    if daemon().kind == kiln_test_support::DaemonKind::DockerClassic {
+        kiln_llb::scratch().copy(kiln_llb::Copy::new(upper, dir, dir).create_dest_path())
+    } else {
+        kiln_llb::diff(base, upper)
+    }
+}
+
 /// Writes `files` (relative path → contents) under `root`.
 pub fn tree(root: &Path, files: &[(&str, &str)]) {
     for (rel, data) in files {

@@ -72,7 +72,7 @@ pub async fn solve_entitled(
         Duration::from_secs(300),
         client.solve(
             SolveRequest {
-                definition: Some(definition(state).into_pb()),
+                definition: Some(definition(state).into_pb().into()),
                 session_id: Some(session.id().to_owned()),
                 exporters,
                 entitlements: entitlements.iter().map(|e| (*e).to_owned()).collect(),

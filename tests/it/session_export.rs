@@ -186,13 +186,13 @@ fn check_oci_layout(tar: &Path, marker: &str) {
     std::fs::write(&layer_path, layer).unwrap();
     let files = host(
         std::process::Command::new("tar")
-            .arg("-tzf")
+            .arg("-tf")
             .arg(&layer_path),
     );
     assert!(files.lines().any(|l| l == "marker"), "{files}");
     let content = host(
         std::process::Command::new("tar")
-            .arg("-xzOf")
+            .arg("-xOf")
             .arg(&layer_path)
             .arg("marker"),
     );
@@ -233,7 +233,12 @@ async fn session_oci_export_is_a_complete_layout() {
     r.success();
     check_oci_layout(&tar, &marker);
 
-    // … and through the library over Control.Session.
+    // … and through the library over Control.Session (the daemon's own oci
+    // exporter: the CLI above fits the output to a classic store, the
+    // library passes exporters through).
+    if !daemon().supports(Need::OciExporters) {
+        return;
+    }
     let marker = unique();
     let tar = tmp.path().join("control-oci.tar");
     let session = Session::builder()

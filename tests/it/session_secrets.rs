@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use kiln_llb::{diff, ExecOptions, SecretMount};
+use kiln_llb::{ExecOptions, SecretMount};
 
 use crate::common::*;
+use crate::llb_util::changes;
 use crate::session_common::*;
 
 /// Long random values that cannot occur by chance.
@@ -70,7 +71,7 @@ fn secrets_graph(marker: &str, fail_with: Option<i32>) -> kiln_llb::State {
         .secret(SecretMount::file(BARE_FILE_ID, "/run/secrets/barefile"))
         .secret(SecretMount::file("absent", "/run/secrets/absent").optional()),
     );
-    diff(&base, &run.root())
+    changes(&base, &run.root(), "/out")
 }
 
 /// `kiln solve` with the three kinds of `--secret`, in `dir` (where the
@@ -198,7 +199,11 @@ async fn session_missing_secrets_optional_and_required() {
             .secret(SecretMount::file("nothere", "/run/secrets/nothere").optional()),
         )
         .root();
-    let def = write_llb(tmp.path(), "optional.llb", &diff(&go_image(), &optional));
+    let def = write_llb(
+        tmp.path(),
+        "optional.llb",
+        &changes(&go_image(), &optional, "/out"),
+    );
     let out = tmp.path().join("optional-out");
     let r = kiln_d(&[
         "solve",

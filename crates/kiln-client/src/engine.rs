@@ -5,6 +5,7 @@
 //! Plain HTTP/1.1 over the Engine's socket, one connection per call; no
 //! Docker CLI.
 
+use std::fmt;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
@@ -97,6 +98,13 @@ pub enum EngineError {
         method: &'static str,
         path: String,
         seconds: u64,
+    },
+    /// The Engine could not push an image.
+    #[error("the Docker Engine at {host} could not push {name}: {message}")]
+    Pushing {
+        host: String,
+        name: String,
+        message: String,
     },
     /// Writing what the Engine sent failed.
     #[error("writing the image from the Docker Engine at {host} failed: {source}")]
@@ -194,6 +202,49 @@ impl Engine {
         Ok(written)
     }
 
+    /// `POST /images/NAME/push?tag=TAG`: the Engine pushes an image from its
+    /// store, with `auth` as its `X-Registry-Auth`. Returns the pushed
+    /// manifest's digest when the Engine reports it.
+    ///
+    /// The Engine answers 200 at once and reports failure inside its JSON
+    /// progress stream, so the stream is read to the end.
+    ///
+    /// # Errors
+    /// [`EngineError::Pushing`] with the Engine's message when the push failed.
+    pub async fn push_image(
+        &self,
+        repository: &str,
+        tag: &str,
+        auth: &RegistryAuth,
+    ) -> Result<Option<String>, EngineError> {
+        let path = format!(
+            "/images/{}/push?tag={}",
+            path_escape(repository),
+            query_escape(tag)
+        );
+        let mut body = self
+            .call_with(
+                http::Method::POST,
+                "POST",
+                &path,
+                &[("X-Registry-Auth", auth.header())],
+            )
+            .await?;
+        let mut buf = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|source| self.http("POST", &path, source))?;
+            if let Some(data) = frame.data_ref() {
+                buf.extend_from_slice(data);
+            }
+        }
+        let name = format!("{repository}:{tag}");
+        parse_push_stream(&buf).map_err(|message| EngineError::Pushing {
+            host: self.host.to_string(),
+            name,
+            message,
+        })
+    }
+
     /// `DELETE /images/NAME`: untags (and removes, if nothing else uses it)
     /// an image. A name that does not exist is not an error.
     ///
@@ -201,9 +252,12 @@ impl Engine {
     /// [`EngineError`] for anything but success or 404.
     pub async fn remove_image(&self, name: &str) -> Result<(), EngineError> {
         let path = format!("/images/{}?noprune=false", path_escape(name));
-        let r = tokio::time::timeout(CALL_TIMEOUT, self.call(http::Method::DELETE, "DELETE", &path))
-            .await
-            .map_err(|_| self.timeout("DELETE", &path))?;
+        let r = tokio::time::timeout(
+            CALL_TIMEOUT,
+            self.call(http::Method::DELETE, "DELETE", &path),
+        )
+        .await
+        .map_err(|_| self.timeout("DELETE", &path))?;
         match r {
             Ok(_) => Ok(()),
             Err(EngineError::Status { status, .. }) if status == http::StatusCode::NOT_FOUND => {
@@ -220,6 +274,17 @@ impl Engine {
         name: &'static str,
         path: &str,
     ) -> Result<hyper::body::Incoming, EngineError> {
+        self.call_with(method, name, path, &[]).await
+    }
+
+    /// [`Engine::call`] with extra headers.
+    async fn call_with(
+        &self,
+        method: http::Method,
+        name: &'static str,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> Result<hyper::body::Incoming, EngineError> {
         let io = dial_docker_host(&self.host)
             .await
             .map_err(|source| EngineError::Dial {
@@ -232,10 +297,14 @@ impl Engine {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req = http::Request::builder()
+        let mut req = http::Request::builder()
             .method(method)
             .uri(path)
-            .header(http::header::HOST, "docker")
+            .header(http::header::HOST, "docker");
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let req = req
             .body(Empty::<Bytes>::new())
             .map_err(|e| EngineError::Malformed {
                 host: self.host.to_string(),
@@ -250,12 +319,11 @@ impl Engine {
         if status.is_success() {
             return Ok(resp.into_body());
         }
-        let text = match tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect())
-            .await
-        {
-            Ok(Ok(b)) => error_message(&b.to_bytes()),
-            _ => String::new(),
-        };
+        let text =
+            match tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect()).await {
+                Ok(Ok(b)) => error_message(&b.to_bytes()),
+                _ => String::new(),
+            };
         Err(EngineError::Status {
             host: self.host.to_string(),
             method: name,
@@ -284,6 +352,114 @@ impl Engine {
     }
 }
 
+/// Credentials for one registry, as the Engine's `X-Registry-Auth` header
+/// carries them. Never printed: `Debug` shows the user name only.
+#[derive(Clone, Default)]
+pub struct RegistryAuth {
+    username: String,
+    password: String,
+    identity_token: String,
+    server: String,
+}
+
+impl fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegistryAuth {
+    /// No credentials (anonymous).
+    #[must_use]
+    pub fn anonymous() -> RegistryAuth {
+        RegistryAuth::default()
+    }
+
+    /// A user name and password (or token) for `server`.
+    #[must_use]
+    pub fn basic(server: &str, username: &str, password: &str) -> RegistryAuth {
+        RegistryAuth {
+            username: username.into(),
+            password: password.into(),
+            server: server.into(),
+            ..RegistryAuth::default()
+        }
+    }
+
+    /// An identity (refresh) token for `server`.
+    #[must_use]
+    pub fn identity_token(server: &str, token: &str) -> RegistryAuth {
+        RegistryAuth {
+            identity_token: token.into(),
+            server: server.into(),
+            ..RegistryAuth::default()
+        }
+    }
+
+    /// The header value: base64url of the JSON the Engine's API documents.
+    fn header(&self) -> String {
+        let mut m = serde_json::Map::new();
+        let mut put = |k: &str, v: &str| {
+            if !v.is_empty() {
+                m.insert(k.into(), serde_json::Value::String(v.into()));
+            }
+        };
+        put("username", &self.username);
+        put("password", &self.password);
+        put("identitytoken", &self.identity_token);
+        put("serveraddress", &self.server);
+        base64url(serde_json::Value::Object(m).to_string().as_bytes())
+    }
+}
+
+/// URL-safe base64 with padding (what the Engine decodes).
+fn base64url(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Reads the Engine's push progress stream (one JSON object per line):
+/// the first `error` is the failure; `aux.Digest` the pushed digest.
+fn parse_push_stream(body: &[u8]) -> Result<Option<String>, String> {
+    let mut digest = None;
+    let text = String::from_utf8_lossy(body);
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            let detail = v
+                .pointer("/errorDetail/message")
+                .and_then(|m| m.as_str())
+                .unwrap_or(e);
+            return Err(detail.to_string());
+        }
+        if let Some(d) = v.pointer("/aux/Digest").and_then(|d| d.as_str()) {
+            digest = Some(d.to_string());
+        }
+    }
+    Ok(digest)
+}
+
 fn parse_info(raw: RawInfo) -> EngineInfo {
     let containerd = raw
         .driver_status
@@ -309,7 +485,11 @@ fn error_message(body: &[u8]) -> String {
     }
     match serde_json::from_slice::<Msg>(body) {
         Ok(m) => m.message,
-        Err(_) => String::from_utf8_lossy(body).trim().chars().take(300).collect(),
+        Err(_) => String::from_utf8_lossy(body)
+            .trim()
+            .chars()
+            .take(300)
+            .collect(),
     }
 }
 
@@ -372,6 +552,38 @@ mod tests {
         );
         assert_eq!(path_escape("127.0.0.1:5000/a/b:t"), "127.0.0.1:5000/a/b:t");
         assert_eq!(path_escape("a b"), "a%20b");
+    }
+
+    #[test]
+    fn push_streams_report_errors_and_digests() {
+        let ok = br#"{"status":"The push refers to repository [127.0.0.1:5000/a]"}
+{"status":"Pushed","progressDetail":{},"id":"29ca32dc3a57"}
+{"status":"1: digest: sha256:ab size: 735"}
+{"progressDetail":{},"aux":{"Tag":"1","Digest":"sha256:ab","Size":735}}
+"#;
+        assert_eq!(parse_push_stream(ok), Ok(Some("sha256:ab".into())));
+        let bad = br#"{"status":"The push refers to repository [127.0.0.1:5999/a]"}
+{"errorDetail":{"message":"dial tcp 127.0.0.1:5999: connection refused"},"error":"connection refused"}
+"#;
+        assert_eq!(
+            parse_push_stream(bad),
+            Err("dial tcp 127.0.0.1:5999: connection refused".into())
+        );
+    }
+
+    #[test]
+    fn registry_auth_header_is_base64url_json_and_debug_hides_the_password() {
+        assert_eq!(RegistryAuth::anonymous().header(), "e30=");
+        let a = RegistryAuth::basic("r:5000", "u", "p?>");
+        let h = a.header();
+        assert!(!h.contains('+') && !h.contains('/'), "{h}");
+        assert_eq!(
+            h,
+            base64url(br#"{"password":"p?>","serveraddress":"r:5000","username":"u"}"#)
+        );
+        assert!(!format!("{a:?}").contains("p?>"));
+        assert_eq!(base64url(b"ab"), "YWI=");
+        assert_eq!(base64url(b">>>?"), "Pj4-Pw==");
     }
 
     #[test]

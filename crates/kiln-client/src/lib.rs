@@ -35,7 +35,7 @@ pub use client::{
     PruneOptions, Worker, BUILDKIT_HOST_ENV,
 };
 pub use daemon::{DaemonInfo, DaemonKind, ExporterKind};
-pub use engine::{Engine, EngineError, EngineInfo, ImageStore};
+pub use engine::{Engine, EngineError, EngineInfo, ImageStore, RegistryAuth};
 pub use error::{AddressError, DialError, Error, TlsConfigError};
 pub use session::{Attached, SessionTransport};
 pub use solve::{

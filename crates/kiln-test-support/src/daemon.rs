@@ -79,6 +79,19 @@ pub enum Need {
     OciExporters,
     /// Docker's containerd image store (multi-platform images in the store).
     ContainerdImageStore,
+    /// RUN steps in their own network namespace by default. The harness's
+    /// buildkitd, like buildkitd wherever no CNI configuration is installed
+    /// (its `networkMode = "auto"`), runs every step on the host's network.
+    IsolatedNetwork,
+    /// LLB MergeOp and DiffOp: Docker's classic image store disables them
+    /// ("only enabled with containerd image store backend").
+    MergeDiff,
+    /// `oci-layout://` sources: Docker's classic store has no such source
+    /// ("unknown scheme oci-layout").
+    OciLayoutSource,
+    /// Pushing each platform by digest, for a fanned-out build: Docker's
+    /// classic store cannot (kiln refuses such an endpoint up front).
+    PushByDigest,
 }
 
 impl Need {
@@ -87,6 +100,10 @@ impl Need {
             Need::DockerEngine => kind.is_docker(),
             Need::OciExporters => kind != DaemonKind::DockerClassic,
             Need::ContainerdImageStore => kind == DaemonKind::Docker,
+            Need::IsolatedNetwork => kind.is_docker(),
+            Need::MergeDiff | Need::OciLayoutSource | Need::PushByDigest => {
+                kind != DaemonKind::DockerClassic
+            }
         }
     }
 
@@ -102,6 +119,18 @@ impl Need {
             }
             Need::ContainerdImageStore => {
                 "needs Docker's containerd image store (multi-platform images in the store)"
+            }
+            Need::MergeDiff => {
+                "needs LLB merge and diff ops, which Docker's classic image store disables"
+            }
+            Need::OciLayoutSource => {
+                "needs oci-layout:// sources, which Docker's classic image store does not have"
+            }
+            Need::PushByDigest => {
+                "needs per-platform pushes by digest (fan-out), which Docker's classic image store cannot do"
+            }
+            Need::IsolatedNetwork => {
+                "needs RUN steps isolated from the host's network; buildkitd without CNI runs them on the host network"
             }
         }
     }

@@ -69,7 +69,9 @@ pub struct BuildArgs {
     /// (for git servers only this host reaches; the daemon must allow network.host).
     #[arg(long, value_parser = ["sandbox", "host"])]
     pub network: Option<String>,
-    /// Mount the host's `go env GOENV` file as a secret at the builder's GOENV path.
+    /// Mount the host's `go env GOENV` file as a secret at the builder's GOENV
+    /// path. (Go itself records GOFLAGS' -tags and -ldflags in the binary's
+    /// build info: keep secrets out of GOFLAGS.)
     #[arg(long)]
     pub goenv: bool,
     /// Mount a .netrc as a secret (default ~/.netrc).

@@ -222,6 +222,19 @@ pub async fn run(global: &Global, args: &BuildArgs, inputs: &Inputs) -> anyhow::
                     .join(", ")
             )
         })?;
+        let info = client.daemon_info().await?;
+        if info.has_image_store() && !info.stores_multi_platform() {
+            anyhow::bail!(
+                "the builder for {} ({}) is a {}: a fanned-out build pushes each platform by digest or joins OCI layouts, which that image store cannot produce; point --builder at a buildkitd or at a Docker Engine with the containerd image store",
+                g.platforms
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                client.address(),
+                info.describe()
+            );
+        }
         let build_platform = daemon_platform(&client).await?;
         endpoints.push((g.clone(), client, build_platform));
     }

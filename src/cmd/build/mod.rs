@@ -45,16 +45,27 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
     let (client, _) = super::connect(global).await?;
     let build_platform = daemon_platform(&client).await?;
     let targets = inputs.targets(&build_platform)?;
-    let session = context_session(&inputs, &inputs.outputs)?;
+    let daemon = client.daemon_info().await?;
+    let fitted = if args.print_llb.is_some() {
+        super::outputs::Fitted::default()
+    } else {
+        super::outputs::fit(
+            &daemon,
+            &client.address().to_string(),
+            inputs.outputs.clone(),
+            targets.len(),
+        )?
+    };
+    let session = context_session(&inputs, &fitted.outputs)?;
     let mut exporters: Vec<kiln_client::ExporterSpec> =
-        inputs.outputs.iter().map(|o| o.exporter.clone()).collect();
+        fitted.outputs.iter().map(|o| o.exporter.clone()).collect();
     for e in &mut exporters {
         inputs.decorate_exporter(e);
     }
     let print_llb = args.print_llb;
     let commands = Arc::new(Mutex::new(Default::default()));
     let cmds = commands.clone();
-    let (outcome, _state) = with_progress(args.progress, commands, global.debug, |tx| {
+    let outcome = with_progress(args.progress, commands, global.debug, |tx| {
         build_on(Endpoint {
             client: &client,
             inputs: &inputs,
@@ -68,7 +79,19 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
             commands: cmds,
         })
     })
-    .await?;
+    .await;
+    let outcome = match (outcome, client.engine()) {
+        (Ok((o, _)), _) => o,
+        (Err(e), Some(engine)) => {
+            super::outputs::discard(&engine, &fitted.after).await;
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    };
+    let mut pushed = None;
+    if let (Outcome::Built(..), Some(engine)) = (&outcome, client.engine()) {
+        pushed = super::outputs::run_after(&engine, &fitted.after).await?;
+    }
     match outcome {
         Outcome::Printed(fmt, plan) => {
             let Some(first) = plan.platforms.first() else {
@@ -86,13 +109,15 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
         }
         Outcome::Built(resp, plan) => {
             let quiet = args.progress == crate::progress::Mode::Quiet;
-            for n in plan.notes.iter().filter(|_| !quiet) {
+            for n in plan.notes.iter().chain(&fitted.notes).filter(|_| !quiet) {
                 eprintln!("note: {n}");
             }
-            let digest = resp
-                .exporter_response
-                .get(kiln_proto::attrs::response::IMAGE_DIGEST)
-                .cloned();
+            // An Engine push (classic image store) reports the registry's digest.
+            let digest = pushed.or_else(|| {
+                resp.exporter_response
+                    .get(kiln_proto::attrs::response::IMAGE_DIGEST)
+                    .cloned()
+            });
             let platforms: Vec<String> = plan
                 .platforms
                 .iter()
@@ -233,6 +258,35 @@ async fn build_on(e: Endpoint<'_>) -> Result<Outcome, StepError> {
     Ok(Outcome::Built(resp?, plan))
 }
 
+/// Resolves an image's config and digest through the daemon. Docker's
+/// classic image store answers an image it has locally from the store,
+/// without a digest; kiln pins every image, so it asks the registry then.
+async fn resolve_pinnable(
+    gw: &kiln_client::gateway::GatewayBuild,
+    reference: &str,
+    platform: &Platform,
+    session_id: &str,
+) -> Result<kiln_client::gateway::ResolvedImage, kiln_client::Error> {
+    let first = gw
+        .resolve_image_config(
+            reference,
+            Some(to_pb(platform)),
+            ResolveMode::Default,
+            Some(session_id),
+        )
+        .await?;
+    if first.digest.is_some() {
+        return Ok(first);
+    }
+    gw.resolve_image_config(
+        reference,
+        Some(to_pb(platform)),
+        ResolveMode::Pull,
+        Some(session_id),
+    )
+    .await
+}
+
 /// Everything planned for one build.
 pub struct Plan {
     pub module: String,
@@ -313,13 +367,7 @@ async fn plan_all(
         inputs.locked.as_ref().map(|l| l.builder.digest.as_str()),
     )?;
     let base_lookup_digest = inputs.locked.as_ref().map(|l| l.base.digest.clone());
-    let builder = gw
-        .resolve_image_config(
-            &builder_lookup,
-            Some(to_pb(build_platform)),
-            ResolveMode::Default,
-            Some(session_id),
-        )
+    let builder = resolve_pinnable(gw, &builder_lookup, build_platform, session_id)
         .await
         .map_err(|e| image_error("builder", &builder_ref, build_platform, e))?;
     let builder_pinned = pin(
@@ -338,15 +386,14 @@ async fn plan_all(
             // Parallel platform builds: label every step with its platform.
             options.step_label = Some(target.to_string());
         }
-        let base = gw
-            .resolve_image_config(
-                &locked_ref(&base_ref, base_lookup_digest.as_deref())?,
-                Some(to_pb(target)),
-                ResolveMode::Default,
-                Some(session_id),
-            )
-            .await
-            .map_err(|e| image_error("base", &base_ref, target, e))?;
+        let base = resolve_pinnable(
+            gw,
+            &locked_ref(&base_ref, base_lookup_digest.as_deref())?,
+            target,
+            session_id,
+        )
+        .await
+        .map_err(|e| image_error("base", &base_ref, target, e))?;
         if let (Some(locked), Some(got)) = (&base_digest, &base.digest) {
             if locked != got && inputs.locked.is_none() {
                 return Err(anyhow::anyhow!(
