@@ -389,3 +389,219 @@ fn rewrite_json(path: &str, data: &[u8], name: Option<&str>) -> anyhow::Result<O
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_client::{DaemonKind, EngineInfo, ImageStore};
+
+    fn docker(store: ImageStore) -> DaemonInfo {
+        DaemonInfo {
+            kind: DaemonKind::DockerEngine(EngineInfo {
+                server_version: "28.5.2".into(),
+                driver: "overlay2".into(),
+                image_store: store,
+            }),
+            buildkit: None,
+        }
+    }
+
+    fn buildkitd() -> DaemonInfo {
+        DaemonInfo {
+            kind: DaemonKind::Buildkitd,
+            buildkit: None,
+        }
+    }
+
+    fn out(spec: &str) -> Output {
+        crate::cmd::session_opts::parse_output(spec).unwrap()
+    }
+
+    #[test]
+    fn other_daemons_get_the_outputs_unchanged() {
+        let outs = vec![out("type=oci,dest=a.tar"), out("type=image,name=x/y:z")];
+        let f = fit(
+            &docker(ImageStore::Containerd),
+            "docker://",
+            outs.clone(),
+            2,
+        )
+        .unwrap();
+        assert_eq!(f.outputs, outs);
+        assert!(f.after.is_empty() && f.notes.is_empty());
+        let f = fit(&buildkitd(), "unix:///s", outs.clone(), 2).unwrap();
+        assert_eq!(f.outputs, outs);
+        assert_eq!(
+            f.notes.len(),
+            1,
+            "an image kept in buildkitd's own store is worth a note"
+        );
+        let pushed = vec![out("type=image,name=r:5000/y:z,push=true")];
+        assert!(fit(&buildkitd(), "unix:///s", pushed, 1)
+            .unwrap()
+            .notes
+            .is_empty());
+    }
+
+    #[test]
+    fn classic_store_gets_moby_exports_and_kiln_does_the_rest() {
+        let classic = docker(ImageStore::Classic);
+        let f = fit(
+            &classic,
+            "docker://",
+            vec![
+                out("type=image,name=r:5000/app:1,push=true"),
+                out("type=docker,dest=d.tar,name=app:2"),
+                out("type=tar,dest=t.tar"),
+            ],
+            1,
+        )
+        .unwrap();
+        let kinds: Vec<&str> = f.outputs.iter().map(|o| o.exporter.kind.as_str()).collect();
+        assert_eq!(kinds, ["moby", "moby", "tar"]);
+        assert_eq!(f.outputs[0].exporter.attrs["name"], "r:5000/app:1");
+        assert!(f.outputs[1].target.is_none(), "moby writes no file");
+        assert_eq!(f.outputs[2].target, Some(Target::File("t.tar".into())));
+        assert_eq!(
+            f.after[0],
+            After::Push {
+                name: ImageRef::parse("r:5000/app:1").unwrap()
+            }
+        );
+        let After::Save {
+            temp,
+            dest,
+            name,
+            kind,
+        } = &f.after[1]
+        else {
+            panic!("{:?}", f.after);
+        };
+        assert!(temp.starts_with("kiln-export/"));
+        assert_eq!(f.outputs[1].exporter.attrs["name"], *temp);
+        assert_eq!(
+            (dest.as_str(), name.as_deref(), *kind),
+            ("d.tar", Some("app:2"), "docker")
+        );
+    }
+
+    #[test]
+    fn classic_store_refuses_multi_platform_naming_the_store_and_remedies() {
+        for spec in [
+            "type=image,name=app",
+            "type=image,name=r/app,push=true",
+            "type=oci,dest=x.tar",
+        ] {
+            let e = fit(
+                &docker(ImageStore::Classic),
+                "docker:///d.sock",
+                vec![out(spec)],
+                2,
+            )
+            .unwrap_err()
+            .to_string();
+            for want in [
+                "docker:///d.sock",
+                "classic image store",
+                "2-platform",
+                "containerd-snapshotter",
+                "--platform",
+            ] {
+                assert!(e.contains(want), "{spec}: {want}: {e}");
+            }
+        }
+        // tar and local work with several platforms (a folder per platform).
+        assert!(fit(
+            &docker(ImageStore::Classic),
+            "d",
+            vec![out("type=tar,dest=x")],
+            2
+        )
+        .is_ok());
+    }
+
+    /// A docker-archive like the Engine's `docker save` (OCI layout + manifest.json).
+    fn saved(name: &str) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, path, data).unwrap();
+        };
+        add("blobs/sha256/aa", b"layer");
+        add(
+            "index.json",
+            format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"sha256:bb","size":1,"annotations":{{"io.containerd.image.name":"docker.io/{name}","org.opencontainers.image.ref.name":"latest"}}}}]}}"#).as_bytes(),
+        );
+        add(
+            "manifest.json",
+            format!(r#"[{{"Config":"blobs/sha256/cc","RepoTags":["{name}"],"Layers":["blobs/sha256/aa"]}}]"#).as_bytes(),
+        );
+        add(
+            "repositories",
+            format!(r#"{{"{name}":{{"latest":"cc"}}}}"#).as_bytes(),
+        );
+        b.into_inner().unwrap()
+    }
+
+    fn entries(tar_bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
+        let mut a = tar::Archive::new(tar_bytes);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let p = e.path().unwrap().to_string_lossy().to_string();
+                let mut s = String::new();
+                e.read_to_string(&mut s).unwrap();
+                (p, s)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn saved_archives_are_renamed_or_unnamed() {
+        let input = saved("kiln-export/tmp");
+        let mut named = Vec::new();
+        rename_archive(input.as_slice(), &mut named, Some("127.0.0.1:5000/app:v1")).unwrap();
+        let e = entries(&named);
+        assert_eq!(
+            e["blobs/sha256/aa"], "layer",
+            "blobs are copied as they are"
+        );
+        assert!(
+            e["manifest.json"].contains(r#""RepoTags":["127.0.0.1:5000/app:v1"]"#),
+            "{}",
+            e["manifest.json"]
+        );
+        assert!(e["index.json"].contains(r#""io.containerd.image.name":"127.0.0.1:5000/app:v1""#));
+        assert!(e["index.json"].contains(r#""org.opencontainers.image.ref.name":"v1""#));
+        assert_eq!(e["repositories"], r#"{"127.0.0.1:5000/app":{"v1":"cc"}}"#);
+        assert!(!e.values().any(|v| v.contains("kiln-export")));
+
+        let mut unnamed = Vec::new();
+        rename_archive(input.as_slice(), &mut unnamed, None).unwrap();
+        let e = entries(&unnamed);
+        assert!(!e.contains_key("repositories"));
+        assert!(e["manifest.json"].contains(r#""RepoTags":null"#));
+        assert!(
+            !e["index.json"].contains("annotations"),
+            "{}",
+            e["index.json"]
+        );
+    }
+
+    #[test]
+    fn a_broken_archive_is_an_error() {
+        let mut out = Vec::new();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_cksum();
+        b.append_data(&mut h, "manifest.json", &b"{{{"[..]).unwrap();
+        let bad = b.into_inner().unwrap();
+        let e = rename_archive(bad.as_slice(), &mut out, Some("a:b")).unwrap_err();
+        assert!(e.to_string().contains("malformed manifest.json"), "{e}");
+    }
+}
