@@ -82,6 +82,7 @@ for l in sys.stdin:
 [ -x "$IT_BIN" ] || die "cannot find the tests/it binary"
 
 declare -A PIDS T0
+rm -f "$LOGS"/*.end
 trap 'kill 0' INT TERM
 t_all=$EPOCHREALTIME
 
@@ -93,14 +94,16 @@ t_all=$EPOCHREALTIME
   cargo test --workspace --lib --bins "$@"
   cargo test --workspace --doc "$@"
   cargo test --workspace --exclude kiln --test '*' "$@"
-) >"$LOGS/unit.log" 2>&1 &
+) >"$LOGS/unit.log" 2>&1 && echo "$EPOCHREALTIME" >"$LOGS/unit.end" || { rc=$?; echo "$EPOCHREALTIME" >"$LOGS/unit.end"; exit $rc; } &
 PIDS[unit]=$!
 T0[unit]=$EPOCHREALTIME
 for d in "${ROWS[@]}"; do
   (
     cd "$ROOT"
     KILN_TEST_DAEMON=$d "$IT_BIN" "$@" 2>&1 | sed -u "s/^/[$d] /"
-    exit "${PIPESTATUS[0]}"
+    rc=${PIPESTATUS[0]}
+    echo "$EPOCHREALTIME" >"$LOGS/$d.end"
+    exit "$rc"
   ) >"$LOGS/$d.log" 2>&1 &
   PIDS[$d]=$!
   T0[$d]=$EPOCHREALTIME
@@ -111,7 +114,7 @@ for r in unit "${ROWS[@]}"; do
   rc=0
   wait "${PIDS[$r]}" || rc=$?
   RC[$r]=$rc
-  SECS[$r]=$(awk -v a="${T0[$r]}" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+  SECS[$r]=$(awk -v a="${T0[$r]}" -v b="$(cat "$LOGS/$r.end" 2>/dev/null || echo "$EPOCHREALTIME")" 'BEGIN { printf "%.0f", b - a }')
 done
 
 failed=0

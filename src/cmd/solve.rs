@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use kiln_client::SolveRequest;
 use kiln_proto::pb;
+use kiln_proto::wire::DefinitionBytes;
 use prost::Message;
 
 use crate::cli::Global;
@@ -88,8 +89,20 @@ fn check_entitlements(def: &pb::Definition, allow: &[String]) -> anyhow::Result<
     Ok(())
 }
 
+/// A Definition as read from a file or stdin: its bytes and their decoding.
+pub struct DefinitionFile {
+    /// The bytes exactly as read.
+    pub bytes: Vec<u8>,
+    pub definition: pb::Definition,
+}
+
 /// Reads and decodes a Definition from a file or stdin.
 pub fn read_definition(file: &str) -> anyhow::Result<pb::Definition> {
+    Ok(read_definition_file(file)?.definition)
+}
+
+/// Reads a Definition from a file or stdin and checks that it decodes.
+pub fn read_definition_file(file: &str) -> anyhow::Result<DefinitionFile> {
     let (bytes, name) = if file == "-" {
         let mut b = Vec::new();
         std::io::stdin()
@@ -114,7 +127,10 @@ pub fn read_definition(file: &str) -> anyhow::Result<pb::Definition> {
             anyhow::anyhow!("{name}: op #{i} of the Definition is not a pb.Op: {e}")
         })?;
     }
-    Ok(def)
+    Ok(DefinitionFile {
+        bytes,
+        definition: def,
+    })
 }
 
 pub async fn run(global: &Global, args: &SolveArgs) -> anyhow::Result<ExitCode> {
@@ -124,19 +140,35 @@ pub async fn run(global: &Global, args: &SolveArgs) -> anyhow::Result<ExitCode> 
         .iter()
         .map(|o| super::session_opts::parse_output(o))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let def = read_definition(&args.file)?;
+    let DefinitionFile {
+        bytes,
+        definition: def,
+    } = read_definition_file(&args.file)?;
     check_entitlements(&def, &args.allow)?;
-    let session = super::session_opts::build_session(&args.session, &outputs, &[])?;
+    // Built once before connecting, so bad flags fail without a daemon.
+    let mut session = super::session_opts::build_session(&args.session, &outputs, &[])?;
     let (client, _) = super::connect(global).await?;
+    let daemon = client.daemon_info().await?;
+    let fitted =
+        super::outputs::fit(&daemon, &client.address().to_string(), outputs.clone(), 1)?;
+    if fitted.outputs != outputs {
+        session = super::session_opts::build_session(&args.session, &fitted.outputs, &[])?;
+    }
+    let outputs = fitted.outputs.clone();
     let commands = std::sync::Arc::new(std::sync::Mutex::new(super::report::exec_commands(&def)));
     let req = SolveRequest {
-        definition: Some(def),
+        // The file's bytes, untouched: the daemon gets exactly what the
+        // writer (e.g. Go's llb.WriteTo) wrote. Decoding and encoding again
+        // could change them (fields the generated types lack, map entries).
+        // If kiln ever changes a read definition (e.g. adds constraints), it
+        // must send the changed one encoded by kiln_proto::wire, as Go would.
+        definition: Some(DefinitionBytes::Raw(bytes.into())),
         session_id: Some(session.id().to_string()),
         exporters: outputs.iter().map(|o| o.exporter.clone()).collect(),
         entitlements: args.allow.clone(),
         ..Default::default()
     };
-    let (resp, _state) = super::run::with_progress(args.progress, commands, global.debug, |tx| {
+    let solved = super::run::with_progress(args.progress, commands, global.debug, |tx| {
         let client = client.clone();
         async move {
             let attached = client
@@ -147,11 +179,32 @@ pub async fn run(global: &Global, args: &SolveArgs) -> anyhow::Result<ExitCode> 
             r.map_err(super::run::StepError::from)
         }
     })
-    .await?;
-    if let Some(d) = resp
+    .await;
+    let engine = client.engine();
+    let (resp, _state) = match (solved, &engine) {
+        (Ok(r), _) => r,
+        (Err(e), Some(engine)) => {
+            super::outputs::discard(engine, &fitted.after).await;
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    };
+    let mut digest = resp
         .exporter_response
         .get(kiln_proto::attrs::response::IMAGE_DIGEST)
-    {
+        .cloned();
+    if let Some(engine) = &engine {
+        // An Engine push (classic image store) reports the registry's digest.
+        if let Some(d) = super::outputs::run_after(engine, &fitted.after).await? {
+            digest = Some(d);
+        }
+    }
+    if args.progress != Mode::Quiet {
+        for n in &fitted.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    if let Some(d) = digest {
         outln!("{d}");
     }
     Ok(ExitCode::SUCCESS)

@@ -972,6 +972,18 @@ async fn private_module_over_ssh_through_the_forwarded_agent() {
     drop(sshd);
 }
 
+/// A second BuildKit endpoint for fan-out tests: the daemon behind a relay
+/// on plain TCP, as a remote buildkitd would be. With mutual TLS, the TLS
+/// flags apply to every tcp:// builder, so the second endpoint is the
+/// daemon's own TLS address (a second connection and session all the same).
+fn second_endpoint(relay: &Relay) -> String {
+    if daemon().tls.is_some() {
+        daemon().addr.clone()
+    } else {
+        format!("tcp://{}", relay.tcp)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
     use kiln_image::registry::RegistryClient;
@@ -985,7 +997,8 @@ async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
     let m = unique();
     let dir = sample_module(tmp.path(), &m);
     let name = format!("{}/kiln-test/fanout:{m}", h.registry);
-    let arm_builder = format!("linux/arm64=tcp://{}", relay.tcp);
+    let arm_addr = second_endpoint(&relay);
+    let arm_builder = format!("linux/arm64={arm_addr}");
     let joined = tmp.path().join("joined.tar");
     let r = kiln_build(
         &dir,
@@ -1019,7 +1032,7 @@ async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
     r.success();
     assert!(
         r.stderr
-            .contains(&format!("built linux/arm64 on tcp://{}", relay.tcp))
+            .contains(&format!("built linux/arm64 on {arm_addr}"))
             && r.stderr
                 .contains("built linux/amd64 on the default builder"),
         "{}",
@@ -1155,7 +1168,8 @@ async fn fanned_out_push_to_a_registry_that_needs_a_login() {
     let m = unique();
     let dir = sample_module(tmp.path(), &m);
     let name = format!("{}/kiln-test/fanout-auth:{m}", reg.addr);
-    let arm_builder = format!("linux/arm64=tcp://{}", relay.tcp);
+    let arm_addr = second_endpoint(&relay);
+    let arm_builder = format!("linux/arm64={arm_addr}");
     let args = build_args(
         &dir,
         &[

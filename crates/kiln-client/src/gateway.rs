@@ -4,12 +4,17 @@
 //! configs through the daemon (its registry access, mirrors and the
 //! session's credentials), to solve lazily, and to return multi-platform
 //! results that the exporters turn into one image index.
+//!
+//! Requests that carry definitions, results or maps (`Solve`, `Return`,
+//! `ResolveImageConfig`) are encoded as Go encodes them
+//! ([`kiln_proto::wire`]); `Ping` and `ReadFile` hold neither.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kiln_proto::gateway::{self, llb_bridge_client::LlbBridgeClient};
-use kiln_proto::{headers, pb};
+use kiln_proto::wire::{DefinitionBytes, WithDefinition};
+use kiln_proto::{headers, methods, pb};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
@@ -18,7 +23,7 @@ use tonic::transport::Channel;
 use crate::client::Client;
 use crate::error::Error;
 use crate::progress::StatusEvent;
-use crate::solve::{new_build_ref, SolveRequest, SolveResponse};
+use crate::solve::{go_unary, new_build_ref, SolveRequest, SolveResponse};
 
 /// How image resolution may use the registry.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -66,6 +71,8 @@ impl tonic::service::Interceptor for BuildIdInterceptor {
 }
 
 type Bridge = LlbBridgeClient<InterceptedService<Channel, BuildIdInterceptor>>;
+/// The same connection for calls made with the Go codec.
+type GoBridge = tonic::client::Grpc<InterceptedService<Channel, BuildIdInterceptor>>;
 
 /// One result to return: a ref per platform, plus image configs.
 #[derive(Clone, Debug, Default)]
@@ -83,6 +90,7 @@ pub struct GatewayBuild {
     client: Client,
     build_ref: String,
     bridge: Bridge,
+    go_bridge: GoBridge,
     solve: Option<JoinHandle<Result<SolveResponse, Error>>>,
 }
 
@@ -124,15 +132,21 @@ impl Client {
             message: format!("build id {build_ref:?} is not valid metadata"),
             helper: String::new(),
         })?;
-        let bridge = LlbBridgeClient::with_interceptor(self.channel(), BuildIdInterceptor(value))
+        let interceptor = BuildIdInterceptor(value);
+        let bridge = LlbBridgeClient::with_interceptor(self.channel(), interceptor.clone())
             .max_decoding_message_size(kiln_proto::MAX_MESSAGE_SIZE)
             .max_encoding_message_size(kiln_proto::MAX_MESSAGE_SIZE);
+        let go_bridge =
+            tonic::client::Grpc::new(InterceptedService::new(self.channel(), interceptor))
+                .max_decoding_message_size(kiln_proto::MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(kiln_proto::MAX_MESSAGE_SIZE);
         let client = self.clone();
         let mut solve = tokio::spawn(async move { client.solve(req, events).await });
         let mut build = GatewayBuild {
             client: self.clone(),
             build_ref,
             bridge,
+            go_bridge,
             solve: None,
         };
         // Wait until the forwarder answers, watching the Solve for an early failure.
@@ -207,20 +221,22 @@ impl GatewayBuild {
         mode: ResolveMode,
         session_id: Option<&str>,
     ) -> Result<ResolvedImage, Error> {
-        let resp = self
-            .bridge
-            .clone()
-            .resolve_image_config(gateway::ResolveImageConfigRequest {
-                r#ref: reference.to_string(),
-                platform,
-                resolve_mode: mode.wire().to_string(),
-                log_name: format!("resolve image config for {reference}"),
-                session_id: session_id.unwrap_or_default().to_string(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| self.err("LLBBridge.ResolveImageConfig", s))?
-            .into_inner();
+        let req = gateway::ResolveImageConfigRequest {
+            r#ref: reference.to_string(),
+            platform,
+            resolve_mode: mode.wire().to_string(),
+            log_name: format!("resolve image config for {reference}"),
+            session_id: session_id.unwrap_or_default().to_string(),
+            ..Default::default()
+        };
+        let resp = go_unary::<_, _, gateway::ResolveImageConfigResponse>(
+            self.go_bridge.clone(),
+            methods::LLB_BRIDGE_RESOLVE_IMAGE_CONFIG,
+            req,
+        )
+        .await
+        .map_err(|s| self.err("LLBBridge.ResolveImageConfig", s))?
+        .into_inner();
         Ok(ResolvedImage {
             digest: Some(resp.digest).filter(|d| !d.is_empty()),
             config: resp.config,
@@ -229,23 +245,33 @@ impl GatewayBuild {
 
     /// Solves a definition lazily and returns its ref id (errors may surface
     /// only at [`GatewayBuild::read_file`] or export unless `evaluate`).
+    /// `definition` is a `pb::Definition`, a `kiln_llb::Definition` or raw
+    /// bytes ([`DefinitionBytes`]), sent as in [`Client::solve`].
     ///
     /// # Errors
     /// [`Error::Rpc`].
-    pub async fn solve(&self, definition: pb::Definition, evaluate: bool) -> Result<String, Error> {
-        let resp = self
-            .bridge
-            .clone()
-            .solve(gateway::SolveRequest {
-                definition: Some(definition),
+    pub async fn solve(
+        &self,
+        definition: impl Into<DefinitionBytes>,
+        evaluate: bool,
+    ) -> Result<String, Error> {
+        let req = WithDefinition::new(
+            gateway::SolveRequest {
                 allow_result_return: true,
                 allow_result_array_ref: true,
                 evaluate,
                 ..Default::default()
-            })
-            .await
-            .map_err(|s| self.err("LLBBridge.Solve", s))?
-            .into_inner();
+            },
+            Some(definition.into()),
+        );
+        let resp = go_unary::<_, _, gateway::SolveResponse>(
+            self.go_bridge.clone(),
+            methods::LLB_BRIDGE_SOLVE,
+            req,
+        )
+        .await
+        .map_err(|s| self.err("LLBBridge.Solve", s))?
+        .into_inner();
         match resp.result.and_then(|r| r.result) {
             Some(gateway::result::Result::Ref(r)) => Ok(r.id),
             Some(gateway::result::Result::RefDeprecated(id)) => Ok(id),
@@ -325,18 +351,15 @@ impl GatewayBuild {
                     .collect(),
             })
         };
-        self.bridge
-            .clone()
-            .r#return(gateway::ReturnRequest {
-                result: Some(gateway::Result {
-                    metadata,
-                    attestations: Default::default(),
-                    result: Some(wire),
-                }),
-                error: None,
-            })
-            .await
-            .map_err(|s| self.err("LLBBridge.Return", s))?;
+        self.r#return(gateway::ReturnRequest {
+            result: Some(gateway::Result {
+                metadata,
+                attestations: Default::default(),
+                result: Some(wire),
+            }),
+            error: None,
+        })
+        .await?;
         self.wait().await
     }
 
@@ -345,19 +368,27 @@ impl GatewayBuild {
     /// # Errors
     /// [`Error::Rpc`] from `Return`.
     pub async fn fail(mut self, message: &str) -> Result<(), Error> {
-        self.bridge
-            .clone()
-            .r#return(gateway::ReturnRequest {
-                result: None,
-                error: Some(kiln_proto::google::rpc::Status {
-                    code: tonic::Code::Unknown as i32,
-                    message: message.to_string(),
-                    details: vec![],
-                }),
-            })
-            .await
-            .map_err(|s| self.err("LLBBridge.Return", s))?;
+        self.r#return(gateway::ReturnRequest {
+            result: None,
+            error: Some(kiln_proto::google::rpc::Status {
+                code: tonic::Code::Unknown as i32,
+                message: message.to_string(),
+                details: vec![],
+            }),
+        })
+        .await?;
         let _ = self.wait().await;
+        Ok(())
+    }
+
+    async fn r#return(&self, req: gateway::ReturnRequest) -> Result<(), Error> {
+        go_unary::<_, _, gateway::ReturnResponse>(
+            self.go_bridge.clone(),
+            methods::LLB_BRIDGE_RETURN,
+            req,
+        )
+        .await
+        .map_err(|s| self.err("LLBBridge.Return", s))?;
         Ok(())
     }
 

@@ -1,12 +1,18 @@
 //! `Control.Solve` with its `Control.Status` stream.
+//!
+//! The request is encoded as Go encodes it ([`kiln_proto::wire`]): map
+//! entries whole and sorted, and a definition read from a file forwarded
+//! byte for byte ([`DefinitionBytes::Raw`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kiln_proto::{control, pb};
+use kiln_proto::wire::{DefinitionBytes, GoCodec, GoEncode, WithDefinition};
+use kiln_proto::{control, methods};
 use prost::Message;
 use tokio::sync::mpsc;
+use tonic::codegen::{Body, Bytes, StdError};
 
 use crate::client::Client;
 use crate::error::Error;
@@ -29,8 +35,12 @@ pub struct CacheSpec {
 /// What to solve and what to do with the result.
 #[derive(Clone, Debug, Default)]
 pub struct SolveRequest {
-    /// The LLB to solve; `None` with an empty frontend starts a gateway build.
-    pub definition: Option<pb::Definition>,
+    /// The LLB to solve; `None` with an empty frontend starts a gateway
+    /// build. A [`DefinitionBytes::Raw`] (e.g. a file Go's `llb.WriteTo`
+    /// wrote) reaches the daemon untouched; a decoded one
+    /// (`pb::Definition`, `kiln_llb::Definition`, both `.into()`) is encoded
+    /// as Go encodes it.
+    pub definition: Option<DefinitionBytes>,
     /// A frontend (`dockerfile.v0`, `gateway.v0`), empty for plain LLB.
     pub frontend: String,
     pub frontend_attrs: BTreeMap<String, String>,
@@ -72,6 +82,39 @@ fn hashmap(m: &BTreeMap<String, String>) -> std::collections::HashMap<String, St
     m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+fn cache_entry(c: &CacheSpec) -> control::CacheOptionsEntry {
+    control::CacheOptionsEntry {
+        r#type: c.kind.clone(),
+        attrs: hashmap(&c.attrs),
+    }
+}
+
+/// A unary call whose request is encoded as Go encodes it (see
+/// [`kiln_proto::wire`]) and whose reply is decoded by prost.
+pub(crate) async fn go_unary<T, E, D>(
+    mut grpc: tonic::client::Grpc<T>,
+    path: &'static str,
+    request: E,
+) -> Result<tonic::Response<D>, tonic::Status>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<StdError>,
+    T::ResponseBody: Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as Body>::Error: Into<StdError> + Send,
+    E: GoEncode + Send + Sync + 'static,
+    D: Message + Default + Send + 'static,
+{
+    grpc.ready().await.map_err(|e| {
+        tonic::Status::unknown(format!("the connection is not ready: {}", e.into()))
+    })?;
+    grpc.unary(
+        tonic::Request::new(request),
+        http::uri::PathAndQuery::from_static(path),
+        GoCodec::<E, D>::default(),
+    )
+    .await
+}
+
 /// How long to wait for the last status batches after the solve returned.
 const STATUS_DRAIN: Duration = Duration::from_secs(3);
 
@@ -109,43 +152,35 @@ impl Client {
                 })
             })
             .map(AbortOnDrop);
-        let wire = control::SolveRequest {
-            r#ref: build_ref.clone(),
-            definition: req.definition,
-            frontend: req.frontend,
-            frontend_attrs: hashmap(&req.frontend_attrs),
-            session: req.session_id.unwrap_or_default(),
-            entitlements: req.entitlements,
-            exporters: req
-                .exporters
-                .iter()
-                .map(|e| control::Exporter {
-                    r#type: e.kind.clone(),
-                    attrs: hashmap(&e.attrs),
-                })
-                .collect(),
-            cache: Some(control::CacheOptions {
-                exports: req
-                    .cache_exports
+        let wire = WithDefinition::new(
+            control::SolveRequest {
+                r#ref: build_ref.clone(),
+                frontend: req.frontend,
+                frontend_attrs: hashmap(&req.frontend_attrs),
+                session: req.session_id.unwrap_or_default(),
+                entitlements: req.entitlements,
+                exporters: req
+                    .exporters
                     .iter()
-                    .map(|c| control::CacheOptionsEntry {
-                        r#type: c.kind.clone(),
-                        attrs: hashmap(&c.attrs),
+                    .map(|e| control::Exporter {
+                        r#type: e.kind.clone(),
+                        attrs: hashmap(&e.attrs),
                     })
                     .collect(),
-                imports: req
-                    .cache_imports
-                    .iter()
-                    .map(|c| control::CacheOptionsEntry {
-                        r#type: c.kind.clone(),
-                        attrs: hashmap(&c.attrs),
-                    })
-                    .collect(),
+                cache: Some(control::CacheOptions {
+                    exports: req.cache_exports.iter().map(cache_entry).collect(),
+                    imports: req.cache_imports.iter().map(cache_entry).collect(),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let result = self.control().solve(wire).await;
+            },
+            req.definition,
+        );
+        let control = tonic::client::Grpc::new(self.channel())
+            .max_decoding_message_size(kiln_proto::MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(kiln_proto::MAX_MESSAGE_SIZE);
+        let result =
+            go_unary::<_, _, control::SolveResponse>(control, methods::CONTROL_SOLVE, wire).await;
         if let Some(mut task) = status_task {
             // The status stream ends when the job is done; don't wait forever,
             // and drop the sender either way so the consumer sees the end.

@@ -69,7 +69,8 @@ impl Constraints {
     /// used to decide whether execs must carry a default `PATH` themselves:
     /// if the daemon lacks `exec.meta.setsdefaultpath`, execs without `PATH`
     /// get the platform's default; if it has it, execs declare the cap.
-    /// Without this call neither happens, as in Go.
+    /// Without this call kiln cannot know, so execs carry the default `PATH`
+    /// (Go's, marshaled without caps, carry none and rely on the daemon).
     pub fn daemon_caps<I, S>(mut self, caps: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -2,6 +2,7 @@
 //! `buildctl build` on stdin and written by Go's `llb.WriteTo`.
 
 use kiln_image::Digest;
+use kiln_proto::wire::{DefinitionBytes, GoEncode};
 use kiln_proto::{pb, prost::Message};
 
 use crate::error::LlbError;
@@ -50,9 +51,11 @@ impl Definition {
         self.pb
     }
 
-    /// The protobuf encoding of `pb.Definition` (Go's `llb.WriteTo`).
+    /// The protobuf encoding of `pb.Definition` as Go's `llb.WriteTo`
+    /// writes it, with map entries sorted as Go's deterministic marshaling
+    /// sorts them (and, as in Go, written whole: see [`kiln_proto::wire`]).
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.pb.encode_to_vec()
+        self.pb.to_go_bytes()
     }
 
     /// Decodes the protobuf encoding of `pb.Definition` (Go's `llb.ReadFrom`).
@@ -138,6 +141,13 @@ impl Definition {
 impl From<Definition> for pb::Definition {
     fn from(d: Definition) -> Self {
         d.pb
+    }
+}
+
+/// For a solve request: the definition is encoded the Go way when sent.
+impl From<Definition> for DefinitionBytes {
+    fn from(d: Definition) -> Self {
+        DefinitionBytes::Decoded(d.pb)
     }
 }
 

@@ -61,12 +61,8 @@ impl DiffOp {
         oc: &OpConstraints,
         ctx: &Ctx<'_>,
     ) -> Result<(pb::Op, pb::OpMetadata), LlbError> {
-        let (mut pop, md) = envelope(
-            ctx.c,
-            oc,
-            Some(oc.platform.as_ref().unwrap_or(&ctx.c.platform)),
-            &BTreeSet::new(),
-        );
+        // Like Go's DiffOp.Marshal: not platform specific, no platform.
+        let (mut pop, md) = envelope(ctx.c, oc, None, &BTreeSet::new());
         let side = |s: &State, pop: &mut pb::Op| -> Result<i64, LlbError> {
             Ok(match s.head.output()? {
                 Some(o) => {

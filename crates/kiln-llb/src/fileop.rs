@@ -442,20 +442,10 @@ impl FileOp {
                 action: Some(action),
             });
         }
-        // Like Go's FileOp.Marshal: the op's platform, else its state's, else
-        // the marshal's. An op without one is rewritten by the daemon (its
-        // vertex digest then differs from ours and progress cannot map it).
-        let state_platform = self
-            .action
-            .as_ref()
-            .and_then(|a| a.0.state.as_ref())
-            .and_then(|st| st.get_platform().cloned());
-        let platform = oc
-            .platform
-            .as_ref()
-            .or(state_platform.as_ref())
-            .unwrap_or(&ctx.c.platform);
-        let (mut pop, md) = envelope(ctx.c, oc, Some(platform), &op_caps);
+        // Like Go's FileOp.Marshal (BuildKit >= v0.12): a file op is not
+        // platform specific, so it carries no platform, and its digest is
+        // the one Go's client and the daemon compute for the same op.
+        let (mut pop, md) = envelope(ctx.c, oc, None, &op_caps);
         pop.inputs = b.inputs;
         pop.op = Some(pb::op::Op::File(pb::FileOp { actions }));
         Ok((pop, md))

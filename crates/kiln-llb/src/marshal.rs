@@ -144,11 +144,18 @@ pub(crate) fn marshal(state: &State, c: &Constraints) -> Result<Definition, LlbE
     metadata.insert(digest, md);
     def.push(bytes);
 
+    // Go (v0.29's `sourceMapCollector`) gives every op it marshals a
+    // `locations` entry, an empty `Locations` for an op without source
+    // locations; the terminal op gets none. Written the same way, kiln's
+    // definitions are Go's byte for byte.
+    let mut source = sources.into_pb();
+    for digest in listed {
+        source.locations.entry(digest).or_default();
+    }
     Ok(Definition::from_pb(pb::Definition {
         def,
         metadata,
-        // Go always attaches a (possibly empty) source map.
-        source: Some(sources.into_pb()),
+        source: Some(source),
     }))
 }
 

@@ -362,3 +362,31 @@ fn reset_keeps_the_output_and_takes_other_metadata() {
     assert_eq!(r.get_env("B"), Some("1"));
     assert_eq!(crate::testutil::head(&r)["op"]["kind"], "source");
 }
+
+/// As Go v0.29's collector: every op but the terminal one has a
+/// `locations` entry, empty when it has no source location, and the entry
+/// is written whole (`12 00`): a daemon that reads a nil `Locations` from a
+/// dropped value crashes when that step fails.
+#[test]
+fn every_op_has_a_source_locations_entry_written_whole() {
+    let map = SourceMap::new("kiln.toml", b"[build]\n".to_vec());
+    let st = alpine()
+        .run(ExecOptions::shell("go build").location(map.location([Range::lines(1, 1)])))
+        .root();
+    let d = def(&st);
+    let ops = d.ops().expect("decode");
+    let locations = &d.as_pb().source.as_ref().expect("source").locations;
+    let keys: Vec<&str> = locations.keys().map(String::as_str).collect();
+    let mut want = vec![ops[0].digest.as_str(), ops[1].digest.as_str()];
+    want.sort_unstable();
+    assert_eq!(keys, want, "the source and the exec, not the terminal op");
+    assert!(locations[ops[0].digest.as_str()].locations.is_empty());
+    assert_eq!(locations[ops[1].digest.as_str()].locations.len(), 1);
+
+    let bytes = d.to_bytes();
+    let mut entry = vec![0x0a, 71];
+    entry.extend_from_slice(ops[0].digest.as_str().as_bytes());
+    entry.extend_from_slice(&[0x12, 0x00]);
+    assert!(bytes.windows(entry.len()).any(|w| w == entry));
+    assert_eq!(Definition::from_bytes(&bytes).expect("decode"), d);
+}

@@ -131,14 +131,14 @@ mod tests {
             &head(&st),
             r#"
 {
-  "digest": "sha256:4dae1e7dede67ecc2217585f91e34204add8361683bed982dd57230444a08829",
+  "digest": "sha256:6fcc6768c93683892c76700c07b0f7aa52cb8e3864dc62c3268802845648139e",
   "inputs": [
     {
       "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
       "index": 0
     },
     {
-      "digest": "sha256:a9dc9e7d44e3f98a3d1d2cb289761df550fc7b15a063c9a1eea5dcbea684b1a0",
+      "digest": "sha256:8cc8855440b1c66338392a59da0113cf502f612e12665ab1a5ce959cb40de003",
       "index": 0
     },
     {
@@ -191,7 +191,7 @@ mod tests {
             &head(&st),
             r#"
 {
-  "digest": "sha256:293332e053a3d017ce443da2ee3e3ac94042220b4983989eebe5c00f78792efd",
+  "digest": "sha256:952f466964b099ef8371681afabe9229bca9d46ca8f8f05aae1e8b74cb26773d",
   "inputs": [
     {
       "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
@@ -211,10 +211,6 @@ mod tests {
     "kind": "diff",
     "lower": 0,
     "upper": 1
-  },
-  "platform": {
-    "architecture": "amd64",
-    "os": "linux"
   },
   "worker_constraints": []
 }

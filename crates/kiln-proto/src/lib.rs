@@ -5,7 +5,9 @@
 //! kiln crate names the same types. What that crate lacks lives beside it:
 //! the string constants of the protocol (session headers, gRPC method paths,
 //! capability ids, attribute keys), each kind in its own module, so nothing in
-//! kiln spells a wire string twice.
+//! kiln spells a wire string twice; and [`wire`], which encodes what kiln
+//! sends byte for byte as Go's protobuf does (prost's bytes differ for maps
+//! and misplaced oneofs), with the tonic codec that sends it.
 //!
 //! ```
 //! use kiln_proto::{control, methods};

@@ -8,6 +8,14 @@ pub const CONTROL_STATUS: &str = "/moby.buildkit.v1.Control/Status";
 /// `Control.Session`.
 pub const CONTROL_SESSION: &str = "/moby.buildkit.v1.Control/Session";
 
+/// `LLBBridge.Solve` (a gateway build solving a definition).
+pub const LLB_BRIDGE_SOLVE: &str = "/moby.buildkit.v1.frontend.LLBBridge/Solve";
+/// `LLBBridge.Return` (a gateway build returning its result).
+pub const LLB_BRIDGE_RETURN: &str = "/moby.buildkit.v1.frontend.LLBBridge/Return";
+/// `LLBBridge.ResolveImageConfig`.
+pub const LLB_BRIDGE_RESOLVE_IMAGE_CONFIG: &str =
+    "/moby.buildkit.v1.frontend.LLBBridge/ResolveImageConfig";
+
 /// Health check the daemon calls on every session.
 pub const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 /// Client-to-daemon context transfer.

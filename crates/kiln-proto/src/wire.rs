@@ -1,30 +1,96 @@
-//! Encoding LLB ops in the byte order BuildKit's daemon writes them.
+//! Encoding BuildKit messages byte for byte as Go encodes them.
 //!
 //! An op's identity is the sha256 of its bytes, and the daemon does not take
 //! the client's bytes on trust: when it loads a Definition it marshals every
 //! op again with Go's protobuf and uses *that* digest for the solver graph,
 //! the cache and every vertex of the Status stream. A client whose bytes
 //! differ from Go's sees its ops come back under digests it never sent.
+//! Beyond ops, the daemon decodes whatever kiln sends with vtprotobuf, and
+//! some of its code trusts that what arrives is what a Go client writes.
 //!
-//! Go's protobuf (like the older `github.com/golang/protobuf` and
-//! vtprotobuf) writes the fields of a `oneof` **after** all regular fields;
-//! prost writes every field in tag order. `pb.Op` is the one LLB message
-//! where that differs: its `op` oneof (tags 2–7) sits between `inputs` (1)
-//! and `platform` (10) / `constraints` (11). The other oneofs in ops.proto
-//! (`FileAction.action`, tags 4–8 after 1–3; `UserOpt.user`, its only
-//! fields) already come last. Maps are BTreeMaps (sorted by key), as Go's
-//! deterministic marshaling writes them.
+//! Go's protobuf (protobuf-go with `Deterministic`, and vtprotobuf) differs
+//! from prost in three ways, and this module follows Go:
+//!
+//! 1. **Oneofs last.** Go writes the fields of a `oneof` *after* all regular
+//!    fields; prost writes every field in tag order. That differs where a
+//!    oneof has lower tags than a regular field: `pb.Op` (`op`, tags 2–7,
+//!    before `platform` 10 and `constraints` 11) and the gateway's `Result`
+//!    (`result`, tags 1–4, before `metadata` 10 and `attestations` 12). The
+//!    other oneofs kiln sends (`FileAction.action`, `UserOpt.user`) already
+//!    come last.
+//! 2. **Map entries are whole.** Go writes a map entry's key (1) *and* value
+//!    (2) even when they are empty: an attr `""` is `12 00`, an empty
+//!    `Locations` message is `12 00`, a `false` cap is `10 00`. prost leaves
+//!    out a key or value equal to its default, and vtprotobuf then decodes a
+//!    missing message value as a nil pointer: buildkitd v0.29 panics on one
+//!    in `Source.locations` when a step fails.
+//! 3. **Maps sorted by key** (Go's deterministic marshaling). The generated
+//!    control and gateway types hold `HashMap`s; kiln sorts them.
+//!
+//! [`GoEncode`] is implemented by hand for every message kiln sends that
+//! holds, at any depth, a map or a oneof that is not last: `pb.Op`,
+//! `SourceOp`, `BuildOp`, `Definition`, `OpMetadata`, `Source`, `SourceInfo`;
+//! `control.SolveRequest`, `CacheOptions`, `CacheOptionsEntry`, `Exporter`,
+//! `sourcepolicy.Policy`, `Rule`, `Update`; the gateway's `SolveRequest`,
+//! `CacheOptionsEntry`, `ReturnRequest`, `Result`, `RefMapDeprecated`, `Ref`,
+//! `RefMap`, `Attestations`, `Attestation` and `ResolveImageConfigRequest`.
+//! Every other message inside them (`ExecOp`, `FileOp`, `Platform`,
+//! `Locations`, `google.rpc.Status`, …) has neither, and for such a message
+//! prost's bytes are Go's: both write fields in field-number order and skip
+//! the same proto3 defaults. Those are delegated to prost. The crate's test
+//! `tests/proto_rules.rs` derives this split from BuildKit's `.proto` files,
+//! and `tests/go_fixtures.rs` compares with definitions Go wrote.
+//!
+//! The hand-written encoders destructure each message completely, so a field
+//! added to the generated types is a compile error here, not a silent drop.
+//!
+//! To send, [`GoCodec`] is a tonic codec that encodes requests with
+//! [`GoEncode`] and decodes replies with prost. A solve request travels as a
+//! [`WithDefinition`], whose [`DefinitionBytes::Raw`] puts a definition
+//! someone else wrote (Go's `llb.WriteTo`, `buildctl`'s input) into the
+//! request unchanged.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use kiln_proto::{pb, wire::GoEncode};
+//! let source = pb::Source {
+//!     locations: BTreeMap::from([("sha256:ab".to_string(), pb::Locations::default())]),
+//!     infos: vec![],
+//! };
+//! // The entry: key "sha256:ab", then the empty value Go writes and prost drops.
+//! assert_eq!(source.to_go_bytes(), b"\x0a\x0d\x0a\x09sha256:ab\x12\x00");
+//! ```
 //!
 //! Checked against Docker 28.5's embedded BuildKit: with this order every
 //! vertex digest in the Status stream equals the digest kiln computed.
 
-use prost::encoding::message;
-use prost::Message;
+mod codec;
+mod control;
+mod definition;
+mod enc;
+mod gateway;
+mod llb;
+
+pub use codec::{GoCodec, GoEncoder};
+pub use definition::{DefinitionBytes, WithDefinition};
 
 use crate::pb;
 
+/// A message encoded as Go's protobuf encodes it (see the [module docs](self)).
+pub trait GoEncode {
+    /// Appends the message's fields (without a length prefix) to `buf`.
+    fn encode_go(&self, buf: &mut Vec<u8>);
+
+    /// The message's bytes.
+    fn to_go_bytes(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        self.encode_go(&mut buf);
+        buf
+    }
+}
+
 /// `op` encoded as Go's protobuf encodes it: `inputs`, `platform`,
-/// `constraints`, then the `op` oneof.
+/// `constraints`, then the `op` oneof, with source attrs written whole.
 ///
 /// ```
 /// use kiln_proto::{pb, wire};
@@ -41,25 +107,16 @@ use crate::pb;
 /// assert_eq!(<pb::Op as prost::Message>::decode(bytes.as_slice()).unwrap(), op);
 /// ```
 pub fn encode_op(op: &pb::Op) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(op.encoded_len());
-    for input in &op.inputs {
-        message::encode(1, input, &mut buf);
-    }
-    if let Some(platform) = &op.platform {
-        message::encode(10, platform, &mut buf);
-    }
-    if let Some(constraints) = &op.constraints {
-        message::encode(11, constraints, &mut buf);
-    }
-    if let Some(kind) = &op.op {
-        kind.encode(&mut buf);
-    }
-    buf
+    op.to_go_bytes()
 }
+
+#[cfg(test)]
+mod encoder_tests;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     fn file_op() -> pb::Op {
         pb::Op {
