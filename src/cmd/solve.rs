@@ -149,8 +149,7 @@ pub async fn run(global: &Global, args: &SolveArgs) -> anyhow::Result<ExitCode> 
     let mut session = super::session_opts::build_session(&args.session, &outputs, &[])?;
     let (client, _) = super::connect(global).await?;
     let daemon = client.daemon_info().await?;
-    let fitted =
-        super::outputs::fit(&daemon, &client.address().to_string(), outputs.clone(), 1)?;
+    let fitted = super::outputs::fit(&daemon, &client.address().to_string(), outputs.clone(), 1)?;
     if fitted.outputs != outputs {
         session = super::session_opts::build_session(&args.session, &fitted.outputs, &[])?;
     }

@@ -1,5 +1,7 @@
 //! Which messages kiln sends need a hand-written Go encoder, derived from
-//! BuildKit's `.proto` files (`fixtures/proto/`).
+//! BuildKit's `.proto` files, read where the `bollard-buildkit-proto` crate
+//! we depend on ships them (its `resources/`, found with `cargo metadata`),
+//! so the rules follow the very protos our wire types were generated from.
 //!
 //! prost writes fields in tag order, leaves out proto3 defaults, packs
 //! repeated scalars and writes repeated elements whole, as Go does. It
@@ -360,8 +362,33 @@ impl Protos {
     }
 }
 
+/// The `resources/` folder of the `bollard-buildkit-proto` crate in use:
+/// its version from the workspace's Cargo.lock, its sources in cargo's
+/// registry (`$CARGO_HOME`, else `~/.cargo`).
+fn proto_dir() -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("Cargo.lock");
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"bollard-buildkit-proto\""))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+        .map(|v| v.trim_matches('"').to_string())
+        .expect("bollard-buildkit-proto in Cargo.lock");
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .expect("CARGO_HOME or HOME");
+    let name = format!("bollard-buildkit-proto-{version}");
+    std::fs::read_dir(home.join("registry/src"))
+        .expect("cargo's registry sources")
+        .filter_map(Result::ok)
+        .map(|d| d.path().join(&name).join("resources"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| panic!("{name}/resources not found under {}", home.display()))
+}
+
 fn protos() -> Protos {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proto");
+    let dir = proto_dir();
     let mut p = Protos::default();
     for file in [
         "pb/ops.proto",
