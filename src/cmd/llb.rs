@@ -1,4 +1,5 @@
-//! `kiln llb`: print a marshaled Definition as JSON or Graphviz DOT.
+//! `kiln llb`: print a marshaled Definition as JSON or Graphviz DOT, or
+//! write it again as Go would encode it.
 
 use std::process::ExitCode;
 
@@ -10,6 +11,33 @@ pub enum LlbFormat {
     Json,
     /// A Graphviz graph (`kiln llb --format dot | dot -Tsvg > graph.svg`).
     Dot,
+    /// The binary pb.Definition, encoded as Go encodes it (what `buildctl
+    /// build` reads on stdin); refused on a terminal.
+    Pb,
+}
+
+/// Prints `def` in `format` on stdout.
+///
+/// # Errors
+/// Binary output to a terminal, or a failed write.
+pub fn print(def: &kiln_llb::Definition, format: LlbFormat) -> anyhow::Result<()> {
+    match format {
+        LlbFormat::Json => outln!(
+            "{}",
+            serde_json::to_string_pretty(&kiln_llb::dump::to_json(def))?
+        ),
+        LlbFormat::Dot => outln!("{}", kiln_llb::dump::to_dot(def)),
+        LlbFormat::Pb => {
+            use std::io::{IsTerminal, Write};
+            let mut out = std::io::stdout().lock();
+            if out.is_terminal() {
+                anyhow::bail!("--format pb writes binary protobuf: redirect it to a file or pipe it (e.g. `> build.llb`, `| buildctl build`)");
+            }
+            out.write_all(&def.to_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -27,12 +55,6 @@ pub struct LlbArgs {
 
 pub fn run(args: &LlbArgs) -> anyhow::Result<ExitCode> {
     let def = kiln_llb::Definition::from_pb(super::solve::read_definition(&args.file)?);
-    match args.format {
-        LlbFormat::Json => outln!(
-            "{}",
-            serde_json::to_string_pretty(&kiln_llb::dump::to_json(&def))?
-        ),
-        LlbFormat::Dot => outln!("{}", kiln_llb::dump::to_dot(&def)),
-    }
+    print(&def, args.format)?;
     Ok(ExitCode::SUCCESS)
 }

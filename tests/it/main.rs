@@ -13,6 +13,7 @@ mod go_version;
 mod llb_digests;
 mod llb_exec;
 mod llb_files;
+mod llb_go_fixtures;
 mod llb_interop;
 mod llb_mounts;
 mod llb_oci_layout;

@@ -52,7 +52,10 @@ pub(crate) async fn start_agent(dir: &Path, key: &Path) -> Agent {
     cmd.arg("-D").arg("-a").arg(&sock);
     let mut proc = Background::spawn("ssh-agent", cmd, &dir.join("agent.log"));
     let s = sock.clone();
-    proc.wait_until(move || s.exists()).await;
+    // The socket file appears at bind(), before listen(): wait until it
+    // accepts a connection (under load ssh-add was refused in between).
+    proc.wait_until(move || std::os::unix::net::UnixStream::connect(&s).is_ok())
+        .await;
     host(
         std::process::Command::new("ssh-add")
             .arg(key)

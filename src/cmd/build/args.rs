@@ -113,7 +113,8 @@ pub struct BuildArgs {
     pub builders: Vec<String>,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Print the build graph instead of building (json or dot).
+    /// Print the build graph instead of building: json, dot, or pb (the
+    /// binary Definition, e.g. for `buildctl build`; first platform).
     #[arg(long = "print-llb", value_name = "FORMAT", num_args = 0..=1, default_missing_value = "json")]
     pub print_llb: Option<crate::cmd::llb::LlbFormat>,
     /// Fail if kiln.lock is missing or does not match the inputs.

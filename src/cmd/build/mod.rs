@@ -97,15 +97,7 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
             let Some(first) = plan.platforms.first() else {
                 anyhow::bail!("no platform to print");
             };
-            match fmt {
-                super::llb::LlbFormat::Json => outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&kiln_llb::dump::to_json(&first.definition))?
-                ),
-                super::llb::LlbFormat::Dot => {
-                    outln!("{}", kiln_llb::dump::to_dot(&first.definition))
-                }
-            }
+            super::llb::print(&first.definition, fmt)?;
         }
         Outcome::Built(resp, plan) => {
             let quiet = args.progress == crate::progress::Mode::Quiet;
