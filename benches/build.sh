@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Whole-build benchmark: `kiln build` side by side with `docker buildx build`
-# of the equivalent Dockerfile, on the same daemon (the harness's dockerd),
-# same fixture images, same example module, OCI tarball output for both.
+# Whole-build benchmark, side by side on the same daemon, same fixture images,
+# same example module, OCI tarball output for all:
+#   - Docker (the harness's dockerd): `kiln build` vs `docker buildx build` of
+#     the equivalent Dockerfile;
+#   - standalone buildkitd v0.29 (unix socket): `kiln build` vs `buildctl build`
+#     of the very definition kiln sends (`kiln build --print-llb=pb`), so the
+#     daemon's work is identical.
 #   ./benches/build.sh [RUNS]     (default 3 runs per scenario; prints medians)
 # Scenarios: cold (--no-cache), warm (nothing changed), edit (one .go file changed).
 set -euo pipefail
@@ -36,15 +40,31 @@ COPY --from=builder /out/hello /app/bin
 ENTRYPOINT ["/app/bin"]
 DOCKERFILE
 
+KILN_ARGS=(build "$WORK/app" --progress quiet --builder-image "$KILN_TEST_GO_TEMPLATE" --distro trixie
+  --go "$KILN_TEST_GO_VERSION" --base-image "$KILN_TEST_STATIC_IMAGE")
 kiln_build() {
-  "$KILN" --addr "docker://$KILN_TEST_DOCKER_SOCK" build "$WORK/app" --progress quiet \
-    --builder-image "$KILN_TEST_GO_TEMPLATE" --distro trixie --go "$KILN_TEST_GO_VERSION" \
-    --base-image "$KILN_TEST_STATIC_IMAGE" -o "type=oci,dest=$WORK/kiln.tar" "$@" >/dev/null
+  "$KILN" --addr "docker://$KILN_TEST_DOCKER_SOCK" "${KILN_ARGS[@]}" -o "type=oci,dest=$WORK/kiln.tar" "$@" >/dev/null
+}
+kilnbk_build() {
+  "$KILN" --addr "unix://$KILN_TEST_BUILDKITD_SOCK" "${KILN_ARGS[@]}" -o "type=oci,dest=$WORK/kilnbk.tar" "$@" >/dev/null
+}
+buildctl_build() {
+  "$KILN_TEST_BUILDCTL" --addr "unix://$KILN_TEST_BUILDKITD_SOCK" build --progress quiet \
+    --local "context=$WORK/app" --output "type=oci,dest=$WORK/buildctl.tar" "$@" <"$WORK/def.pb" >/dev/null
 }
 buildx_build() {
   docker buildx build --builder default -q -f "$WORK/Dockerfile" -o "type=oci,dest=$WORK/buildx.tar" "$@" "$WORK/app" >/dev/null
 }
+# An edit changes the context, never the definition: buildctl's def.pb
+# (made once, below) stays kiln's graph.
 edit() { echo "// edit $RANDOM$RANDOM" >>"$WORK/app/main.go"; }
+TOOLS=(kiln buildx)
+if [ -n "${KILN_TEST_BUILDKITD_SOCK:-}" ] && [ -x "${KILN_TEST_BUILDCTL:-}" ]; then
+  "$KILN" --addr "unix://$KILN_TEST_BUILDKITD_SOCK" "${KILN_ARGS[@]}" --print-llb=pb >"$WORK/def.pb"
+  TOOLS+=(kilnbk buildctl)
+else
+  echo "bench: no standalone buildkitd in the harness: the buildkitd rows are skipped" >&2
+fi
 
 time_it() { # prints seconds
   local t0 t1
@@ -56,7 +76,7 @@ time_it() { # prints seconds
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 declare -A RESULT
-for tool in kiln buildx; do
+for tool in "${TOOLS[@]}"; do
   fn=${tool}_build
   $fn >/dev/null # prime: base images pulled, caches filled
   for scenario in cold warm edit; do
@@ -72,7 +92,18 @@ for tool in kiln buildx; do
     echo "bench: $tool $scenario: ${samples[*]} (median ${RESULT[$tool.$scenario]}s)" >&2
   done
 done
-printf '| scenario | kiln build | docker buildx build |\n|---|---|---|\n'
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+printf '| scenario | Docker: kiln build | docker buildx build | ratio |'
+[ ${#TOOLS[@]} -gt 2 ] && printf ' buildkitd: kiln build | buildctl build | ratio |'
+printf '\n|---|---|---|---|'
+[ ${#TOOLS[@]} -gt 2 ] && printf -- '---|---|---|'
+printf '\n'
 for scenario in cold warm edit; do
-  printf '| %s | %ss | %ss |\n' "$scenario" "${RESULT[kiln.$scenario]}" "${RESULT[buildx.$scenario]}"
+  printf '| %s | %ss | %ss | %s |' "$scenario" "${RESULT[kiln.$scenario]}" "${RESULT[buildx.$scenario]}" \
+    "$(ratio "${RESULT[kiln.$scenario]}" "${RESULT[buildx.$scenario]}")"
+  if [ ${#TOOLS[@]} -gt 2 ]; then
+    printf ' %ss | %ss | %s |' "${RESULT[kilnbk.$scenario]}" "${RESULT[buildctl.$scenario]}" \
+      "$(ratio "${RESULT[kilnbk.$scenario]}" "${RESULT[buildctl.$scenario]}")"
+  fi
+  printf '\n'
 done
