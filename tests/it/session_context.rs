@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use kiln_client::SessionTransport;
 use kiln_llb::{ExecOptions, Mount};
@@ -95,6 +96,22 @@ fn assert_same_measurements(host: &Path, build: &Path) {
     }
 }
 
+/// Polls the daemon's disk usage (at most 15 s) until no mutable local
+/// source copy of at least `size` bytes is in use.
+async fn wait_until_local_copies_released(client: &kiln_client::Client, size: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let records = client.disk_usage(vec![]).await.expect("disk usage");
+        let busy = records.iter().any(|r| {
+            r.record_type == "source.local" && r.mutable && r.in_use && r.size >= size as i64
+        });
+        if !busy || Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn session_big_context_syncs_and_resyncs_only_the_edited_file() {
     let tmp = tempfile::tempdir().unwrap();
@@ -139,6 +156,12 @@ async fn session_big_context_syncs_and_resyncs_only_the_edited_file() {
         (SMALL_FILES + 1 + DIRS + 2) as u64,
         "{first:?}"
     );
+
+    // The daemon releases build 1's copy of the context shortly after the
+    // Solve returned; a build that starts before then finds it in use and
+    // syncs everything into a new copy (seen under load on buildkitd, where
+    // two suites share the daemon). Wait until no big local copy is in use.
+    wait_until_local_copies_released(&client, written).await;
 
     // Edit one small file; a new session with the same shared key sends it alone.
     let edited = ctx.join("src/d042/f0013.dat");
