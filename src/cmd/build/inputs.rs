@@ -13,10 +13,10 @@ use kiln_image::{ImageRef, Platform};
 use kiln_proto::attrs::exporter as ex;
 
 use super::args::BuildArgs;
-use super::config::{KilnToml, DEFAULT_BASE_IMAGE, DEFAULT_BUILDER_IMAGE, DEFAULT_DISTRO};
-use super::lock::Lock;
 use crate::cmd::run::StepError;
 use crate::cmd::session_opts::{parse_output, Output, SessionArgs};
+use kiln_build::config::{KilnToml, DEFAULT_BASE_IMAGE, DEFAULT_BUILDER_IMAGE, DEFAULT_DISTRO};
+use kiln_build::Lock;
 
 /// Proxy variables `--proxy-from-env` passes as secret env vars.
 pub const PROXY_VARS: [&str; 6] = [
@@ -222,7 +222,7 @@ impl Inputs {
             Some(l) => Some(l),
             None if args.locked && use_lock => bail!(
                 "--locked: there is no {} in {}; create it with `kiln lock`",
-                super::lock::FILE,
+                kiln_build::lock::FILE,
                 dir.display()
             ),
             None => None,

@@ -7,10 +7,8 @@
 //! and return them as one (multi-platform) result for the exporters.
 
 mod args;
-mod config;
 mod fanout;
 mod inputs;
-mod lock;
 mod oci_merge;
 
 use std::collections::BTreeMap;
@@ -24,8 +22,8 @@ use kiln_go::recipe::{self, RecipeInput, ResolvedImage};
 use kiln_image::{Digest, ImageRef, Platform};
 
 pub use args::BuildArgs;
-pub use config::TEMPLATE;
-pub use lock::Lock;
+pub use kiln_build::config::TEMPLATE;
+pub use kiln_build::Lock;
 
 use crate::cli::Global;
 use crate::cmd::run::{with_progress, StepError};
@@ -486,7 +484,7 @@ fn image_error(role: &str, r: &ImageRef, p: &Platform, e: kiln_client::Error) ->
 
 /// `kiln init`: writes a commented kiln.toml.
 pub fn init(dir: &std::path::Path, force: bool) -> anyhow::Result<ExitCode> {
-    let path = dir.join(config::FILE);
+    let path = dir.join(kiln_build::config::FILE);
     if path.exists() && !force {
         anyhow::bail!(
             "{} already exists; pass --force to overwrite it",
@@ -499,7 +497,11 @@ pub fn init(dir: &std::path::Path, force: bool) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let tmp = dir.join(format!(".{}.tmp-{}", config::FILE, std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        kiln_build::config::FILE,
+        std::process::id()
+    ));
     std::fs::write(&tmp, TEMPLATE).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("wrote {}", path.display());
@@ -521,10 +523,10 @@ pub struct LockArgs {
 /// `kiln lock`: resolves what a build would use and writes kiln.lock.
 pub async fn lock(global: &Global, args: &LockArgs) -> anyhow::Result<ExitCode> {
     let inputs = Inputs::gather(&args.build, false)?;
-    if lock::Lock::load(&inputs.dir)?.is_some() && !args.update {
+    if kiln_build::Lock::load(&inputs.dir)?.is_some() && !args.update {
         anyhow::bail!(
             "{} already exists; `kiln lock --update` re-resolves it",
-            inputs.dir.join(lock::FILE).display()
+            inputs.dir.join(kiln_build::lock::FILE).display()
         );
     }
     let (client, _) = super::connect(global).await?;
@@ -543,12 +545,12 @@ pub async fn lock(global: &Global, args: &LockArgs) -> anyhow::Result<ExitCode> 
     let registry = super::registry::client_for([&plan.builder.0, &plan.base.0], &[]).await?;
     let mut locked = Lock {
         go: plan.go_version.clone(),
-        builder: lock::LockedImage {
+        builder: kiln_build::LockedImage {
             name: plan.builder.0.to_string(),
             digest: plan.builder.1.clone().unwrap_or_default(),
             platforms: BTreeMap::new(),
         },
-        base: lock::LockedImage {
+        base: kiln_build::LockedImage {
             name: plan.base.0.to_string(),
             digest: plan.base.1.clone().unwrap_or_default(),
             platforms: BTreeMap::new(),
@@ -573,7 +575,7 @@ pub async fn lock(global: &Global, args: &LockArgs) -> anyhow::Result<ExitCode> 
     locked.save(&inputs.dir)?;
     eprintln!(
         "wrote {}: Go {}, builder {}@{}, base {}@{}",
-        inputs.dir.join(lock::FILE).display(),
+        inputs.dir.join(kiln_build::lock::FILE).display(),
         locked.go,
         locked.builder.name,
         locked.builder.digest,

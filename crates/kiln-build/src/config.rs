@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use kiln_go::recipe::GoBuildOptions;
 use serde::{Deserialize, Serialize};
+
+use crate::error::BuildError;
 
 /// The file's name, in the module root.
 pub const FILE: &str = "kiln.toml";
@@ -35,17 +36,19 @@ pub struct KilnToml {
 
 impl KilnToml {
     /// Reads `DIR/kiln.toml`, or the defaults when there is none.
-    pub fn load(dir: &Path) -> anyhow::Result<KilnToml> {
+    ///
+    /// # Errors
+    /// [`BuildError::Config`] for a file that does not parse (unknown keys
+    /// included), [`BuildError::File`] for one that cannot be read.
+    pub fn load(dir: &Path) -> Result<KilnToml, BuildError> {
         let path = dir.join(FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).with_context(|| {
-                format!(
-                    "{} is not a valid kiln.toml (see `kiln init` for a commented example)",
-                    path.display()
-                )
+            Ok(text) => toml::from_str(&text).map_err(|e| BuildError::Config {
+                path,
+                source: Box::new(e),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KilnToml::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Err(e) => Err(BuildError::file("read", path, e)),
         }
     }
 }
@@ -90,6 +93,7 @@ mains = ["."]
 "#;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+use crate::error::BuildError;
 
 pub const FILE: &str = "kiln.lock";
 
@@ -31,35 +32,47 @@ pub struct LockedImage {
 }
 
 impl Lock {
-    pub fn load(dir: &Path) -> anyhow::Result<Option<Lock>> {
+    /// Reads `DIR/kiln.lock`; `None` when there is none.
+    ///
+    /// # Errors
+    /// [`BuildError::Lock`] for a file that does not parse,
+    /// [`BuildError::File`] for one that cannot be read.
+    pub fn load(dir: &Path) -> Result<Option<Lock>, BuildError> {
         let path = dir.join(FILE);
         match std::fs::read_to_string(&path) {
-            Ok(t) => toml::from_str(&t).map(Some).with_context(|| {
-                format!(
-                    "{} is not a valid kiln.lock; recreate it with `kiln lock --update`",
-                    path.display()
-                )
+            Ok(t) => toml::from_str(&t).map(Some).map_err(|e| BuildError::Lock {
+                reason: format!(
+                    "not a valid kiln.lock ({e}); recreate it with `kiln lock --update`"
+                ),
+                path,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Err(e) => Err(BuildError::file("read", path, e)),
         }
     }
 
     /// Writes atomically (temporary file, then rename).
-    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+    ///
+    /// # Errors
+    /// [`BuildError::File`] when the file cannot be written.
+    pub fn save(&self, dir: &Path) -> Result<(), BuildError> {
+        let encoded = toml::to_string_pretty(self).map_err(|e| BuildError::Lock {
+            path: dir.join(FILE),
+            reason: format!("cannot encode: {e}"),
+        })?;
         let body = format!(
-            "# kiln.lock: written by `kiln lock`; `kiln build` uses these exact inputs.\n{}",
-            toml::to_string_pretty(self).context("cannot encode kiln.lock")?
+            "# kiln.lock: written by `kiln lock`; `kiln build` uses these exact inputs.\n{encoded}"
         );
         let path = dir.join(FILE);
         let tmp = dir.join(format!(".{FILE}.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, body).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&tmp, body).map_err(|e| BuildError::file("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| BuildError::file("write", &path, e))?;
         Ok(())
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
