@@ -37,7 +37,12 @@ pub struct OutputArgs {
     /// type=local,dest=DIR ; type=oci,dest=FILE[,name=REF] ;
     /// type=docker,dest=FILE,name=REF ; type=image,name=REF[,push=true].
     /// Shorthands: `-o DIR` (local), `-o -` (tar to stdout).
-    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "SPEC",
+        help_heading = "Outputs"
+    )]
     pub outputs: Vec<String>,
 }
 

@@ -9,7 +9,7 @@ use crate::progress::Mode;
 
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Examples:
-  kiln build                                   # ./ → an OCI tarball ./<name>.oci.tar
+  kiln build -t my-service                     # ./ → an image in the daemon's store
   kiln build ./svc -t 127.0.0.1:5000/svc:1 --push
   kiln build --platform linux/amd64,linux/arm64 -o type=oci,dest=svc.tar
   kiln build --ssh default --goprivate 'git.corp/*' --git-ssh-host git.corp
@@ -21,106 +21,141 @@ pub struct BuildArgs {
     #[arg(default_value = ".")]
     pub dir: PathBuf,
     /// Target platforms (comma-separated or repeated), e.g. linux/amd64,linux/arm64. Default: the daemon's.
-    #[arg(long = "platform", value_delimiter = ',', value_name = "PLATFORM")]
+    #[arg(
+        help_heading = "Platforms and builders",
+        long = "platform",
+        value_delimiter = ',',
+        value_name = "PLATFORM"
+    )]
     pub platforms: Vec<String>,
     /// Go version: auto (newest patch of go.mod's minor) or X.Y.Z.
-    #[arg(long = "go", value_name = "auto|VERSION")]
+    #[arg(help_heading = "Go", long = "go", value_name = "auto|VERSION")]
     pub go: Option<String>,
     /// Where auto looks up Go releases.
-    #[arg(long = "go-source", value_enum)]
+    #[arg(help_heading = "Go", long = "go-source", value_enum)]
     pub go_source: Option<crate::cmd::go_version::GoSource>,
     /// Builder image; {go} and {distro} are replaced. Default docker.io/library/golang:{go}-{distro}.
-    #[arg(long = "builder-image", value_name = "REF")]
+    #[arg(help_heading = "Images", long = "builder-image", value_name = "REF")]
     pub builder_image: Option<String>,
     /// Debian release of the builder image.
-    #[arg(long)]
+    #[arg(help_heading = "Images", long)]
     pub distro: Option<String>,
     /// Final-stage base image (pinned by its index digest at build time).
-    #[arg(long = "base-image", value_name = "REF")]
+    #[arg(help_heading = "Images", long = "base-image", value_name = "REF")]
     pub base_image: Option<String>,
     /// Main package (repeatable); default `.`.
-    #[arg(long = "main", value_name = "PKG")]
+    #[arg(help_heading = "Go", long = "main", value_name = "PKG")]
     pub mains: Vec<String>,
     /// Build with cgo (CGO_ENABLED=1).
-    #[arg(long)]
+    #[arg(help_heading = "Go", long)]
     pub cgo: bool,
     /// -ldflags for go build.
-    #[arg(long)]
+    #[arg(help_heading = "Go", long)]
     pub ldflags: Option<String>,
     /// Build tags (comma-separated).
-    #[arg(long = "tags", value_delimiter = ',')]
+    #[arg(help_heading = "Go", long = "tags", value_delimiter = ',')]
     pub go_tags: Vec<String>,
     /// Debian packages to install in the builder (comma-separated).
-    #[arg(long = "apt", value_delimiter = ',', value_name = "PKG")]
+    #[arg(
+        help_heading = "Images",
+        long = "apt",
+        value_delimiter = ',',
+        value_name = "PKG"
+    )]
     pub apt: Vec<String>,
     /// GOPRIVATE (and GONOSUMDB) patterns.
-    #[arg(long)]
+    #[arg(help_heading = "Go", long)]
     pub goprivate: Option<String>,
     /// SSH agent to forward into module-fetching steps: default, ID=SOCKET, ID=KEYFILE.
-    #[arg(long = "ssh", value_name = "SPEC")]
+    #[arg(help_heading = "Secrets and ssh", long = "ssh", value_name = "SPEC")]
     pub ssh: Vec<String>,
     /// Git host reached over ssh: [USER@]HOST[:PORT] (repeatable; user git by default).
-    #[arg(long = "git-ssh-host", value_name = "[USER@]HOST[:PORT]")]
+    #[arg(
+        help_heading = "Secrets and ssh",
+        long = "git-ssh-host",
+        value_name = "[USER@]HOST[:PORT]"
+    )]
     pub git_ssh_hosts: Vec<String>,
     /// known_hosts file for --git-ssh-host (default ~/.ssh/known_hosts).
-    #[arg(long = "known-hosts", value_name = "FILE")]
+    #[arg(
+        help_heading = "Secrets and ssh",
+        long = "known-hosts",
+        value_name = "FILE"
+    )]
     pub known_hosts: Option<PathBuf>,
     /// Network of the module-fetching steps: sandbox (default) or host
     /// (for git servers only this host reaches; the daemon must allow network.host).
-    #[arg(long, value_parser = ["sandbox", "host"])]
+    #[arg(help_heading = "Secrets and ssh", long, value_parser = ["sandbox", "host"])]
     pub network: Option<String>,
     /// Mount the host's `go env GOENV` file as a secret at the builder's GOENV
     /// path. (Go itself records GOFLAGS' -tags and -ldflags in the binary's
     /// build info: keep secrets out of GOFLAGS.)
-    #[arg(long)]
+    #[arg(help_heading = "Secrets and ssh", long)]
     pub goenv: bool,
     /// Mount a .netrc as a secret (default ~/.netrc).
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    #[arg(help_heading = "Secrets and ssh", long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
     pub netrc: Option<String>,
     /// Pass HTTP(S)_PROXY/NO_PROXY (and lower-case forms) from the environment as secret env vars.
-    #[arg(long = "proxy-from-env")]
+    #[arg(help_heading = "Secrets and ssh", long = "proxy-from-env")]
     pub proxy_from_env: bool,
     /// A CA bundle for apt, git and Go (mounted as a secret; SSL_CERT_FILE points at it).
-    #[arg(long = "ca-bundle", value_name = "FILE")]
+    #[arg(
+        help_heading = "Secrets and ssh",
+        long = "ca-bundle",
+        value_name = "FILE"
+    )]
     pub ca_bundle: Option<PathBuf>,
     /// Default arguments of the image (Cmd), repeatable.
-    #[arg(long = "cmd", value_name = "ARG")]
+    #[arg(help_heading = "Images", long = "cmd", value_name = "ARG")]
     pub cmd: Vec<String>,
     /// User the image runs as (default: the base image's).
-    #[arg(long)]
+    #[arg(help_heading = "Images", long)]
     pub user: Option<String>,
     /// Image label KEY=VALUE (repeatable).
-    #[arg(long = "label", value_name = "KEY=VALUE")]
+    #[arg(help_heading = "Images", long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
     /// SOURCE_DATE_EPOCH (default: $SOURCE_DATE_EPOCH, else the last git commit time).
-    #[arg(long = "source-date-epoch", value_name = "SECONDS")]
+    #[arg(
+        help_heading = "Images",
+        long = "source-date-epoch",
+        value_name = "SECONDS"
+    )]
     pub source_date_epoch: Option<u64>,
     /// Run every builder step again.
-    #[arg(long = "no-cache")]
+    #[arg(help_heading = "Cache", long = "no-cache")]
     pub no_cache: bool,
     /// Image name(s) for the image exporter (repeatable).
-    #[arg(short = 't', long = "tag", value_name = "REF")]
+    #[arg(
+        help_heading = "Outputs",
+        short = 't',
+        long = "tag",
+        value_name = "REF"
+    )]
     pub image_tags: Vec<String>,
     /// Push the tagged image to its registry.
-    #[arg(long)]
+    #[arg(help_heading = "Outputs", long)]
     pub push: bool,
     /// Build PLATFORM on the BuildKit at ADDR (repeatable), e.g.
     /// `--builder linux/arm64=tcp://arm-host:1234`: one build per endpoint,
     /// joined by kiln into one OCI index under the -t names (with --push)
     /// and/or in -o type=oci tarballs. Platforms without a --builder use
     /// --addr; the --tls* flags apply to every endpoint.
-    #[arg(long = "builder", value_name = "PLATFORM=ADDR")]
+    #[arg(
+        help_heading = "Platforms and builders",
+        long = "builder",
+        value_name = "PLATFORM=ADDR"
+    )]
     pub builders: Vec<String>,
     #[command(flatten)]
     pub output: OutputArgs,
     /// Print the build graph instead of building: json, dot, or pb (the
     /// binary Definition, e.g. for `buildctl build`; first platform).
-    #[arg(long = "print-llb", value_name = "FORMAT", num_args = 0..=1, default_missing_value = "json")]
+    #[arg(help_heading = "Outputs", long = "print-llb", value_name = "FORMAT", num_args = 0..=1, default_missing_value = "json")]
     pub print_llb: Option<crate::cmd::llb::LlbFormat>,
     /// Fail if kiln.lock is missing or does not match the inputs.
-    #[arg(long)]
+    #[arg(help_heading = "Go", long)]
     pub locked: bool,
     /// Progress output.
-    #[arg(long, value_enum, default_value_t = Mode::Auto, env = "KILN_PROGRESS")]
+    #[arg(help_heading = "Progress", long, value_enum, default_value_t = Mode::Auto, env = "KILN_PROGRESS")]
     pub progress: Mode,
 }
