@@ -17,6 +17,9 @@ pub enum BuildError {
         /// Why, and what to do instead.
         reason: String,
     },
+    /// A spec (`-o`, `--secret`, …) that does not parse.
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
     /// A file kiln must read or write.
     #[error("cannot {action} {}: {source}", path.display())]
     File {
@@ -37,40 +40,40 @@ pub enum BuildError {
     Lock { path: PathBuf, reason: String },
     /// The Go module cannot be read, or no Go version fits.
     #[error(transparent)]
-    Go(#[from] kiln_go::Error),
+    Go(Box<kiln_go::Error>),
     /// The recipe refused the options for a platform.
     #[error("cannot plan the build for {platform}: {source}")]
     Plan {
-        platform: Platform,
+        platform: Box<Platform>,
         #[source]
-        source: kiln_go::RecipeError,
+        source: Box<kiln_go::RecipeError>,
     },
     /// Marshaling the build graph failed.
     #[error("cannot marshal the build graph for {platform}: {source}")]
     Marshal {
-        platform: Platform,
+        platform: Box<Platform>,
         #[source]
-        source: kiln_llb::LlbError,
+        source: Box<kiln_llb::LlbError>,
     },
     /// An image could not be resolved through the daemon or the registry.
     #[error("cannot resolve the {role} image {image} for {platform}: {source}")]
     Resolve {
         role: &'static str,
         image: String,
-        platform: Platform,
+        platform: Box<Platform>,
         #[source]
         source: Box<BuildError>,
     },
     /// The daemon failed a call or the build (a step failed): rendered
     /// with the failing step by the caller.
     #[error(transparent)]
-    Daemon(#[from] kiln_client::Error),
+    Daemon(Box<kiln_client::Error>),
     /// A registry call of kiln's own (fan-out join, lock digests).
     #[error(transparent)]
-    Registry(#[from] kiln_image::RegistryError),
+    Registry(Box<kiln_image::RegistryError>),
     /// A Docker Engine API call (classic image store outputs).
     #[error(transparent)]
-    Engine(#[from] kiln_client::EngineError),
+    Engine(Box<kiln_client::EngineError>),
     /// What the daemon cannot produce, with the remedy.
     #[error("{address} is a {daemon}: {reason}")]
     Unsupported {
@@ -87,6 +90,22 @@ pub enum BuildError {
         source: Box<BuildError>,
     },
 }
+
+macro_rules! boxed_from {
+    ($($t:ty => $v:ident),* $(,)?) => {$(
+        impl From<$t> for BuildError {
+            fn from(e: $t) -> Self {
+                BuildError::$v(Box::new(e))
+            }
+        }
+    )*};
+}
+boxed_from!(
+    kiln_go::Error => Go,
+    kiln_client::Error => Daemon,
+    kiln_image::RegistryError => Registry,
+    kiln_client::EngineError => Engine,
+);
 
 impl BuildError {
     /// An unusable value: `what` names the flag or setting.

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod error;
 pub mod lock;
+pub mod spec;
 
 pub use config::KilnToml;
 pub use error::BuildError;

@@ -29,6 +29,12 @@ mod solve;
 pub mod tls;
 pub mod transport;
 
+/// The wire types and protocol constants kiln-client's API speaks in
+/// (definitions, exporter attributes), and the session it attaches: public
+/// dependencies, re-exported so callers use exactly these.
+pub use kiln_proto;
+pub use kiln_session;
+
 pub use address::{Address, DockerHost};
 pub use client::{
     docker_answers, resolve_address, AddressSource, BuildkitVersion, CacheRecord, Client, GcPolicy,

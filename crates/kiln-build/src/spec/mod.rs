@@ -1,0 +1,26 @@
+//! The user's specs (`-o`, `--secret`, `--ssh`, …) parsed once into typed
+//! values, with buildx's CSV syntax.
+
+pub mod csv;
+mod output;
+
+pub use output::{Dest, OutputSpec};
+
+/// A spec that cannot be used: the flag, the value, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{flag} {value:?}: {reason}")]
+pub struct SpecError {
+    pub flag: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl SpecError {
+    pub(crate) fn new(flag: &'static str, value: &str, reason: impl Into<String>) -> SpecError {
+        SpecError {
+            flag,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
