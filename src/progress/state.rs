@@ -10,7 +10,10 @@ pub const LOG_TAIL: usize = 20;
 
 #[derive(Clone, Debug, Default)]
 pub struct Step {
-    /// 1-based number in order of first appearance.
+    /// 1-based number in the order steps started (or first showed output,
+    /// were cached or failed); 0 while the step has not shown up. The daemon
+    /// lists a graph's steps in no particular order before they run, so
+    /// numbering them then would put them out of order, as buildx never does.
     pub number: usize,
     pub digest: String,
     pub name: String,
@@ -77,6 +80,8 @@ pub struct State {
     by_key: HashMap<(Option<String>, String), usize>,
     /// Earliest start seen (for the total time).
     pub first_start: Option<i128>,
+    /// Steps numbered so far.
+    shown: usize,
     pub last_completed: Option<i128>,
 }
 
@@ -95,13 +100,27 @@ impl State {
         }
         let i = self.steps.len();
         self.steps.push(Step {
-            number: i + 1,
             digest: digest.to_string(),
             label: label.clone(),
             ..Default::default()
         });
         self.by_key.insert(key, i);
         i
+    }
+
+    /// Gives step `i` its number when it first shows up.
+    fn show(&mut self, i: usize) {
+        if self.steps[i].number == 0 {
+            self.shown += 1;
+            self.steps[i].number = self.shown;
+        }
+    }
+
+    /// The steps that have shown up, in the order they did.
+    pub fn shown_steps(&self) -> Vec<&Step> {
+        let mut v: Vec<&Step> = self.steps.iter().filter(|s| s.number > 0).collect();
+        v.sort_by_key(|s| s.number);
+        v
     }
 
     /// Applies one status batch and returns what changed, in order.
@@ -132,6 +151,11 @@ impl State {
                 self.last_completed = Some(self.last_completed.map_or(t, |l| l.max(t)));
             }
             let s = &self.steps[i];
+            let visible = s.started.is_some() || s.cached || !s.error.is_empty();
+            if visible {
+                self.show(i);
+            }
+            let s = &self.steps[i];
             if !was_started && (s.started.is_some() || s.cached) {
                 out.push(Change::Started(i));
             }
@@ -147,6 +171,7 @@ impl State {
         }
         for st in &ev.statuses {
             let i = self.index(&ev.label, &st.vertex);
+            self.show(i);
             out.push(Change::Transfer {
                 step: i,
                 id: st.id.clone(),
@@ -157,6 +182,7 @@ impl State {
         }
         for l in &ev.logs {
             let i = self.index(&ev.label, &l.vertex);
+            self.show(i);
             let s = &mut self.steps[i];
             let mut text = std::mem::take(&mut s.partial);
             text.push_str(&l.data);
@@ -178,6 +204,7 @@ impl State {
         }
         for w in &ev.warnings {
             let i = self.index(&ev.label, &w.vertex);
+            self.show(i);
             out.push(Change::Warning(i, w.short.clone()));
         }
         out
@@ -281,6 +308,34 @@ mod tests {
             vec![],
         ));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn steps_are_numbered_in_the_order_they_start() {
+        let mut st = State::default();
+        let v = |d: &str, started: Option<i128>| Vertex {
+            digest: d.into(),
+            name: d.into(),
+            started,
+            ..Default::default()
+        };
+        // The daemon lists the graph first, in no order, nothing started.
+        let c = st.apply(&ev(vec![v("c", None), v("a", None), v("b", None)], vec![]));
+        assert!(c.is_empty());
+        assert!(
+            st.shown_steps().is_empty(),
+            "nothing shown before it starts"
+        );
+        st.apply(&ev(vec![v("a", Some(1))], vec![]));
+        st.apply(&ev(vec![v("b", Some(2))], vec![]));
+        st.apply(&ev(vec![v("c", Some(3))], vec![]));
+        let order: Vec<(&str, usize)> = st
+            .shown_steps()
+            .iter()
+            .map(|s| (s.digest.as_str(), s.number))
+            .collect();
+        assert_eq!(order, [("a", 1), ("b", 2), ("c", 3)]);
+        assert_eq!(st.steps().len(), 3, "every step is known for the total");
     }
 
     #[test]

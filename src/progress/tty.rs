@@ -63,7 +63,8 @@ impl Tty {
         } else {
             ("", "0")
         };
-        let time = if s.cached {
+        // No time for a cached step or one that has not started (buildx).
+        let time = if s.cached || s.started.is_none() {
             String::new()
         } else {
             secs(s.elapsed(now))
@@ -79,8 +80,11 @@ impl Tty {
         let w = width().max(20);
         let h = height().max(8);
         let now = now_nanos();
-        let steps = state.steps();
-        let done = steps.iter().filter(|s| s.is_done()).count();
+        let all = state.steps();
+        let done = all.iter().filter(|s| s.is_done()).count();
+        let total = all.len();
+        // Only steps that have shown up, in the order they did.
+        let steps = state.shown_steps();
         let total_secs = state.first_start.map_or(0.0, |f| {
             (if final_draw {
                 state.last_completed.unwrap_or(now)
@@ -101,15 +105,14 @@ impl Tty {
             && !final_draw
             && steps.len() - self.settled > h.saturating_sub(4 + TAIL_LINES)
         {
-            let _ = writeln!(out, "{}", self.step_line(&steps[self.settled], now, w));
+            let _ = writeln!(out, "{}", self.step_line(steps[self.settled], now, w));
             self.settled += 1;
         }
         let mut lines = vec![self.paint(
             "1",
             &format!(
-                "[+] Building {} ({done}/{}){}",
+                "[+] Building {} ({done}/{total}){}",
                 secs(total_secs),
-                steps.len(),
                 if final_draw { " FINISHED" } else { "" }
             ),
         )];
