@@ -1,15 +1,13 @@
 //! `kiln go-version`: the Go release a module builds with (what
 //! `kiln build --go auto` uses).
 
-use std::convert::Infallible;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use kiln_go::version::{Cache, ImageTagProbe, Resolution, Resolver, Source, SourceKind};
-use kiln_go::{GoMod, GoSpec};
-use kiln_image::ImageRef;
+use kiln_build::go::version::SourceKind;
+use kiln_build::go_release::{go_version, GoVersionQuery};
 
 use crate::cli::Format;
 
@@ -65,73 +63,22 @@ impl From<GoSource> for SourceKind {
     }
 }
 
-/// Stands in for the daemon-backed probe until one is passed in.
-enum NoProbe {}
-
-impl ImageTagProbe for NoProbe {
-    type Error = Infallible;
-
-    async fn exists(&self, _image: &ImageRef) -> Result<bool, Infallible> {
-        match *self {}
-    }
-}
-
 pub async fn run(global: &crate::cli::Global, args: &GoVersionArgs) -> anyhow::Result<ExitCode> {
+    let query = GoVersionQuery {
+        dir: args.dir.clone(),
+        go: args.go.clone(),
+        source: args.go_source.into(),
+        builder_image: args.builder_image.clone(),
+        distro: args.distro.clone(),
+        refresh: args.refresh,
+    };
     // Only --builder-image needs the daemon: plain `kiln go-version` works offline.
-    if args.builder_image.is_none() || args.go != "auto" {
-        return run_with_probe(args, None::<&NoProbe>).await;
-    }
-    let (client, _) = super::connect(global).await?;
-    let gateway = client
-        .gateway(kiln_client::SolveRequest::default(), None)
-        .await?;
-    let probe = super::probe::DaemonProbe {
-        gateway: &gateway,
-        platform: None,
-        session_id: None,
+    let client = if args.builder_image.is_some() && args.go == "auto" {
+        Some(super::connect(global).await?.0)
+    } else {
+        None
     };
-    let result = run_with_probe(args, Some(&probe)).await;
-    let _ = gateway.fail("kiln go-version: done").await;
-    result
-}
-
-/// `kiln go-version` with a builder-image probe (used by `--builder-image`).
-pub async fn run_with_probe<P: ImageTagProbe>(
-    args: &GoVersionArgs,
-    probe: Option<&P>,
-) -> anyhow::Result<ExitCode> {
-    let spec: GoSpec = args
-        .go
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--go: {e} (or auto)"))?;
-    let resolution = match spec {
-        // A pin needs no go.mod; one that is there is only reported on.
-        GoSpec::Pinned(version) => {
-            Resolution::pinned(version, GoMod::read_dir(&args.dir).ok().as_ref())
-        }
-        GoSpec::Auto => {
-            if args.builder_image.is_some() && probe.is_none() {
-                anyhow::bail!(
-                    "--builder-image needs the BuildKit daemon to check image tags, which \
-                     `kiln go-version` cannot do yet: leave it out, or pin the Go version with --go"
-                );
-            }
-            let go_mod = GoMod::read_dir(&args.dir)?;
-            let source = Source::from_env(args.go_source.into())?;
-            let resolver = Resolver::new(source)?
-                .cache(Cache::from_env())
-                .refresh(args.refresh);
-            match (&args.builder_image, probe) {
-                (Some(template), Some(probe)) => {
-                    resolver
-                        .resolve_with_image(&go_mod, template, &args.distro, probe)
-                        .await?
-                }
-                _ => resolver.resolve(&go_mod).await?,
-            }
-        }
-    };
-
+    let resolution = go_version(&query, client.as_ref()).await?;
     {
         let mut err = std::io::stderr().lock();
         for warning in &resolution.warnings {

@@ -20,13 +20,13 @@ pub enum LlbFormat {
 ///
 /// # Errors
 /// Binary output to a terminal, or a failed write.
-pub fn print(def: &kiln_llb::Definition, format: LlbFormat) -> anyhow::Result<()> {
+pub fn print(def: &kiln_build::llb::Definition, format: LlbFormat) -> anyhow::Result<()> {
     match format {
         LlbFormat::Json => outln!(
             "{}",
-            serde_json::to_string_pretty(&kiln_llb::dump::to_json(def))?
+            serde_json::to_string_pretty(&kiln_build::llb::dump::to_json(def))?
         ),
-        LlbFormat::Dot => outln!("{}", kiln_llb::dump::to_dot(def)),
+        LlbFormat::Dot => outln!("{}", kiln_build::llb::dump::to_dot(def)),
         LlbFormat::Pb => {
             use std::io::{IsTerminal, Write};
             let mut out = std::io::stdout().lock();
@@ -54,7 +54,7 @@ pub struct LlbArgs {
 }
 
 pub fn run(args: &LlbArgs) -> anyhow::Result<ExitCode> {
-    let def = kiln_llb::Definition::from_pb(super::solve::read_definition(&args.file)?);
+    let def = kiln_build::solve::read_definition(&args.file)?.definition;
     print(&def, args.format)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,9 +5,6 @@ mod cache;
 pub mod go_version;
 mod info;
 pub mod llb;
-pub mod outputs;
-pub mod probe;
-pub mod registry;
 pub mod report;
 pub mod run;
 pub mod session_opts;
@@ -49,12 +46,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub async fn connect(global: &Global) -> Result<(Client, AddressSource), kiln_client::Error> {
     let (address, source): (Address, AddressSource) =
         resolve_address(global.addr.as_deref()).await?;
-    let tls = TlsOptions {
-        ca_cert: global.tlscacert.clone(),
-        cert: global.tlscert.clone(),
-        key: global.tlskey.clone(),
-        server_name: global.tlsservername.clone(),
-    };
-    let client = Client::connect(address, &tls).await?;
+    let client = Client::connect(address, &connect_options(global).tls).await?;
     Ok((client, source))
+}
+
+/// The daemon address and TLS options the global flags give.
+pub fn connect_options(global: &Global) -> kiln_build::build::Connect {
+    kiln_build::build::Connect {
+        addr: global.addr.clone(),
+        tls: TlsOptions {
+            ca_cert: global.tlscacert.clone(),
+            cert: global.tlscert.clone(),
+            key: global.tlskey.clone(),
+            server_name: global.tlsservername.clone(),
+        },
+    }
 }

@@ -5,8 +5,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 
-use kiln_proto::pb;
-
 use crate::progress::State;
 
 /// An error already reported to the user; `main` only sets the exit code.
@@ -22,37 +20,6 @@ impl fmt::Display for Reported {
 }
 
 impl std::error::Error for Reported {}
-
-/// The exec commands of a definition, by op digest and by the name the
-/// daemon shows for the step (the custom name, else the arguments joined, as
-/// BuildKit's llbOpName does). kiln's own ops come back under their digest;
-/// a Definition another tool wrote in tag order is re-marshaled by the
-/// daemon and comes back under another digest, so the name is the fallback.
-pub fn exec_commands(def: &pb::Definition) -> HashMap<String, Vec<String>> {
-    let def = kiln_llb::Definition::from_pb(def.clone());
-    let mut out = HashMap::new();
-    // A definition that does not decode has no commands to show.
-    for op in def.ops().unwrap_or_default() {
-        let Some(pb::op::Op::Exec(exec)) = op.op.op else {
-            continue;
-        };
-        let Some(meta) = exec.meta else {
-            continue;
-        };
-        let name = op
-            .metadata
-            .as_ref()
-            .and_then(|m| {
-                m.description
-                    .get(kiln_proto::attrs::description::CUSTOM_NAME)
-            })
-            .cloned()
-            .unwrap_or_else(|| meta.args.join(" "));
-        out.insert(name, meta.args.clone());
-        out.insert(op.digest.to_string(), meta.args);
-    }
-    out
-}
 
 /// Prints the report for a failed solve to stderr.
 pub fn solve_failed(

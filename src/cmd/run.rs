@@ -1,8 +1,6 @@
 //! Running a solve from the CLI: progress, Ctrl-C, the failure report.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 
 use kiln_client::progress::StatusEvent;
 use tokio::sync::mpsc;
@@ -17,15 +15,23 @@ pub const CANCELLED: u8 = 130;
 pub type Events = mpsc::UnboundedSender<StatusEvent>;
 
 /// Exec commands by op digest, filled in as the graph is planned.
-pub type Commands = Arc<Mutex<HashMap<String, Vec<String>>>>;
+pub type Commands = kiln_build::build::ExecCommands;
 
 /// Why the work under the progress display failed.
 #[derive(Debug)]
 pub enum StepError {
     /// The daemon failed a call or the build: reported with the step.
     Daemon(kiln_client::Error),
+    /// kiln-build's error: reported with the step when the daemon's.
+    Build(kiln_build::BuildError),
     /// Anything else (bad input found while planning): printed as an error.
     Other(anyhow::Error),
+}
+
+impl From<kiln_build::BuildError> for StepError {
+    fn from(e: kiln_build::BuildError) -> Self {
+        StepError::Build(e)
+    }
 }
 
 impl From<kiln_client::Error> for StepError {
@@ -81,6 +87,16 @@ where
             report::solve_failed(&state, &commands, &e, debug);
             Err(Reported { code: 1 }.into())
         }
+        Err(StepError::Build(e)) => match e.daemon() {
+            // Planning errors wrap the daemon's in context; a failed step
+            // is the daemon's own.
+            Some(d) if matches!(e, kiln_build::BuildError::Daemon(_)) => {
+                let commands = commands.lock().map(|c| c.clone()).unwrap_or_default();
+                report::solve_failed(&state, &commands, d, debug);
+                Err(Reported { code: 1 }.into())
+            }
+            _ => Err(e.into()),
+        },
         Err(StepError::Other(e)) => Err(e),
     }
 }

@@ -317,7 +317,10 @@ async fn session_ssh_private_go_module_through_the_forwarded_agent() {
         if let Some(sock) = ssh {
             let mut agents = SshAgents::new();
             agents
-                .add(format!("default={}", sock.display()).parse().unwrap())
+                .add(kiln_session::SshSpec {
+                    id: "default".into(),
+                    paths: vec![sock.to_path_buf()],
+                })
                 .unwrap();
             b = b.ssh(agents);
         }

@@ -4,10 +4,23 @@
 //! the image exported where the user asked. The `kiln` CLI only parses
 //! arguments into these types and renders what comes back.
 
+pub mod build;
 pub mod config;
 pub mod error;
+pub mod go_release;
 pub mod lock;
+pub mod outputs;
+pub mod registry;
+pub mod session;
+pub mod solve;
 pub mod spec;
+
+/// Options of a local directory the session serves.
+pub use kiln_client::kiln_session::SyncDirOptions;
+/// The Go recipe and version rules.
+pub use kiln_go as go;
+/// The LLB builder kiln's graphs are made with (definitions, dumps).
+pub use kiln_llb as llb;
 
 pub use config::KilnToml;
 pub use error::BuildError;

@@ -167,6 +167,23 @@ impl Error {
         }
     }
 
+    /// Whether the daemon said the thing asked for does not exist (an image
+    /// or tag when resolving). BuildKit maps containerd's "not found" to
+    /// gRPC `NotFound`; older daemons and some registries' answers arrive
+    /// as `Unknown` whose message ends in "not found" or "manifest
+    /// unknown", which is the only place kiln reads an error's text.
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        let Some(s) = self.status() else {
+            return false;
+        };
+        if s.code() == tonic::Code::NotFound {
+            return true;
+        }
+        let msg = s.message().to_ascii_lowercase();
+        msg.contains("not found") || msg.contains("manifest unknown")
+    }
+
     /// The gRPC status, for call failures.
     #[must_use]
     pub fn status(&self) -> Option<&tonic::Status> {

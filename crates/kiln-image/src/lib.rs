@@ -35,6 +35,7 @@
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod layout;
 pub mod manifest;
 pub mod matcher;
 pub mod media_type;

@@ -138,6 +138,40 @@ impl Definition {
     }
 }
 
+impl Definition {
+    /// The exec steps' commands, by op digest and by the name the daemon
+    /// shows for the step (the custom name, else the arguments joined, as
+    /// BuildKit's `llbOpName` does): what a failure report prints. kiln's
+    /// own ops come back from the daemon under their digest; a definition
+    /// another tool wrote in tag order is re-marshaled by the daemon and
+    /// comes back under another digest, so the name is the fallback.
+    #[must_use]
+    pub fn exec_commands(&self) -> std::collections::HashMap<String, Vec<String>> {
+        let mut out = std::collections::HashMap::new();
+        // A definition that does not decode has no commands to show.
+        for op in self.ops().unwrap_or_default() {
+            let Some(pb::op::Op::Exec(exec)) = op.op.op else {
+                continue;
+            };
+            let Some(meta) = exec.meta else {
+                continue;
+            };
+            let name = op
+                .metadata
+                .as_ref()
+                .and_then(|m| {
+                    m.description
+                        .get(kiln_proto::attrs::description::CUSTOM_NAME)
+                })
+                .cloned()
+                .unwrap_or_else(|| meta.args.join(" "));
+            out.insert(name, meta.args.clone());
+            out.insert(op.digest.to_string(), meta.args);
+        }
+        out
+    }
+}
+
 impl From<Definition> for pb::Definition {
     fn from(d: Definition) -> Self {
         d.pb

@@ -10,7 +10,6 @@ use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use kiln_proto::moby::buildkit::secrets::v1::secrets_server::{Secrets, SecretsServer};
@@ -113,13 +112,10 @@ pub enum SecretSource {
     Value(SecretValue),
 }
 
-/// A parsed `--secret` flag: `id=ID[,src=PATH|,env=VAR][,type=file|env]`.
-///
-/// Parsing follows buildx (`util/buildflags/secrets.go`): comma-separated
-/// `key=value` fields (CSV quoting allowed), keys `type`, `id`, `src` or
-/// `source`, `env`. Without `src` or `env`, the source is decided when the
-/// spec is added to a store: the environment variable named like the id if
-/// it is set, else the file named like the id (BuildKit's `NewStore`).
+/// A secret as a `--secret` flag gives it (kiln-build parses the flag).
+/// Without `file` or `env`, the source is decided when the spec is added to
+/// a store: the environment variable named like the id if it is set, else
+/// the file named like the id (BuildKit's `NewStore`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretSpec {
     /// The id.
@@ -128,70 +124,6 @@ pub struct SecretSpec {
     pub file: Option<PathBuf>,
     /// `env=`.
     pub env: Option<String>,
-}
-
-impl FromStr for SecretSpec {
-    type Err = Error;
-
-    fn from_str(spec: &str) -> Result<Self> {
-        let bad = |reason: String| Error::SecretSpec {
-            spec: spec.to_owned(),
-            reason,
-        };
-        let mut typ = None;
-        let (mut id, mut file, mut env) = (None, None, None);
-        for field in split_csv(spec).map_err(|r| bad(r.to_owned()))? {
-            let (key, value) = field
-                .split_once('=')
-                .ok_or_else(|| bad(format!("invalid field {field:?}: must be a key=value pair")))?;
-            match key.to_ascii_lowercase().as_str() {
-                "type" => match value {
-                    "file" | "env" => typ = Some(value.to_owned()),
-                    other => return Err(bad(format!("unsupported secret type {other:?}"))),
-                },
-                "id" => id = Some(value.to_owned()),
-                "source" | "src" => file = Some(PathBuf::from(value)),
-                "env" => env = Some(value.to_owned()),
-                other => return Err(bad(format!("unexpected key {other:?} in {field:?}"))),
-            }
-        }
-        if typ.as_deref() == Some("env") && env.is_none() {
-            env = file.take().map(|p| p.to_string_lossy().into_owned());
-        }
-        let id = SecretId::new(id.unwrap_or_default()).map_err(|_| bad("missing id".to_owned()))?;
-        Ok(Self { id, file, env })
-    }
-}
-
-/// Splits one CSV record (commas, `"` quoting with `""` escapes).
-fn split_csv(s: &str) -> std::result::Result<Vec<String>, &'static str> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut chars = s.chars().peekable();
-    let mut in_quotes = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if in_quotes && chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            '"' if in_quotes => in_quotes = false,
-            '"' if at_start => in_quotes = true,
-            ',' if !in_quotes => {
-                fields.push(std::mem::take(&mut field));
-                at_start = true;
-                continue;
-            }
-            other => field.push(other),
-        }
-        at_start = false;
-    }
-    if in_quotes {
-        return Err("unterminated quote");
-    }
-    fields.push(field);
-    Ok(fields)
 }
 
 /// Secrets by id.
@@ -326,46 +258,6 @@ impl Secrets for SecretsService {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(s: &str) -> SecretSpec {
-        s.parse().expect("valid spec")
-    }
-
-    #[test]
-    fn parses_buildx_forms() {
-        let s = parse("id=npm,src=/home/me/.npmrc");
-        assert_eq!(s.id.as_str(), "npm");
-        assert_eq!(s.file, Some(PathBuf::from("/home/me/.npmrc")));
-        assert_eq!(s.env, None);
-
-        let s = parse("id=tok,env=GITHUB_TOKEN");
-        assert_eq!(s.env.as_deref(), Some("GITHUB_TOKEN"));
-
-        let s = parse("type=env,id=tok,src=GITHUB_TOKEN");
-        assert_eq!((s.env.as_deref(), s.file), (Some("GITHUB_TOKEN"), None));
-
-        let s = parse("ID=x,Source=f");
-        assert_eq!((s.id.as_str(), s.file), ("x", Some(PathBuf::from("f"))));
-
-        let s = parse("\"id=a,b\",src=c");
-        assert_eq!(s.id.as_str(), "a,b");
-
-        let s = parse("id=only");
-        assert_eq!((s.file, s.env), (None, None));
-    }
-
-    #[test]
-    fn rejects_bad_specs() {
-        for bad in [
-            "src=/x",
-            "id=a,bogus=1",
-            "id=a,type=ssh",
-            "id",
-            "id=a,\"src=b",
-        ] {
-            assert!(bad.parse::<SecretSpec>().is_err(), "{bad} should fail");
-        }
-    }
 
     #[test]
     fn value_is_redacted() {

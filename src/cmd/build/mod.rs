@@ -1,509 +1,115 @@
-//! `kiln build`: a Go module to a distroless image, no Dockerfile.
-//!
-//! The flow: read go.mod and kiln.toml, connect, start a gateway build with
-//! the session (context, secrets, ssh, credentials, outputs) attached,
-//! resolve the Go version and the builder and base images through the
-//! daemon, plan the LLB per target platform (kiln-go), solve each lazily,
-//! and return them as one (multi-platform) result for the exporters.
+//! `kiln build`, `kiln lock`, `kiln init`: flags into kiln-build's types,
+//! its results rendered. The build itself is `kiln_build::build`.
 
 mod args;
-mod fanout;
-mod inputs;
-mod oci_merge;
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
-use kiln_client::gateway::{GatewayResult, ResolveMode};
-use kiln_client::{SessionTransport, SolveRequest};
-use kiln_go::recipe::{self, RecipeInput, ResolvedImage};
-use kiln_image::{Digest, ImageRef, Platform};
+use kiln_build::build::{lock as lock_build, Build, BuildFlags, FanOut, Request};
 
 pub use args::BuildArgs;
-pub use kiln_build::config::TEMPLATE;
-pub use kiln_build::Lock;
 
 use crate::cli::Global;
-use crate::cmd::run::{with_progress, StepError};
-use inputs::Inputs;
-
-/// The local source name the module directory is served under.
-const CONTEXT: &str = "context";
+use crate::cmd::run::with_progress;
+use crate::progress::Mode;
 
 pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
-    let inputs = Inputs::gather(args, true)?;
-    if !args.builders.is_empty() {
+    let request = Request::gather(&args.flags()?, true)?;
+    let quiet = args.progress == Mode::Quiet;
+    warn(&request.warnings);
+    let commands = Arc::new(Mutex::new(Default::default()));
+    if !request.builders.is_empty() {
         if args.print_llb.is_none() {
-            return fanout::run(global, args, &inputs).await;
+            let fan = FanOut::prepare(request, &super::connect_options(global)).await?;
+            let cmds = commands.clone();
+            let (joined, _state) = with_progress(args.progress, commands, global.debug, |tx| {
+                let fan = &fan;
+                async move { fan.run(tx, cmds).await }
+            })
+            .await?;
+            if !quiet {
+                for s in &joined.summary {
+                    eprintln!("built {s}");
+                }
+                eprintln!(
+                    "joined {} into one index: {}",
+                    join(&joined.targets),
+                    joined.wrote.join(", ")
+                );
+            }
+            if let Some(d) = joined.digest {
+                outln!("{d}");
+            }
+            return Ok(ExitCode::SUCCESS);
         }
         eprintln!("note: --print-llb plans on the default builder (--addr); --builder is not used");
     }
     let (client, _) = super::connect(global).await?;
-    let build_platform = daemon_platform(&client).await?;
-    let targets = inputs.targets(&build_platform)?;
-    let daemon = client.daemon_info().await?;
-    let fitted = if args.print_llb.is_some() {
-        super::outputs::Fitted::default()
-    } else {
-        super::outputs::fit(
-            &daemon,
-            &client.address().to_string(),
-            inputs.outputs.clone(),
-            targets.len(),
-        )?
-    };
-    let session = context_session(&inputs, &fitted.outputs)?;
-    let mut exporters: Vec<kiln_client::ExporterSpec> =
-        fitted.outputs.iter().map(|o| o.exporter.clone()).collect();
-    for e in &mut exporters {
-        inputs.decorate_exporter(e);
-    }
-    let print_llb = args.print_llb;
-    let commands = Arc::new(Mutex::new(Default::default()));
-    let cmds = commands.clone();
-    let outcome = with_progress(args.progress, commands, global.debug, |tx| {
-        build_on(Endpoint {
-            client: &client,
-            inputs: &inputs,
-            build_platform: &build_platform,
-            targets: &targets,
-            session,
-            exporters,
-            print_llb,
-            label_platforms: false,
-            tx,
-            commands: cmds,
+    let build = Build::prepare(request, client).await?;
+    if let Some(format) = args.print_llb {
+        let cmds = commands.clone();
+        let (plan, _state) = with_progress(args.progress, commands, global.debug, |tx| {
+            let build = &build;
+            async move { build.plan(tx, cmds).await }
         })
-    })
-    .await;
-    let outcome = match (outcome, client.engine()) {
-        (Ok((o, _)), _) => o,
-        (Err(e), Some(engine)) => {
-            super::outputs::discard(&engine, &fitted.after).await;
-            return Err(e);
-        }
-        (Err(e), None) => return Err(e),
-    };
-    let mut pushed = None;
-    if let (Outcome::Built(..), Some(engine)) = (&outcome, client.engine()) {
-        pushed = super::outputs::run_after(&engine, &fitted.after).await?;
+        .await?;
+        let Some(first) = plan.platforms.first() else {
+            anyhow::bail!("no platform to print");
+        };
+        super::llb::print(&first.definition, format)?;
+        return Ok(ExitCode::SUCCESS);
     }
-    match outcome {
-        Outcome::Printed(fmt, plan) => {
-            let Some(first) = plan.platforms.first() else {
-                anyhow::bail!("no platform to print");
-            };
-            super::llb::print(&first.definition, fmt)?;
+    let cmds = commands.clone();
+    let (built, _state) = with_progress(args.progress, commands, global.debug, |tx| {
+        let build = &build;
+        async move { build.run(tx, cmds).await }
+    })
+    .await?;
+    if !quiet {
+        for n in &built.notes {
+            eprintln!("note: {n}");
         }
-        Outcome::Built(resp, plan) => {
-            let quiet = args.progress == crate::progress::Mode::Quiet;
-            for n in plan.notes.iter().chain(&fitted.notes).filter(|_| !quiet) {
-                eprintln!("note: {n}");
-            }
-            // An Engine push (classic image store) reports the registry's digest.
-            let digest = pushed.or_else(|| {
-                resp.exporter_response
-                    .get(kiln_proto::attrs::response::IMAGE_DIGEST)
-                    .cloned()
-            });
-            let platforms: Vec<String> = plan
-                .platforms
-                .iter()
-                .map(|p| p.target.to_string())
-                .collect();
-            if !quiet {
-                eprintln!(
-                    "built {} with Go {} for {}",
-                    plan.module,
-                    plan.go_version,
-                    platforms.join(", ")
-                );
-            }
-            if !plan.has_outputs {
-                eprintln!("note: no -o/-t given: the image was built but not exported (use -t NAME to store it in the daemon's image store, --push to push it, or -o type=oci,dest=FILE)");
-            }
-            if let Some(d) = digest {
-                outln!("{d}");
-            }
-        }
+        eprintln!(
+            "built {} with Go {} for {}",
+            built.plan.module,
+            built.plan.go_version,
+            join(
+                &built
+                    .plan
+                    .platforms
+                    .iter()
+                    .map(|p| p.target.clone())
+                    .collect::<Vec<_>>()
+            )
+        );
+    }
+    if !built.has_outputs {
+        eprintln!("note: no -o/-t given: the image was built but not exported (use -t NAME to store it in the daemon's image store, --push to push it, or -o type=oci,dest=FILE)");
+    }
+    if let Some(d) = built.digest {
+        outln!("{d}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-enum Outcome {
-    Printed(super::llb::LlbFormat, Plan),
-    Built(kiln_client::SolveResponse, Plan),
-}
-
-/// The session of a build: the module directory as the `context` local
-/// (with `.dockerignore`), plus secrets, ssh, credentials and outputs.
-fn context_session(
-    inputs: &Inputs,
-    outputs: &[super::session_opts::Output],
-) -> anyhow::Result<kiln_session::Session> {
-    super::session_opts::build_session(
-        &inputs.session_args,
-        outputs,
-        &[(
-            CONTEXT.to_string(),
-            inputs.dir.clone(),
-            kiln_session::SyncDirOptions::default().dockerignore(true),
-        )],
-    )
-}
-
-/// One build on one daemon: what [`build_on`] needs.
-struct Endpoint<'a> {
-    client: &'a kiln_client::Client,
-    inputs: &'a Inputs,
-    build_platform: &'a Platform,
-    targets: &'a [Platform],
-    session: kiln_session::Session,
-    exporters: Vec<kiln_client::ExporterSpec>,
-    print_llb: Option<super::llb::LlbFormat>,
-    /// Label every step with its platform even for one target (several
-    /// endpoints' steps share one progress view).
-    label_platforms: bool,
-    tx: crate::cmd::run::Events,
-    commands: crate::cmd::run::Commands,
-}
-
-/// Attaches the session, starts a gateway build, plans every target
-/// platform through the daemon, solves each lazily and returns them as one
-/// (multi-platform) result to the exporters.
-async fn build_on(e: Endpoint<'_>) -> Result<Outcome, StepError> {
-    let session_id = e.session.id().to_string();
-    let attached = e.client.attach(e.session, SessionTransport::Auto).await?;
-    let gw = e
-        .client
-        .gateway(
-            SolveRequest {
-                session_id: Some(session_id.clone()),
-                exporters: if e.print_llb.is_some() {
-                    vec![]
-                } else {
-                    e.exporters
-                },
-                entitlements: if e.inputs.options.host_network {
-                    vec!["network.host".to_string()]
-                } else {
-                    vec![]
-                },
-                // The exporters compare the result's platforms with these.
-                frontend_attrs: BTreeMap::from([(
-                    "platform".to_string(),
-                    e.targets
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                )]),
-                ..Default::default()
-            },
-            Some(e.tx),
-        )
-        .await?;
-    let plan = plan_all(
-        &gw,
-        e.inputs,
-        e.build_platform,
-        e.targets,
-        &session_id,
-        e.label_platforms,
-    )
-    .await;
-    let plan = match plan {
-        Ok(p) => p,
-        Err(err) => {
-            let _ = gw.fail("kiln: planning failed").await;
-            attached.close().await;
-            return Err(err);
-        }
-    };
-    if let Some(fmt) = e.print_llb {
-        let _ = gw.fail("kiln: --print-llb").await;
-        attached.close().await;
-        return Ok(Outcome::Printed(fmt, plan));
-    }
-    let mut result = GatewayResult::default();
-    let single = plan.platforms.len() == 1;
-    for p in &plan.platforms {
-        if let Ok(mut m) = e.commands.lock() {
-            m.extend(super::report::exec_commands(p.definition.as_pb()));
-        }
-        let r = gw.solve(p.definition.as_pb().clone(), false).await?;
-        let pid = p.target.to_string();
-        let key = if single {
-            kiln_proto::attrs::result::IMAGE_CONFIG.to_string()
-        } else {
-            format!("{}/{pid}", kiln_proto::attrs::result::IMAGE_CONFIG)
-        };
-        result.image_configs.insert(key, p.image_config.clone());
-        result.refs.push((pid, r, to_pb(&p.target)));
-    }
-    let resp = gw.finish(result).await;
-    attached.close().await;
-    Ok(Outcome::Built(resp?, plan))
-}
-
-/// Resolves an image's config and digest through the daemon. Docker's
-/// classic image store answers an image it has locally from the store,
-/// without a digest; kiln pins every image, so it asks the registry then.
-async fn resolve_pinnable(
-    gw: &kiln_client::gateway::GatewayBuild,
-    reference: &str,
-    platform: &Platform,
-    session_id: &str,
-) -> Result<kiln_client::gateway::ResolvedImage, kiln_client::Error> {
-    let first = gw
-        .resolve_image_config(
-            reference,
-            Some(to_pb(platform)),
-            ResolveMode::Default,
-            Some(session_id),
-        )
-        .await?;
-    if first.digest.is_some() {
-        return Ok(first);
-    }
-    gw.resolve_image_config(
-        reference,
-        Some(to_pb(platform)),
-        ResolveMode::Pull,
-        Some(session_id),
-    )
-    .await
-}
-
-/// Everything planned for one build.
-pub struct Plan {
-    pub module: String,
-    pub go_version: String,
-    pub platforms: Vec<PlatformPlan>,
-    pub notes: Vec<String>,
-    pub has_outputs: bool,
-    pub builder: (ImageRef, Option<String>),
-    pub base: (ImageRef, Option<String>),
-}
-
-pub struct PlatformPlan {
-    pub target: Platform,
-    pub definition: kiln_llb::Definition,
-    pub image_config: Vec<u8>,
-}
-
-fn to_pb(p: &Platform) -> kiln_proto::pb::Platform {
-    kiln_proto::pb::Platform {
-        os: p.os.clone(),
-        architecture: p.architecture.clone(),
-        variant: p.variant.clone().unwrap_or_default(),
-        ..Default::default()
-    }
-}
-
-/// The daemon's own platform: the first platform of its first worker.
-async fn daemon_platform(client: &kiln_client::Client) -> anyhow::Result<Platform> {
-    let workers = client.list_workers().await?;
-    let first = workers
+fn join(platforms: &[kiln_image::Platform]) -> String {
+    platforms
         .iter()
-        .flat_map(|w| w.platforms.iter())
-        .next()
-        .context("the daemon reports no worker platforms")?;
-    Ok(Platform::parse(first)
-        .with_context(|| format!("the daemon's platform {first:?} is not a platform kiln knows"))?
-        .normalize())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-/// Resolves the Go version and images through the daemon, then plans each platform.
-async fn plan_all(
-    gw: &kiln_client::gateway::GatewayBuild,
-    inputs: &Inputs,
-    build_platform: &Platform,
-    targets: &[Platform],
-    session_id: &str,
-    label_platforms: bool,
-) -> Result<Plan, StepError> {
-    let mut notes = Vec::new();
-    // Go version (and the builder image that has it).
-    let (go_version, builder_ref) = match &inputs.locked {
-        Some(lock) => (
-            lock.go.clone(),
-            ImageRef::parse(&lock.builder.name)
-                .map_err(|e| anyhow::anyhow!("kiln.lock builder {}: {e}", lock.builder.name))?,
-        ),
-        None => {
-            inputs
-                .resolve_go(gw, build_platform, session_id, &mut notes)
-                .await?
-        }
-    };
-    // Builder: config for the build platform, pinned by digest.
-    // With a lock, resolve exactly the locked digests (a moved tag changes nothing).
-    let locked_ref = |r: &ImageRef, d: Option<&str>| -> Result<String, StepError> {
-        match d.filter(|d| !d.is_empty()) {
-            Some(d) => {
-                let d: Digest = d
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("kiln.lock: bad digest {d:?} for {r}: {e}"))?;
-                Ok(r.with_digest(d).to_string())
-            }
-            None => Ok(r.to_string()),
-        }
-    };
-    let builder_lookup = locked_ref(
-        &builder_ref,
-        inputs.locked.as_ref().map(|l| l.builder.digest.as_str()),
-    )?;
-    let base_lookup_digest = inputs.locked.as_ref().map(|l| l.base.digest.clone());
-    let builder = resolve_pinnable(gw, &builder_lookup, build_platform, session_id)
-        .await
-        .map_err(|e| image_error("builder", &builder_ref, build_platform, e))?;
-    let builder_pinned = pin(
-        &builder_ref,
-        builder.digest.as_deref(),
-        inputs.locked.as_ref().map(|l| l.builder.digest.as_str()),
-    )?;
-    // Base: the index digest must be the same for every platform.
-    let base_ref = inputs.base_image()?;
-    let mut platforms = Vec::new();
-    let mut base_digest: Option<String> = inputs.locked.as_ref().map(|l| l.base.digest.clone());
-    let options = inputs.options.clone();
-    for target in targets {
-        let mut options = options.clone();
-        if targets.len() > 1 || label_platforms {
-            // Parallel platform builds: label every step with its platform.
-            options.step_label = Some(target.to_string());
-        }
-        let base = resolve_pinnable(
-            gw,
-            &locked_ref(&base_ref, base_lookup_digest.as_deref())?,
-            target,
-            session_id,
-        )
-        .await
-        .map_err(|e| image_error("base", &base_ref, target, e))?;
-        if let (Some(locked), Some(got)) = (&base_digest, &base.digest) {
-            if locked != got && inputs.locked.is_none() {
-                return Err(anyhow::anyhow!(
-                    "base image {base_ref} resolved to {got} for {target} but to {locked} for another platform; it changed during the build, try again"
-                )
-                .into());
-            }
-        }
-        if base_digest.is_none() {
-            base_digest = base.digest.clone();
-        }
-        let base_pinned = pin(&base_ref, base_digest.as_deref(), None)?;
-        let input = RecipeInput {
-            context_name: CONTEXT.to_string(),
-            go_version: go_version.clone(),
-            builder: ResolvedImage {
-                reference: builder_pinned.clone(),
-                config_json: builder.config.clone(),
-            },
-            base: ResolvedImage {
-                reference: base_pinned,
-                config_json: base.config.clone(),
-            },
-            build_platform: build_platform.clone(),
-            target: target.clone(),
-            options: options.clone(),
-        };
-        let planned = recipe::plan(&input).map_err(|e| {
-            anyhow::Error::new(e).context(format!("cannot plan the build for {target}"))
-        })?;
-        // local.unique keyed on the module's absolute path: BuildKit merges
-        // identical vertices of concurrent builds, so without it two builds
-        // of different directories could read each other's files. It is
-        // stable for one directory, so the graph stays deterministic.
-        let definition = planned
-            .final_state
-            .marshal(
-                &kiln_llb::Constraints::new(target.clone())
-                    .local_unique_id(local_unique_id(&inputs.dir)),
-            )
-            .map_err(|e| anyhow::Error::new(e).context("cannot marshal the build graph"))?;
-        platforms.push(PlatformPlan {
-            target: target.clone(),
-            definition,
-            image_config: planned.image_config,
-        });
+fn warn(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
     }
-    Ok(Plan {
-        module: inputs.options.module_name.clone(),
-        go_version,
-        platforms,
-        notes,
-        has_outputs: !inputs.outputs.is_empty(),
-        builder: (builder_ref, builder.digest),
-        base: (base_ref, base_digest),
-    })
-}
-
-/// A stable id for a context directory on this machine.
-fn local_unique_id(dir: &std::path::Path) -> String {
-    use sha2::Digest as _;
-    let host = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
-    let h = sha2::Sha256::digest(format!("{}\n{}", host.trim(), dir.display()).as_bytes());
-    format!("kiln-{}", &hex::encode(h)[..24])
-}
-
-/// `name@digest`; never pins with an empty digest.
-fn pin(r: &ImageRef, digest: Option<&str>, locked: Option<&str>) -> Result<ImageRef, StepError> {
-    if let (Some(l), Some(d)) = (locked, digest) {
-        if l != d {
-            return Err(anyhow::anyhow!(
-                "--locked: {r} now resolves to {d}, but kiln.lock has {l}; run `kiln lock --update` to accept the new image"
-            )
-            .into());
-        }
-    }
-    match locked.or(digest) {
-        Some(d) if !d.is_empty() => {
-            let d: Digest = d
-                .parse()
-                .map_err(|e| anyhow::anyhow!("{r}: the daemon returned a bad digest {d:?}: {e}"))?;
-            Ok(r.with_digest(d))
-        }
-        _ => Ok(r.clone()),
-    }
-}
-
-fn image_error(role: &str, r: &ImageRef, p: &Platform, e: kiln_client::Error) -> StepError {
-    let msg = e.to_string();
-    if msg.contains("no match for platform") {
-        return anyhow::anyhow!("the {role} image {r} has no {p} variant; pick a base that supports {p} or drop it from --platform").into();
-    }
-    if super::probe::is_not_found(&e) {
-        return anyhow::anyhow!("the {role} image {r} was not found ({msg})").into();
-    }
-    StepError::Daemon(e)
 }
 
 /// `kiln init`: writes a commented kiln.toml.
 pub fn init(dir: &std::path::Path, force: bool) -> anyhow::Result<ExitCode> {
-    let path = dir.join(kiln_build::config::FILE);
-    if path.exists() && !force {
-        anyhow::bail!(
-            "{} already exists; pass --force to overwrite it",
-            path.display()
-        );
-    }
-    if !dir.join("go.mod").is_file() {
-        anyhow::bail!(
-            "{} has no go.mod: kiln init goes in a Go module's root",
-            dir.display()
-        );
-    }
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        kiln_build::config::FILE,
-        std::process::id()
-    ));
-    std::fs::write(&tmp, TEMPLATE).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    let path = kiln_build::build::init(dir, force)?;
     eprintln!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -522,65 +128,62 @@ pub struct LockArgs {
 
 /// `kiln lock`: resolves what a build would use and writes kiln.lock.
 pub async fn lock(global: &Global, args: &LockArgs) -> anyhow::Result<ExitCode> {
-    let inputs = Inputs::gather(&args.build, false)?;
-    if kiln_build::Lock::load(&inputs.dir)?.is_some() && !args.update {
-        anyhow::bail!(
-            "{} already exists; `kiln lock --update` re-resolves it",
-            inputs.dir.join(kiln_build::lock::FILE).display()
-        );
-    }
+    let request = Request::gather(&args.build.flags()?, false)?;
+    warn(&request.warnings);
     let (client, _) = super::connect(global).await?;
-    let build_platform = daemon_platform(&client).await?;
-    let targets = inputs.targets(&build_platform)?;
-    let gw = client.gateway(SolveRequest::default(), None).await?;
-    let plan = plan_all(&gw, &inputs, &build_platform, &targets, "", false).await;
-    let _ = gw.fail("kiln lock: done").await;
-    let plan = match plan {
-        Ok(p) => p,
-        Err(StepError::Daemon(e)) => return Err(e.into()),
-        Err(StepError::Other(e)) => return Err(e),
-    };
-    // Per-platform digests of private images need the same credentials
-    // the daemon used to resolve them.
-    let registry = super::registry::client_for([&plan.builder.0, &plan.base.0], &[]).await?;
-    let mut locked = Lock {
-        go: plan.go_version.clone(),
-        builder: kiln_build::LockedImage {
-            name: plan.builder.0.to_string(),
-            digest: plan.builder.1.clone().unwrap_or_default(),
-            platforms: BTreeMap::new(),
-        },
-        base: kiln_build::LockedImage {
-            name: plan.base.0.to_string(),
-            digest: plan.base.1.clone().unwrap_or_default(),
-            platforms: BTreeMap::new(),
-        },
-    };
-    for (img, entry) in [
-        (&plan.builder.0, &mut locked.builder),
-        (&plan.base.0, &mut locked.base),
-    ] {
-        if entry.digest.is_empty() {
-            anyhow::bail!("the daemon returned no digest for {img}; kiln cannot lock it");
-        }
-        match registry.resolve_platforms(img).await {
-            Ok(list) => {
-                for (p, d) in list {
-                    entry.platforms.insert(p.to_string(), d.to_string());
-                }
-            }
-            Err(e) => eprintln!("warning: per-platform digests of {img} not recorded: {e}"),
-        }
-    }
-    locked.save(&inputs.dir)?;
+    let locked = lock_build(&request, &client, args.update).await?;
+    warn(&locked.warnings);
+    let l = &locked.lock;
     eprintln!(
         "wrote {}: Go {}, builder {}@{}, base {}@{}",
-        inputs.dir.join(kiln_build::lock::FILE).display(),
-        locked.go,
-        locked.builder.name,
-        locked.builder.digest,
-        locked.base.name,
-        locked.base.digest
+        locked.path.display(),
+        l.go,
+        l.builder.name,
+        l.builder.digest,
+        l.base.name,
+        l.base.digest
     );
     Ok(ExitCode::SUCCESS)
+}
+
+impl BuildArgs {
+    /// The flags as kiln-build takes them.
+    pub fn flags(&self) -> anyhow::Result<BuildFlags> {
+        Ok(BuildFlags {
+            dir: self.dir.clone(),
+            platforms: self.platforms.clone(),
+            go: self.go.clone(),
+            go_source: self.go_source.map(Into::into),
+            builder_image: self.builder_image.clone(),
+            distro: self.distro.clone(),
+            base_image: self.base_image.clone(),
+            mains: self.mains.clone(),
+            cgo: self.cgo,
+            ldflags: self.ldflags.clone(),
+            go_tags: self.go_tags.clone(),
+            apt: self.apt.clone(),
+            goprivate: self.goprivate.clone(),
+            ssh: self.ssh.clone(),
+            git_ssh_hosts: self.git_ssh_hosts.clone(),
+            known_hosts: self.known_hosts.clone(),
+            host_network: self.network.as_deref().map(|n| n == "host"),
+            goenv: self.goenv,
+            netrc: self
+                .netrc
+                .as_ref()
+                .map(|n| (!n.is_empty()).then(|| std::path::PathBuf::from(n))),
+            proxy_from_env: self.proxy_from_env,
+            ca_bundle: self.ca_bundle.clone(),
+            cmd: self.cmd.clone(),
+            user: self.user.clone(),
+            labels: self.labels.clone(),
+            source_date_epoch: self.source_date_epoch,
+            no_cache: self.no_cache,
+            tags: self.image_tags.clone(),
+            push: self.push,
+            builders: self.builders.clone(),
+            outputs: self.output.parse()?,
+            locked: self.locked,
+        })
+    }
 }

@@ -3,8 +3,10 @@
 
 pub mod csv;
 mod output;
+mod secret;
 
 pub use output::{Dest, OutputSpec};
+pub use secret::{parse_secret, parse_ssh};
 
 /// A spec that cannot be used: the flag, the value, and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

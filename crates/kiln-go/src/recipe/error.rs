@@ -196,7 +196,7 @@ pub enum RecipeError {
         hosts: String,
     },
     /// An SSH host has no `known_hosts` line, so ssh would refuse it.
-    #[error("git-ssh-hosts entry {host:?} has no known-hosts line (looked for {lookup:?}); add it from ~/.ssh/known_hosts (`ssh-keygen -F {lookup}`) or --known-hosts")]
+    #[error("git-ssh-hosts entry {host:?} has no known-hosts line (looked for {lookup:?}): check the host's key and add it (`ssh-keyscan {host} >> ~/.ssh/known_hosts`, or `ssh-keygen -F {lookup}` to look), or name a known_hosts file with --known-hosts")]
     KnownHostsMissing {
         /// The host as given.
         host: String,

@@ -127,6 +127,7 @@ use kiln_llb::State;
 pub use error::{ImageRole, MainProblem, RecipeError};
 pub use final_stage::keys;
 pub use options::{GoBuildOptions, RecipeInput, ResolvedImage, PROXY_ENV_NAMES};
+pub use ssh::select_known_hosts;
 
 use crate::version::GoVersion;
 use ssh::SshHost;

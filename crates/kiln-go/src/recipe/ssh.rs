@@ -279,9 +279,90 @@ pub(crate) fn known_hosts_file(hosts: &[SshHost], lines: &[String]) -> Result<St
     Ok(file)
 }
 
+/// The lines of a whole `known_hosts` file (e.g. `~/.ssh/known_hosts`)
+/// that are for `hosts` (`[USER@]HOST[:PORT]`, as `--git-ssh-host` takes
+/// them), hashed entries, wildcards, `[host]:port` and `@cert-authority`
+/// understood as OpenSSH does. Lines for other hosts, comments and lines
+/// this parser cannot read are left out; `@revoked` lines are kept (they
+/// still revoke).
+///
+/// # Errors
+/// [`RecipeError::SshHost`] for a host that does not parse,
+/// [`RecipeError::KnownHostsMissing`] for one with no usable line.
+pub fn select_known_hosts(text: &str, hosts: &[String]) -> Result<Vec<String>, RecipeError> {
+    let hosts: Vec<SshHost> = hosts
+        .iter()
+        .map(|h| SshHost::parse(h))
+        .collect::<Result<_, _>>()?;
+    let mut covered = vec![false; hosts.len()];
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Ok(entry) = parse_entry(line) else {
+            continue;
+        };
+        let mut any = false;
+        for (i, h) in hosts.iter().enumerate() {
+            if hosts_field_matches(entry.hosts, &h.known_hosts_name()).unwrap_or(false) {
+                any = true;
+                covered[i] |= !entry.revoked;
+            }
+        }
+        if any {
+            out.push(line.to_string());
+        }
+    }
+    if let Some(i) = covered.iter().position(|c| !c) {
+        return Err(RecipeError::KnownHostsMissing {
+            host: hosts[i].given.clone(),
+            lookup: hosts[i].known_hosts_name(),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn select_known_hosts_reads_hashed_ported_and_wildcard_entries() {
+        // `|1|salt|hmac` of "git.corp" with salt "salt-bytes-1234567890".
+        let salt = STANDARD.encode(b"salt-bytes-1234567890");
+        let key = ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            b"salt-bytes-1234567890",
+        );
+        let tag = ring::hmac::sign(&key, b"git.corp");
+        let hashed = format!(
+            "|1|{salt}|{} ssh-ed25519 {KEY}",
+            STANDARD.encode(tag.as_ref())
+        );
+        let text = format!(
+            "# comment\n{hashed}\n[127.0.0.1]:2222 ssh-ed25519 {KEY}\n*.example.org ssh-ed25519 {KEY}\nother ssh-rsa {KEY}\nnot a valid line\n"
+        );
+        assert_eq!(
+            select_known_hosts(&text, &["git.corp".into()]).expect("hashed"),
+            [hashed.clone()]
+        );
+        assert_eq!(
+            select_known_hosts(&text, &["git@127.0.0.1:2222".into()]).expect("port"),
+            [format!("[127.0.0.1]:2222 ssh-ed25519 {KEY}")]
+        );
+        assert_eq!(
+            select_known_hosts(&text, &["src.example.org".into()]).expect("wildcard"),
+            [format!("*.example.org ssh-ed25519 {KEY}")]
+        );
+        let e = select_known_hosts(&text, &["nope.test".into()])
+            .expect_err("missing")
+            .to_string();
+        assert!(e.contains("nope.test") && e.contains("ssh-keyscan"), "{e}");
+        // A revoked key alone does not cover its host.
+        let revoked = format!("@revoked git.corp ssh-ed25519 {KEY}\n");
+        assert!(select_known_hosts(&revoked, &["git.corp".into()]).is_err());
+    }
 
     const KEY: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 

@@ -13,7 +13,6 @@ mod keys;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,30 +29,15 @@ pub use keys::Keyring;
 use crate::error::{Error, Result};
 use crate::metadata;
 
-/// A parsed `--ssh` flag: `ID[=PATH[,PATH…]]`, as buildx parses it. Paths
-/// are agent sockets or private key files; none means `$SSH_AUTH_SOCK`.
+/// An ssh agent to forward, as an `--ssh` flag gives it (kiln-build parses
+/// the flag): paths are agent sockets or private key files; none means
+/// `$SSH_AUTH_SOCK`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshSpec {
     /// The agent id (`default` when empty).
     pub id: String,
     /// Socket or key file paths.
     pub paths: Vec<PathBuf>,
-}
-
-impl FromStr for SshSpec {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        let (id, paths) = match s.split_once('=') {
-            Some((id, paths)) => (id, paths.split(',').map(PathBuf::from).collect()),
-            None => (s, Vec::new()),
-        };
-        let id = if id.is_empty() { SSH_DEFAULT_ID } else { id };
-        Ok(Self {
-            id: id.to_owned(),
-            paths,
-        })
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -197,22 +181,5 @@ impl Ssh for SshAgents {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_buildx_forms() {
-        let s: SshSpec = "default".parse().expect("spec");
-        assert_eq!((s.id.as_str(), s.paths.len()), ("default", 0));
-        let s: SshSpec = "gh=/run/agent.sock".parse().expect("spec");
-        assert_eq!(s.paths, [PathBuf::from("/run/agent.sock")]);
-        let s: SshSpec = "keys=/a/id_ed25519,/b/id_rsa".parse().expect("spec");
-        assert_eq!(s.paths.len(), 2);
-        let s: SshSpec = "=/x".parse().expect("spec");
-        assert_eq!(s.id, "default");
     }
 }

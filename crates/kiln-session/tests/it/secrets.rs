@@ -19,11 +19,11 @@ async fn secrets_found_not_found_and_read_at_call_time() {
 
     let mut store = SecretStore::new();
     store
-        .add_spec(
-            format!("id=tok,src={}", file.display())
-                .parse()
-                .expect("spec"),
-        )
+        .add_spec(SecretSpec {
+            id: SecretId::new("tok").expect("id"),
+            file: Some(file.clone()),
+            env: None,
+        })
         .expect("add");
     store
         .insert(
@@ -35,7 +35,11 @@ async fn secrets_found_not_found_and_read_at_call_time() {
     let by_id = dir.path().join("by-id");
     std::fs::write(&by_id, "by id").expect("write");
     store
-        .add_spec(format!("id={}", by_id.display()).parse().expect("spec"))
+        .add_spec(SecretSpec {
+            id: SecretId::new(by_id.display().to_string()).expect("id"),
+            file: None,
+            env: None,
+        })
         .expect("add");
 
     let session = Session::builder().secrets(store).build().expect("session");
@@ -110,14 +114,20 @@ fn secret_file_limits() {
     let big = dir.path().join("big");
     std::fs::write(&big, vec![b'x'; 600 * 1024]).expect("write");
     let mut store = SecretStore::new();
-    let spec: SecretSpec = format!("id=big,src={}", big.display())
-        .parse()
-        .expect("spec");
+    let spec = SecretSpec {
+        id: SecretId::new("big").expect("id"),
+        file: Some(big.clone()),
+        env: None,
+    };
     let err = store.add_spec(spec).expect_err("too big");
     assert!(
         matches!(err, kiln_session::Error::SecretTooBig { .. }),
         "{err}"
     );
-    let spec: SecretSpec = "id=nope,src=/definitely/not/here".parse().expect("spec");
+    let spec = SecretSpec {
+        id: SecretId::new("nope").expect("id"),
+        file: Some("/definitely/not/here".into()),
+        env: None,
+    };
     assert!(store.add_spec(spec).is_err());
 }

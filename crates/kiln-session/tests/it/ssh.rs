@@ -52,7 +52,10 @@ async fn forwards_read_only_requests_to_the_socket() {
     fake_agent(UnixListener::bind(&sock).expect("bind"), seen.clone());
 
     let mut agents = SshAgents::new();
-    let spec: SshSpec = format!("gh={}", sock.display()).parse().expect("spec");
+    let spec = SshSpec {
+        id: "gh".into(),
+        paths: vec![sock.clone()],
+    };
     agents.add(spec).expect("add agent");
     let session = Session::builder().ssh(agents).build().expect("session");
     let mut client = SshClient::new(connect(&session).await);
@@ -112,7 +115,10 @@ async fn forwards_read_only_requests_to_the_socket() {
 #[test]
 fn missing_socket_is_an_error() {
     let mut agents = SshAgents::new();
-    let spec: SshSpec = "x=/definitely/not/a/socket".parse().expect("spec");
+    let spec = SshSpec {
+        id: "x".into(),
+        paths: vec!["/definitely/not/a/socket".into()],
+    };
     let err = agents.add(spec).expect_err("missing");
     assert!(
         err.to_string().contains("/definitely/not/a/socket"),
@@ -192,7 +198,10 @@ async fn key_files_are_served_by_an_in_process_agent() {
     }
     let mut agents = SshAgents::new();
     agents
-        .add(format!("keys={}", paths.join(",")).parse().expect("spec"))
+        .add(SshSpec {
+            id: "keys".into(),
+            paths: paths.iter().map(std::path::PathBuf::from).collect(),
+        })
         .expect("load keys");
     let session = Session::builder().ssh(agents).build().expect("session");
     let sock = dir.path().join("agent.sock");
@@ -263,7 +272,10 @@ fn encrypted_keys_are_refused_clearly() {
     assert!(status.success());
     let mut agents = SshAgents::new();
     let err = agents
-        .add(format!("locked={}", path.display()).parse().expect("spec"))
+        .add(SshSpec {
+            id: "locked".into(),
+            paths: vec![path.clone()],
+        })
         .expect_err("encrypted");
     assert!(err.to_string().contains("passphrase-protected"), "{err}");
 }

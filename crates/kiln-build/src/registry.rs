@@ -5,32 +5,41 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
+use kiln_client::kiln_session::DockerAuth;
 use kiln_image::registry::{Credentials, RegistryClient};
 use kiln_image::ImageRef;
 
+use crate::error::BuildError;
+
 /// A registry client holding the credentials for `images`' registries;
 /// `insecure` registries are spoken to over plain HTTP.
+///
+/// # Errors
+/// [`BuildError::Invalid`] when a credential helper or the config fails,
+/// [`BuildError::Registry`] when the client cannot be set up.
 pub async fn client_for<'a>(
     images: impl IntoIterator<Item = &'a ImageRef>,
     insecure: &[String],
-) -> anyhow::Result<RegistryClient> {
-    let auth = kiln_session::DockerAuth::from_env();
+) -> Result<RegistryClient, BuildError> {
+    let auth = DockerAuth::from_env();
     let mut creds: BTreeMap<String, Credentials> = BTreeMap::new();
     for image in images {
         let host = image.domain();
         if creds.contains_key(host) {
             continue;
         }
-        let c = auth
-            .credentials(host)
-            .await
-            .with_context(|| format!("cannot read the registry credentials for {host}"))?;
+        let c = auth.credentials(host).await.map_err(|e| {
+            BuildError::invalid(
+                format!("the registry credentials for {host}"),
+                e.to_string(),
+            )
+        })?;
         let Some(secret) = c.secret.filter(|s| !s.is_empty()) else {
             continue; // anonymous
         };
-        let secret = String::from_utf8(secret.expose().to_vec())
-            .map_err(|_| anyhow::anyhow!("the registry secret for {host} is not UTF-8"))?;
+        let secret = String::from_utf8(secret.expose().to_vec()).map_err(|_| {
+            BuildError::invalid(format!("the registry secret for {host}"), "it is not UTF-8")
+        })?;
         let cred = if c.username.is_empty() {
             Credentials::identity_token(secret)
         } else {
@@ -42,5 +51,5 @@ pub async fn client_for<'a>(
     for r in insecure {
         b = b.insecure(r.clone());
     }
-    b.build().context("cannot set up the registry client")
+    Ok(b.build()?)
 }

@@ -8,21 +8,13 @@ use kiln_image::ImageRef;
 
 pub struct DaemonProbe<'a> {
     pub gateway: &'a GatewayBuild,
-    pub platform: Option<kiln_proto::pb::Platform>,
+    pub platform: Option<kiln_client::kiln_proto::pb::Platform>,
     pub session_id: Option<String>,
 }
 
 /// Whether a resolution error means "no such image/tag" rather than a failure.
 pub fn is_not_found(err: &kiln_client::Error) -> bool {
-    let msg = err.to_string().to_ascii_lowercase();
-    err.status()
-        .is_some_and(|s| s.code() == tonic_code_not_found())
-        || msg.contains("not found")
-        || msg.contains("manifest unknown")
-}
-
-fn tonic_code_not_found() -> tonic::Code {
-    tonic::Code::NotFound
+    err.is_not_found()
 }
 
 impl ImageTagProbe for DaemonProbe<'_> {

@@ -14,22 +14,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-use kiln_image::manifest::{oci_index, Descriptor, Manifest};
-use kiln_image::{media_type, Digest, ImageRef, Platform};
 use sha2::Digest as _;
+
+use super::LayoutError;
+use crate::manifest::{oci_index, Descriptor, Manifest};
+use crate::{media_type, Digest, ImageRef, Platform};
 
 /// JSON documents (indexes, manifests, configs) are read into memory in
 /// the first pass; BuildKit caps manifests at 4 MiB.
 const MAX_JSON_BLOB: u64 = 4 * 1024 * 1024;
 
 /// One exported tarball and the platforms it was built for.
+#[derive(Clone, Debug)]
 pub struct Part {
     pub tar: PathBuf,
     pub platforms: Vec<Platform>,
 }
 
 /// A merged layout, written but not yet in place.
+#[derive(Debug)]
 pub struct Merged {
     pub digest: Digest,
     tmp: tempfile::NamedTempFile,
@@ -38,27 +41,36 @@ pub struct Merged {
 
 impl Merged {
     /// Moves the tarball into place (mode 0644, like other exports).
-    pub fn commit(self) -> anyhow::Result<()> {
+    ///
+    /// # Errors
+    /// [`LayoutError::Io`] when the file cannot be moved.
+    pub fn commit(self) -> Result<(), LayoutError> {
         use std::os::unix::fs::PermissionsExt;
         let dest = self.dest;
+        let what = || format!("cannot write {}", dest.display());
         std::fs::set_permissions(self.tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("cannot write {}", dest.display()))?;
+            .map_err(|e| LayoutError::io(what(), e))?;
         self.tmp
             .persist(&dest)
-            .with_context(|| format!("cannot write {}", dest.display()))?;
+            .map_err(|e| LayoutError::io(what(), e.error))?;
         Ok(())
     }
 }
 
 /// The directory a destination file goes in; it must exist.
-pub fn check_dest(dest: &Path) -> anyhow::Result<()> {
+///
+/// # Errors
+/// [`LayoutError::Io`] when it does not.
+pub fn check_dest(dest: &Path) -> Result<(), LayoutError> {
     let dir = parent(dest);
     if !dir.is_dir() {
-        bail!(
-            "cannot write {}: {} is not a directory",
-            dest.display(),
-            dir.display()
-        );
+        return Err(LayoutError::io(
+            format!("cannot write {}", dest.display()),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is not a directory", dir.display()),
+            ),
+        ));
     }
     Ok(())
 }
@@ -77,30 +89,45 @@ fn blob_digest(path: &str) -> Option<Digest> {
     format!("sha256:{hex}").parse().ok()
 }
 
-fn entry_path(entry: &tar::Entry<'_, std::fs::File>) -> anyhow::Result<String> {
-    Ok(entry
-        .path()?
-        .to_string_lossy()
-        .trim_start_matches("./")
-        .to_string())
+/// A tar entry's path, refused when it could leave the layout.
+fn entry_path(tar: &Path, entry: &tar::Entry<'_, std::fs::File>) -> Result<String, LayoutError> {
+    let raw = entry
+        .path()
+        .map_err(|e| LayoutError::io(format!("reading {}", tar.display()), e))?;
+    let p = raw.to_string_lossy().trim_start_matches("./").to_string();
+    if p.starts_with('/') || p.split('/').any(|c| c == "..") {
+        return Err(LayoutError::UnsafeEntry {
+            tar: tar.to_path_buf(),
+            entry: p,
+        });
+    }
+    Ok(p)
 }
 
 /// First pass over one part: its JSON blobs into `docs` (checked), and its
 /// platform manifests.
-fn read_part(part: &Part, docs: &mut BTreeMap<Digest, Vec<u8>>) -> anyhow::Result<Vec<Descriptor>> {
+fn read_part(
+    part: &Part,
+    docs: &mut BTreeMap<Digest, Vec<u8>>,
+) -> Result<Vec<Descriptor>, LayoutError> {
     let name = part.tar.display().to_string();
-    let file = std::fs::File::open(&part.tar).with_context(|| format!("cannot open {name}"))?;
+    let io = |what: String| move |e| LayoutError::io(what, e);
+    let malformed = |entry: &str, reason: String| LayoutError::Malformed {
+        entry: format!("{entry} in {name}"),
+        reason,
+    };
+    let file = std::fs::File::open(&part.tar).map_err(io(format!("cannot open {name}")))?;
     let mut archive = tar::Archive::new(file);
     let mut index_json: Option<Vec<u8>> = None;
     for entry in archive
         .entries()
-        .with_context(|| format!("{name} is not a tar file"))?
+        .map_err(io(format!("{name} is not a tar file")))?
     {
-        let mut entry = entry.with_context(|| format!("reading {name}"))?;
+        let mut entry = entry.map_err(io(format!("reading {name}")))?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let path = entry_path(&entry).with_context(|| format!("reading {name}"))?;
+        let path = entry_path(&part.tar, &entry)?;
         let digest = blob_digest(&path);
         let wanted = path == "index.json" || (digest.is_some() && entry.size() <= MAX_JSON_BLOB);
         if !wanted {
@@ -109,12 +136,17 @@ fn read_part(part: &Part, docs: &mut BTreeMap<Digest, Vec<u8>>) -> anyhow::Resul
         let mut data = Vec::new();
         entry
             .read_to_end(&mut data)
-            .with_context(|| format!("reading {path} in {name}"))?;
+            .map_err(io(format!("reading {path} in {name}")))?;
         match digest {
             None => index_json = Some(data),
             Some(d) if data.first() == Some(&b'{') => {
-                if d.recompute(&data) != d {
-                    bail!("{name}: blob {path} does not match its digest");
+                let actual = d.recompute(&data);
+                if actual != d {
+                    return Err(LayoutError::BadBlob {
+                        tar: part.tar.clone(),
+                        digest: d.to_string(),
+                        actual: actual.hex().to_string(),
+                    });
                 }
                 docs.insert(d, data);
             }
@@ -122,17 +154,20 @@ fn read_part(part: &Part, docs: &mut BTreeMap<Digest, Vec<u8>>) -> anyhow::Resul
         }
     }
     let index_json =
-        index_json.with_context(|| format!("{name} has no index.json: not an OCI layout"))?;
+        index_json.ok_or_else(|| malformed("index.json", "missing: not an OCI layout".into()))?;
     let top = Manifest::parse(Some(media_type::OCI_INDEX), &index_json)
-        .with_context(|| format!("{name}: index.json"))?;
+        .map_err(|e| malformed("index.json", e.to_string()))?;
     let Some(root) = top.entries().into_iter().next() else {
-        bail!("{name}: index.json lists no image");
+        return Err(malformed("index.json", "it lists no image".into()));
     };
     let root_doc = docs
         .get(&root.digest)
-        .with_context(|| format!("{name}: blob {} is missing", root.digest))?;
+        .ok_or_else(|| LayoutError::MissingBlob {
+            tar: part.tar.clone(),
+            digest: root.digest.to_string(),
+        })?;
     let root_manifest = Manifest::parse(Some(&root.media_type), root_doc)
-        .with_context(|| format!("{name}: {}", root.digest))?;
+        .map_err(|e| malformed(root.digest.as_ref(), e.to_string()))?;
     if root_manifest.is_index() {
         return Ok(root_manifest
             .platforms()
@@ -144,7 +179,10 @@ fn read_part(part: &Part, docs: &mut BTreeMap<Digest, Vec<u8>>) -> anyhow::Resul
             .collect());
     }
     let [only] = part.platforms.as_slice() else {
-        bail!("{name}: one image manifest for several platforms");
+        return Err(malformed(
+            "index.json",
+            "one image manifest for several platforms".into(),
+        ));
     };
     Ok(vec![Descriptor {
         platform: Some(only.clone()),
@@ -181,12 +219,18 @@ fn header(size: u64) -> tar::Header {
 /// `order`'s platforms in that order; `name` (if any) is recorded as the
 /// image's ref name like BuildKit's `oci` exporter does. Nothing is at
 /// `dest` until [`Merged::commit`].
+///
+/// # Errors
+/// [`LayoutError`]: a part that is not an OCI layout, a blob that is
+/// missing or does not match its digest, a platform no part holds, an
+/// unsafe tar entry, or a failed write.
 pub fn merge(
     parts: &[Part],
     order: &[Platform],
     name: Option<&ImageRef>,
     dest: &Path,
-) -> anyhow::Result<Merged> {
+) -> Result<Merged, LayoutError> {
+    let io = |what: String| move |e| LayoutError::io(what, e);
     let mut docs: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
     let mut found: Vec<Descriptor> = Vec::new();
     for p in parts {
@@ -197,29 +241,33 @@ pub fn merge(
         let d = found
             .iter()
             .find(|d| d.platform.as_ref() == Some(t))
-            .with_context(|| format!("no {t} image among the builders' exports"))?;
+            .ok_or_else(|| LayoutError::MissingPlatform {
+                platform: t.to_string(),
+            })?;
         entries.push(d.clone());
     }
     // What the joined index reaches: each manifest, its config and layers.
     let mut reachable: BTreeSet<Digest> = BTreeSet::new();
     for e in &entries {
         reachable.insert(e.digest.clone());
-        let doc = docs.get(&e.digest).with_context(|| {
-            format!(
-                "the {} manifest {} is missing",
-                e.platform
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
-                e.digest
-            )
-        })?;
-        let m = Manifest::parse(Some(&e.media_type), doc)
-            .with_context(|| format!("manifest {}", e.digest))?;
+        let doc = docs
+            .get(&e.digest)
+            .ok_or_else(|| LayoutError::MissingBlob {
+                tar: PathBuf::from("the builders' exports"),
+                digest: e.digest.to_string(),
+            })?;
+        let m =
+            Manifest::parse(Some(&e.media_type), doc).map_err(|err| LayoutError::Malformed {
+                entry: format!("manifest {}", e.digest),
+                reason: err.to_string(),
+            })?;
         reachable.extend(m.config().map(|c| c.digest));
         reachable.extend(m.layers().into_iter().map(|l| l.digest));
     }
-    let index = oci_index(&entries).context("cannot write the image index")?;
+    let index = oci_index(&entries).map_err(|e| LayoutError::Malformed {
+        entry: "the joined index".into(),
+        reason: e.to_string(),
+    })?;
     let index_digest = Digest::sha256_of(&index);
 
     let mut descriptor = serde_json::json!({
@@ -238,40 +286,46 @@ pub fn merge(
         "mediaType": media_type::OCI_INDEX,
         "manifests": [descriptor],
     }))
-    .context("cannot write index.json")?;
+    .map_err(|e| LayoutError::Malformed {
+        entry: "index.json".into(),
+        reason: e.to_string(),
+    })?;
 
     let dir = parent(dest);
     let mut tmp = tempfile::Builder::new()
         .prefix(".kiln-oci-")
         .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+        .map_err(io(format!(
+            "cannot create a temporary file in {}",
+            dir.display()
+        )))?;
     let mut written: BTreeSet<Digest> = BTreeSet::new();
     {
         let mut out = tar::Builder::new(tmp.as_file_mut());
+        let w = || format!("cannot write {}", dest.display());
         let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
-        out.append_data(&mut header(layout.len() as u64), "oci-layout", &layout[..])?;
-        out.append_data(&mut header(top.len() as u64), "index.json", top.as_slice())?;
+        out.append_data(&mut header(layout.len() as u64), "oci-layout", &layout[..])
+            .map_err(io(w()))?;
+        out.append_data(&mut header(top.len() as u64), "index.json", top.as_slice())
+            .map_err(io(w()))?;
         let path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
         out.append_data(
             &mut header(index.len() as u64),
             path(&index_digest),
             index.as_slice(),
-        )?;
+        )
+        .map_err(io(w()))?;
         written.insert(index_digest.clone());
         for part in parts {
             let name = part.tar.display().to_string();
-            let file =
-                std::fs::File::open(&part.tar).with_context(|| format!("cannot open {name}"))?;
+            let file = std::fs::File::open(&part.tar).map_err(io(format!("cannot open {name}")))?;
             let mut archive = tar::Archive::new(file);
-            for entry in archive
-                .entries()
-                .with_context(|| format!("reading {name}"))?
-            {
-                let entry = entry.with_context(|| format!("reading {name}"))?;
+            for entry in archive.entries().map_err(io(format!("reading {name}")))? {
+                let entry = entry.map_err(io(format!("reading {name}")))?;
                 if !entry.header().entry_type().is_file() {
                     continue;
                 }
-                let p = entry_path(&entry).with_context(|| format!("reading {name}"))?;
+                let p = entry_path(&part.tar, &entry)?;
                 let Some(d) = blob_digest(&p) else { continue };
                 if !reachable.contains(&d) || written.contains(&d) {
                     continue;
@@ -282,21 +336,30 @@ pub fn merge(
                     hasher: sha2::Sha256::new(),
                 };
                 out.append_data(&mut header(size), path(&d), &mut hashing)
-                    .with_context(|| format!("copying {p} from {name}"))?;
-                if hex::encode(hashing.hasher.finalize()) != d.hex() {
-                    bail!("{name}: blob {p} does not match its digest");
+                    .map_err(io(format!("copying {p} from {name}")))?;
+                let actual = hex::encode(hashing.hasher.finalize());
+                if actual != d.hex() {
+                    return Err(LayoutError::BadBlob {
+                        tar: part.tar.clone(),
+                        digest: d.to_string(),
+                        actual,
+                    });
                 }
                 written.insert(d);
             }
         }
         out.finish()
-            .with_context(|| format!("cannot write {}", dest.display()))?;
+            .map_err(io(format!("cannot write {}", dest.display())))?;
     }
     if let Some(missing) = reachable.iter().find(|d| !written.contains(d)) {
-        bail!("blob {missing} is in no builder's export");
+        return Err(LayoutError::MissingBlob {
+            tar: PathBuf::from("the builders' exports"),
+            digest: missing.to_string(),
+        });
     }
-    tmp.as_file_mut().flush()?;
-    tmp.as_file().sync_all()?;
+    let w = format!("cannot write {}", dest.display());
+    tmp.as_file_mut().flush().map_err(io(w.clone()))?;
+    tmp.as_file().sync_all().map_err(io(w))?;
     Ok(Merged {
         digest: index_digest,
         tmp,
@@ -305,6 +368,7 @@ pub fn merge(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -457,10 +521,9 @@ mod tests {
         }];
         let out = tmp.path().join("out.tar");
         let e = merge(&parts, &[Platform::linux_arm64()], None, &out)
-            .err()
-            .expect("no arm64")
+            .expect_err("no arm64")
             .to_string();
-        assert!(e.contains("no linux/arm64 image"), "{e}");
+        assert!(e.contains("no manifest for linux/arm64"), "{e}");
 
         // Corrupt the layer (not a JSON blob: caught while it is copied).
         let mut files = part_files(b"layer", "amd64");
@@ -481,10 +544,9 @@ mod tests {
             None,
             &out,
         )
-        .err()
-        .expect("corrupt")
+        .expect_err("corrupt")
         .to_string();
-        assert!(e.contains("does not match its digest"), "{e}");
+        assert!(e.contains("does not match its content"), "{e}");
         assert!(!out.exists());
         assert_eq!(leftovers(tmp.path()), 0);
         assert!(check_dest(&tmp.path().join("no/such/dir/x.tar")).is_err());

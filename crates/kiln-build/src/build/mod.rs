@@ -1,0 +1,360 @@
+//! `kiln build` as a library: a Go module and [`BuildFlags`] in, an image
+//! out, on one daemon ([`Build`]) or fanned out to several ([`FanOut`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kiln_build::BuildError> {
+//! use kiln_build::build::{connect, Build, BuildFlags, Connect, Request};
+//! let flags = BuildFlags {
+//!     dir: "./my-service".into(),
+//!     tags: vec!["registry.example.com/team/my-service:1".into()],
+//!     push: true,
+//!     ..Default::default()
+//! };
+//! let request = Request::gather(&flags, true)?;
+//! let client = connect(&Connect::default()).await?;
+//! let build = Build::prepare(request, client).await?;
+//! let (events, mut progress) = tokio::sync::mpsc::unbounded_channel();
+//! tokio::spawn(async move { while progress.recv().await.is_some() {} });
+//! let built = build.run(events, Default::default()).await?;
+//! println!("{}", built.digest.unwrap_or_default());
+//! # Ok(()) }
+//! ```
+
+mod endpoint;
+pub mod fanout;
+mod plan;
+pub(crate) mod probe;
+pub mod request;
+pub mod resolve;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kiln_client::kiln_proto::attrs::response;
+use kiln_client::kiln_session::Session;
+use kiln_client::{resolve_address, Client, DaemonInfo, TlsOptions};
+use kiln_image::{Digest, Platform};
+
+pub use endpoint::{Events, ExecCommands, Outcome};
+pub use fanout::{FanOut, Joined};
+pub use plan::{plan, GoChoice, Plan, PlatformPlan, CONTEXT};
+pub use request::{check_mains, BuildFlags, Request};
+pub use resolve::{GatewayResolver, ImageResolver, Resolved};
+
+use crate::error::BuildError;
+use crate::lock::{self, Lock, LockedImage};
+use crate::outputs::{discard, fit, run_after, Fitted};
+use crate::session::DaemonOutput;
+use crate::SyncDirOptions;
+
+/// How to reach the default daemon.
+#[derive(Clone, Debug, Default)]
+pub struct Connect {
+    /// `--addr`; `None`: `BUILDKIT_HOST`, else `docker://` if a Docker
+    /// Engine answers, else the buildkitd socket.
+    pub addr: Option<String>,
+    /// TLS for `tcp://` addresses (every endpoint of a fan-out).
+    pub tls: TlsOptions,
+}
+
+/// Connects to the daemon `c` names.
+///
+/// # Errors
+/// [`BuildError::Daemon`] when the address is bad or nothing answers.
+pub async fn connect(c: &Connect) -> Result<Client, BuildError> {
+    let (address, _) = resolve_address(c.addr.as_deref()).await?;
+    Ok(Client::connect(address, &c.tls).await?)
+}
+
+/// The daemon's own platform: the first platform of its first worker.
+///
+/// # Errors
+/// [`BuildError::Daemon`] when the call fails, [`BuildError::Invalid`]
+/// when the daemon reports no platform kiln knows.
+pub async fn daemon_platform(client: &Client) -> Result<Platform, BuildError> {
+    let workers = client.list_workers().await?;
+    let first = workers
+        .iter()
+        .flat_map(|w| w.platforms.iter())
+        .next()
+        .ok_or_else(|| BuildError::invalid("the daemon", "it reports no worker platforms"))?;
+    Ok(Platform::parse(first)
+        .map_err(|e| {
+            BuildError::invalid(
+                "the daemon",
+                format!("its platform {first:?} is not a platform kiln knows: {e}"),
+            )
+        })?
+        .normalize())
+}
+
+/// The session of a build: the module directory as the `context` local
+/// (with `.dockerignore`), plus the request's secrets and ssh, and outputs.
+pub(crate) fn context_session(
+    request: &Request,
+    outputs: &[DaemonOutput],
+) -> Result<Session, BuildError> {
+    let mut spec = request.session.clone();
+    spec.locals.push((
+        CONTEXT.to_string(),
+        request.dir.clone(),
+        SyncDirOptions::default().dockerignore(true),
+    ));
+    spec.build(outputs)
+}
+
+/// A build on one daemon, connected, with its outputs fitted to the daemon.
+pub struct Build {
+    request: Request,
+    client: Client,
+    daemon: DaemonInfo,
+    build_platform: Platform,
+    targets: Vec<Platform>,
+}
+
+/// What a build produced.
+#[derive(Debug)]
+pub struct Built {
+    pub plan: Plan,
+    /// The image digest an exporter (or an Engine push) reported.
+    pub digest: Option<String>,
+    /// Things the user should know (the Go version picked, an image kept in
+    /// buildkitd's store, …).
+    pub notes: Vec<String>,
+    /// Whether any output was asked for.
+    pub has_outputs: bool,
+}
+
+impl Build {
+    /// Asks the daemon what it is and its platform.
+    ///
+    /// # Errors
+    /// [`BuildError::Daemon`], or a `--platform` that does not parse.
+    pub async fn prepare(request: Request, client: Client) -> Result<Build, BuildError> {
+        let build_platform = daemon_platform(&client).await?;
+        let targets = request.targets(&build_platform)?;
+        let daemon = client.daemon_info().await?;
+        Ok(Build {
+            request,
+            client,
+            daemon,
+            build_platform,
+            targets,
+        })
+    }
+
+    /// The request.
+    #[must_use]
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// The daemon this build runs on.
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn fitted(&self) -> Result<Fitted, BuildError> {
+        let mut f = fit(
+            &self.daemon,
+            &self.client.address().to_string(),
+            &self.request.outputs,
+            self.targets.len(),
+        )?;
+        for o in &mut f.outputs {
+            self.request.decorate_exporter(&mut o.exporter);
+        }
+        Ok(f)
+    }
+
+    /// Plans every platform through the daemon without solving anything.
+    ///
+    /// # Errors
+    /// As [`Build::run`], before anything is built.
+    pub async fn plan(&self, events: Events, commands: ExecCommands) -> Result<Plan, BuildError> {
+        let session = context_session(&self.request, &[])?;
+        let outcome = self
+            .endpoint(session, Vec::new(), true, events, commands)
+            .run()
+            .await?;
+        match outcome {
+            Outcome::Planned(p) | Outcome::Built(_, p) => Ok(p),
+        }
+    }
+
+    /// Builds and exports; on a classic-store Docker, kiln then pushes or
+    /// saves what the `moby` exporter stored.
+    ///
+    /// # Errors
+    /// [`BuildError::Daemon`] when the daemon fails the build (its status
+    /// names the failing step), others for outputs that cannot be made.
+    pub async fn run(&self, events: Events, commands: ExecCommands) -> Result<Built, BuildError> {
+        let fitted = self.fitted()?;
+        let session = context_session(&self.request, &fitted.outputs)?;
+        let exporters = fitted.outputs.iter().map(|o| o.exporter.clone()).collect();
+        let engine = self.client.engine();
+        let outcome = match self
+            .endpoint(session, exporters, false, events, commands)
+            .run()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                if let Some(engine) = &engine {
+                    discard(engine, &fitted.after).await;
+                }
+                return Err(e);
+            }
+        };
+        let (resp, plan) = match outcome {
+            Outcome::Built(r, p) => (r, p),
+            Outcome::Planned(p) => {
+                return Err(BuildError::invalid(
+                    format!("the build of {}", p.module),
+                    "it was planned but not built",
+                ))
+            }
+        };
+        let mut digest = resp.exporter_response.get(response::IMAGE_DIGEST).cloned();
+        if let Some(engine) = &engine {
+            // An Engine push (classic image store) reports the registry's digest.
+            if let Some(d) = run_after(engine, &fitted.after).await? {
+                digest = Some(d);
+            }
+        }
+        let mut notes = plan.notes.clone();
+        notes.extend(fitted.notes);
+        Ok(Built {
+            plan,
+            digest,
+            notes,
+            has_outputs: !self.request.outputs.is_empty(),
+        })
+    }
+
+    fn endpoint(
+        &self,
+        session: Session,
+        exporters: Vec<kiln_client::ExporterSpec>,
+        plan_only: bool,
+        events: Events,
+        commands: ExecCommands,
+    ) -> endpoint::Endpoint<'_> {
+        endpoint::Endpoint {
+            client: &self.client,
+            request: &self.request,
+            build_platform: &self.build_platform,
+            targets: &self.targets,
+            session,
+            exporters,
+            plan_only,
+            label_platforms: false,
+            events,
+            commands,
+        }
+    }
+}
+
+/// What `kiln lock` wrote, and what it could not record.
+#[derive(Debug)]
+pub struct Locked {
+    pub lock: Lock,
+    pub path: PathBuf,
+    pub warnings: Vec<String>,
+}
+
+/// Resolves what a build would use (through `client`) and writes kiln.lock.
+///
+/// # Errors
+/// [`BuildError::Lock`] when a lock exists and `update` is false, or an
+/// image has no digest; others from planning.
+pub async fn lock(request: &Request, client: &Client, update: bool) -> Result<Locked, BuildError> {
+    let path = request.dir.join(lock::FILE);
+    if Lock::load(&request.dir)?.is_some() && !update {
+        return Err(BuildError::Lock {
+            path,
+            reason: "it already exists; `kiln lock --update` re-resolves it".into(),
+        });
+    }
+    let build_platform = daemon_platform(client).await?;
+    let targets = request.targets(&build_platform)?;
+    let gw = client
+        .gateway(kiln_client::SolveRequest::default(), None)
+        .await?;
+    let plan = endpoint::plan_through(&gw, request, &build_platform, &targets, "", false).await;
+    let _ = gw.fail("kiln lock: done").await;
+    let plan = plan?;
+    // Per-platform digests of private images need the same credentials the
+    // daemon used to resolve them.
+    let registry = crate::registry::client_for([&plan.builder.0, &plan.base.0], &[]).await?;
+    let digest = |img: &kiln_image::ImageRef, d: &Option<Digest>| {
+        d.clone().ok_or_else(|| BuildError::Lock {
+            path: path.clone(),
+            reason: format!("the daemon returned no digest for {img}; kiln cannot lock it"),
+        })
+    };
+    let mut locked = Lock {
+        go: plan.go_version.clone(),
+        builder: LockedImage {
+            name: plan.builder.0.to_string(),
+            digest: digest(&plan.builder.0, &plan.builder.1)?.to_string(),
+            platforms: BTreeMap::new(),
+        },
+        base: LockedImage {
+            name: plan.base.0.to_string(),
+            digest: digest(&plan.base.0, &plan.base.1)?.to_string(),
+            platforms: BTreeMap::new(),
+        },
+    };
+    let mut warnings = Vec::new();
+    for (img, entry) in [
+        (&plan.builder.0, &mut locked.builder),
+        (&plan.base.0, &mut locked.base),
+    ] {
+        match registry.resolve_platforms(img).await {
+            Ok(list) => {
+                for (p, d) in list {
+                    entry.platforms.insert(p.to_string(), d.to_string());
+                }
+            }
+            Err(e) => warnings.push(format!("per-platform digests of {img} not recorded: {e}")),
+        }
+    }
+    locked.save(&request.dir)?;
+    Ok(Locked {
+        lock: locked,
+        path,
+        warnings,
+    })
+}
+
+/// Writes a commented kiln.toml into `dir` (a Go module's root).
+///
+/// # Errors
+/// [`BuildError::Invalid`] when one exists (without `force`) or `dir` has
+/// no go.mod, [`BuildError::File`] when it cannot be written.
+pub fn init(dir: &Path, force: bool) -> Result<PathBuf, BuildError> {
+    let path = dir.join(crate::config::FILE);
+    if path.exists() && !force {
+        return Err(BuildError::invalid(
+            path.display().to_string(),
+            "it already exists; pass --force to overwrite it",
+        ));
+    }
+    if !dir.join("go.mod").is_file() {
+        return Err(BuildError::invalid(
+            dir.display().to_string(),
+            "it has no go.mod: kiln init goes in a Go module's root",
+        ));
+    }
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        crate::config::FILE,
+        std::process::id()
+    ));
+    std::fs::write(&tmp, crate::config::TEMPLATE)
+        .map_err(|e| BuildError::file("write", &tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| BuildError::file("write", &path, e))?;
+    Ok(path)
+}

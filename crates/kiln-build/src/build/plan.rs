@@ -1,0 +1,217 @@
+//! Planning: images resolved to digests, the LLB of every target platform,
+//! and what the lock records. No daemon needed beyond the resolver.
+
+use kiln_go::recipe::{self, RecipeInput, ResolvedImage};
+use kiln_image::{Digest, ImageRef, Platform};
+use kiln_llb::{Constraints, Definition};
+
+use super::request::Request;
+use super::resolve::{ImageResolver, Resolved};
+use crate::error::BuildError;
+
+/// The local source name the module directory is served under.
+pub const CONTEXT: &str = "context";
+
+/// Everything planned for one build.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The module's binary name.
+    pub module: String,
+    pub go_version: String,
+    pub platforms: Vec<PlatformPlan>,
+    /// Things the user should know (the Go version picked, …).
+    pub notes: Vec<String>,
+    /// The builder image and the digest it resolved to.
+    pub builder: (ImageRef, Option<Digest>),
+    /// The base image and its index digest.
+    pub base: (ImageRef, Option<Digest>),
+}
+
+/// One target platform's graph.
+#[derive(Clone, Debug)]
+pub struct PlatformPlan {
+    pub target: Platform,
+    pub definition: Definition,
+    /// The image config the exporters write for it.
+    pub image_config: Vec<u8>,
+}
+
+/// The Go release to build with and the builder image that has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoChoice {
+    pub version: String,
+    pub builder: ImageRef,
+}
+
+/// Plans `targets`, building on `build_platform`: resolves the builder
+/// (for the build platform) and the base (for each target, one index
+/// digest for all) through `resolver`, pins both, and runs the recipe.
+/// With a lock in `request`, the locked digests are what is resolved, and
+/// an image that moved is an error.
+///
+/// # Errors
+/// [`BuildError::Resolve`] for an image that is missing or lacks a
+/// platform, [`BuildError::Lock`] for a digest that is not the locked
+/// one, [`BuildError::Plan`]/[`BuildError::Marshal`] from the recipe.
+pub async fn plan<R: ImageResolver>(
+    request: &Request,
+    resolver: &R,
+    go: GoChoice,
+    build_platform: &Platform,
+    targets: &[Platform],
+    label_platforms: bool,
+) -> Result<Plan, BuildError> {
+    let locked = request.locked.as_ref();
+    let builder_ref = go.builder;
+    let builder_locked = locked
+        .map(|l| parse_locked(request, &l.builder.digest))
+        .transpose()?;
+    let base_locked = locked
+        .map(|l| parse_locked(request, &l.base.digest))
+        .transpose()?;
+    // With a lock, resolve exactly the locked digests (a moved tag changes nothing).
+    let lookup = |r: &ImageRef, d: &Option<Digest>| match d {
+        Some(d) => r.with_digest(d.clone()),
+        None => r.clone(),
+    };
+    let builder = resolver
+        .resolve(&lookup(&builder_ref, &builder_locked), build_platform)
+        .await
+        .map_err(|e| image_error("builder", &builder_ref, build_platform, e))?;
+    let builder_pinned = pin(request, &builder_ref, &builder, builder_locked.as_ref())?;
+    let base_ref = request.base_image()?;
+    let mut base_digest = base_locked.clone();
+    let mut platforms = Vec::new();
+    for target in targets {
+        let mut options = request.options.clone();
+        if targets.len() > 1 || label_platforms {
+            // Parallel platform builds: label every step with its platform.
+            options.step_label = Some(target.to_string());
+        }
+        let base = resolver
+            .resolve(&lookup(&base_ref, &base_locked), target)
+            .await
+            .map_err(|e| image_error("base", &base_ref, target, e))?;
+        if let (Some(first), Some(got)) = (&base_digest, &base.digest) {
+            if first != got && base_locked.is_none() {
+                return Err(BuildError::invalid(
+                    format!("the base image {base_ref}"),
+                    format!("it resolved to {got} for {target} but to {first} for another platform; it changed during the build, try again"),
+                ));
+            }
+        }
+        if base_digest.is_none() {
+            base_digest.clone_from(&base.digest);
+        }
+        let base_pinned = match &base_digest {
+            Some(d) => base_ref.with_digest(d.clone()),
+            None => base_ref.clone(),
+        };
+        if base_locked.is_some() {
+            pin(request, &base_ref, &base, base_locked.as_ref())?;
+        }
+        let input = RecipeInput {
+            context_name: CONTEXT.to_string(),
+            go_version: go.version.clone(),
+            builder: ResolvedImage {
+                reference: builder_pinned.clone(),
+                config_json: builder.config.clone(),
+            },
+            base: ResolvedImage {
+                reference: base_pinned,
+                config_json: base.config.clone(),
+            },
+            build_platform: build_platform.clone(),
+            target: target.clone(),
+            options,
+        };
+        let planned = recipe::plan(&input).map_err(|e| BuildError::Plan {
+            platform: Box::new(target.clone()),
+            source: Box::new(e),
+        })?;
+        // local.unique keyed on the module's absolute path: BuildKit merges
+        // identical vertices of concurrent builds, so without it two builds
+        // of different directories could read each other's files. It is
+        // stable for one directory, so the graph stays deterministic.
+        let definition = planned
+            .final_state
+            .marshal(
+                &Constraints::new(target.clone()).local_unique_id(local_unique_id(&request.dir)),
+            )
+            .map_err(|e| BuildError::Marshal {
+                platform: Box::new(target.clone()),
+                source: Box::new(e),
+            })?;
+        platforms.push(PlatformPlan {
+            target: target.clone(),
+            definition,
+            image_config: planned.image_config,
+        });
+    }
+    Ok(Plan {
+        module: request.options.module_name.clone(),
+        go_version: go.version,
+        platforms,
+        notes: Vec::new(),
+        builder: (builder_ref, builder.digest),
+        base: (base_ref, base_digest),
+    })
+}
+
+fn parse_locked(request: &Request, digest: &str) -> Result<Digest, BuildError> {
+    digest.parse().map_err(|e| BuildError::Lock {
+        path: request.dir.join(crate::lock::FILE),
+        reason: format!("{digest:?} is not a digest ({e}); run `kiln lock --update`"),
+    })
+}
+
+/// `name@digest` for what the resolver found; with a lock, the found
+/// digest must be the locked one.
+fn pin(
+    request: &Request,
+    r: &ImageRef,
+    got: &Resolved,
+    locked: Option<&Digest>,
+) -> Result<ImageRef, BuildError> {
+    if let (Some(l), Some(d)) = (locked, &got.digest) {
+        if l != d {
+            return Err(BuildError::Lock {
+                path: request.dir.join(crate::lock::FILE),
+                reason: format!("--locked: {r} now resolves to {d}, but kiln.lock has {l}; run `kiln lock --update` to accept the new image"),
+            });
+        }
+    }
+    Ok(match locked.or(got.digest.as_ref()) {
+        Some(d) => r.with_digest(d.clone()),
+        None => r.clone(),
+    })
+}
+
+/// A stable id for a context directory on this machine.
+fn local_unique_id(dir: &std::path::Path) -> String {
+    use sha2::Digest as _;
+    let host = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    let h = sha2::Sha256::digest(format!("{}\n{}", host.trim(), dir.display()).as_bytes());
+    format!("kiln-{}", &hex::encode(h)[..24])
+}
+
+/// What a failed image resolution means for the user.
+fn image_error(role: &'static str, r: &ImageRef, p: &Platform, e: BuildError) -> BuildError {
+    let reason = match e.daemon() {
+        // BuildKit says so only in text: containerd's platform matcher error.
+        Some(d) if d.to_string().contains("no match for platform") => Some(format!(
+            "it has no {p} variant; pick an image that supports {p} or drop it from --platform"
+        )),
+        Some(d) if d.is_not_found() => Some(format!("it was not found ({d})")),
+        _ => None,
+    };
+    match reason {
+        Some(reason) => BuildError::invalid(format!("the {role} image {r}"), reason),
+        None => BuildError::Resolve {
+            role,
+            image: r.to_string(),
+            platform: Box::new(p.clone()),
+            source: Box::new(e),
+        },
+    }
+}

@@ -1,0 +1,623 @@
+//! Everything a build decides before it talks to a daemon: the flags
+//! merged over kiln.toml, go.mod, git facts, the lock, secrets, ssh, known
+//! hosts and outputs, parsed once into typed values.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kiln_client::kiln_proto::attrs::exporter as ex;
+use kiln_client::kiln_session::{SecretId, SecretSpec};
+use kiln_client::ExporterSpec;
+use kiln_go::recipe::{select_known_hosts, GoBuildOptions, PROXY_ENV_NAMES};
+use kiln_go::version::SourceKind;
+use kiln_go::{GoMod, GoSpec};
+use kiln_image::{ImageRef, Platform};
+
+use crate::config::{KilnToml, DEFAULT_BASE_IMAGE, DEFAULT_BUILDER_IMAGE, DEFAULT_DISTRO};
+use crate::error::BuildError;
+use crate::lock::{self, Lock};
+use crate::session::SessionSpec;
+use crate::spec::{parse_ssh, OutputSpec};
+
+/// The options of a build as a user gives them (flags; kiln.toml fills in
+/// what is not given). The `kiln build` flags map onto these one to one.
+#[derive(Clone, Debug, Default)]
+pub struct BuildFlags {
+    /// The Go module root.
+    pub dir: PathBuf,
+    /// Target platforms (`linux/amd64`, …); default the daemon's.
+    pub platforms: Vec<String>,
+    /// `auto` or a Go version.
+    pub go: Option<String>,
+    /// Where `auto` looks up Go releases.
+    pub go_source: Option<SourceKind>,
+    pub builder_image: Option<String>,
+    pub distro: Option<String>,
+    pub base_image: Option<String>,
+    pub mains: Vec<String>,
+    pub cgo: bool,
+    pub ldflags: Option<String>,
+    pub go_tags: Vec<String>,
+    pub apt: Vec<String>,
+    pub goprivate: Option<String>,
+    /// `--ssh` values.
+    pub ssh: Vec<String>,
+    pub git_ssh_hosts: Vec<String>,
+    pub known_hosts: Option<PathBuf>,
+    /// Module fetches on the host network.
+    pub host_network: Option<bool>,
+    pub goenv: bool,
+    /// `--netrc` (`Some(None)`: `~/.netrc`).
+    pub netrc: Option<Option<PathBuf>>,
+    pub proxy_from_env: bool,
+    pub ca_bundle: Option<PathBuf>,
+    pub cmd: Vec<String>,
+    pub user: Option<String>,
+    /// `KEY=VALUE` labels.
+    pub labels: Vec<String>,
+    pub source_date_epoch: Option<u64>,
+    pub no_cache: bool,
+    /// `-t` names.
+    pub tags: Vec<String>,
+    pub push: bool,
+    /// `--builder PLATFORM=ADDR` values.
+    pub builders: Vec<String>,
+    pub outputs: Vec<OutputSpec>,
+    /// Fail unless kiln.lock matches.
+    pub locked: bool,
+}
+
+/// A build's inputs, gathered and checked.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub dir: PathBuf,
+    pub go_mod: GoMod,
+    pub options: GoBuildOptions,
+    pub go: GoSpec,
+    pub go_source: SourceKind,
+    pub builder_template: String,
+    pub distro: String,
+    pub base: String,
+    pub platforms: Vec<String>,
+    /// `--builder` values.
+    pub builders: Vec<String>,
+    /// Whether images are pushed (`--push`).
+    pub push: bool,
+    pub outputs: Vec<OutputSpec>,
+    pub session: SessionSpec,
+    /// The lock, when the build must use it.
+    pub locked: Option<Lock>,
+    /// Warnings for the user (a stale lock ignored, …).
+    pub warnings: Vec<String>,
+}
+
+impl Request {
+    /// Reads go.mod and kiln.toml in `flags.dir`, merges the flags over
+    /// them, checks the main packages, reads git facts, the secrets' and
+    /// known_hosts' sources, and (with `use_lock`) kiln.lock.
+    ///
+    /// # Errors
+    /// [`BuildError`] naming the flag, file or setting that is wrong.
+    pub fn gather(flags: &BuildFlags, use_lock: bool) -> Result<Request, BuildError> {
+        let dir = flags
+            .dir
+            .canonicalize()
+            .map_err(|e| BuildError::file("read the module directory", &flags.dir, e))?;
+        let go_mod = read_go_mod(&dir)?;
+        let toml = KilnToml::load(&dir)?;
+        let mut o = toml.build.clone().unwrap_or_default();
+        o.module_name = go_mod
+            .module
+            .as_deref()
+            .map(module_binary_name)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| {
+                dir.file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "app".into())
+            });
+        if !flags.mains.is_empty() {
+            o.mains = flags.mains.clone();
+        }
+        o.cgo |= flags.cgo;
+        if flags.ldflags.is_some() {
+            o.ldflags = flags.ldflags.clone();
+        }
+        if !flags.go_tags.is_empty() {
+            o.tags = flags.go_tags.clone();
+        }
+        o.apt_packages
+            .extend(flags.apt.iter().filter(|p| !p.is_empty()).cloned());
+        if flags.goprivate.is_some() {
+            o.goprivate = flags.goprivate.clone();
+        }
+        o.git_ssh_hosts.extend(flags.git_ssh_hosts.iter().cloned());
+        if !flags.cmd.is_empty() {
+            o.cmd = flags.cmd.clone();
+        }
+        if flags.user.is_some() {
+            o.user = flags.user.clone();
+        }
+        for l in &flags.labels {
+            let (k, v) = l
+                .split_once('=')
+                .ok_or_else(|| BuildError::invalid(format!("--label {l:?}"), "not KEY=VALUE"))?;
+            o.labels.insert(k.to_string(), v.to_string());
+        }
+        o.no_cache |= flags.no_cache;
+        if let Some(h) = flags.host_network {
+            o.host_network = h;
+        }
+        check_mains(&dir, &o.mains)?;
+        o.source_date_epoch = flags
+            .source_date_epoch
+            .or(o.source_date_epoch)
+            .or_else(|| {
+                std::env::var("SOURCE_DATE_EPOCH")
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .or_else(|| git(&dir, &["log", "-1", "--format=%ct"]).and_then(|v| v.parse().ok()));
+        if o.revision.is_none() {
+            o.revision = git(&dir, &["rev-parse", "HEAD"]);
+        }
+        if o.source_url.is_none() {
+            // Credentials in a remote URL never reach a label.
+            o.source_url = git(&dir, &["config", "--get", "remote.origin.url"])
+                .filter(|u| !u.contains('@') || u.starts_with("git@"));
+        }
+
+        // Session: secrets and ssh for the recipe's mounts.
+        let mut session = SessionSpec::default();
+        for s in &flags.ssh {
+            let spec = parse_ssh(s)?;
+            if !o.ssh.contains(&spec.id) {
+                o.ssh.push(spec.id.clone());
+            }
+            session.ssh.push(spec);
+        }
+        let secret = |id: &str,
+                      file: Option<PathBuf>,
+                      env: Option<String>|
+         -> Result<SecretSpec, BuildError> {
+            Ok(SecretSpec {
+                id: SecretId::new(id)
+                    .map_err(|e| BuildError::invalid("a secret id", e.to_string()))?,
+                file,
+                env,
+            })
+        };
+        if flags.goenv {
+            let path = goenv_path();
+            if !path.is_file() {
+                return Err(BuildError::invalid(
+                    "--goenv",
+                    format!(
+                        "{} does not exist (`go env -w KEY=VALUE` creates it)",
+                        path.display()
+                    ),
+                ));
+            }
+            session.secrets.push(secret("goenv", Some(path), None)?);
+            o.goenv_secret = Some("goenv".into());
+        }
+        if let Some(n) = &flags.netrc {
+            let path = n.clone().unwrap_or_else(|| home().join(".netrc"));
+            if !path.is_file() {
+                return Err(BuildError::invalid(
+                    "--netrc",
+                    format!("{} does not exist", path.display()),
+                ));
+            }
+            session.secrets.push(secret("netrc", Some(path), None)?);
+            o.netrc_secret = Some("netrc".into());
+        }
+        if flags.proxy_from_env {
+            let present: Vec<&str> = PROXY_ENV_NAMES
+                .iter()
+                .copied()
+                .filter(|v| std::env::var(v).is_ok_and(|x| !x.is_empty()))
+                .collect();
+            if present.is_empty() {
+                return Err(BuildError::invalid(
+                    "--proxy-from-env",
+                    format!("none of {} is set", PROXY_ENV_NAMES.join(", ")),
+                ));
+            }
+            for v in present {
+                session.secrets.push(secret(v, None, Some(v.to_string()))?);
+                o.proxy_env_secrets.push(v.to_string());
+            }
+        }
+        if let Some(ca) = &flags.ca_bundle {
+            if !ca.is_file() {
+                return Err(BuildError::invalid(
+                    "--ca-bundle",
+                    format!("{} does not exist", ca.display()),
+                ));
+            }
+            session
+                .secrets
+                .push(secret("ca-bundle", Some(ca.clone()), None)?);
+            o.ca_bundle_secret = Some("ca-bundle".into());
+        }
+        if !o.git_ssh_hosts.is_empty() && o.known_hosts.is_empty() {
+            let file = flags
+                .known_hosts
+                .clone()
+                .unwrap_or_else(|| home().join(".ssh/known_hosts"));
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                BuildError::invalid(
+                    "--git-ssh-host",
+                    format!(
+                        "it needs known_hosts entries, but {} cannot be read ({e}); pass --known-hosts FILE",
+                        file.display()
+                    ),
+                )
+            })?;
+            o.known_hosts = select_known_hosts(&text, &o.git_ssh_hosts).map_err(|e| {
+                BuildError::invalid("--git-ssh-host", format!("{e} (in {})", file.display()))
+            })?;
+        }
+
+        // Outputs: -o specs plus -t names.
+        let mut outputs = flags.outputs.clone();
+        let mut names = flags.tags.clone();
+        if names.is_empty() && flags.push {
+            names = toml.images.clone();
+        }
+        if flags.push && names.is_empty() {
+            return Err(BuildError::invalid(
+                "--push",
+                "it needs an image name: -t REGISTRY/REPO:TAG (or images = [...] in kiln.toml)",
+            ));
+        }
+        let mut refs = Vec::new();
+        for n in &names {
+            refs.push(
+                ImageRef::parse(n)
+                    .map_err(|e| BuildError::invalid(format!("-t {n:?}"), e.to_string()))?,
+            );
+        }
+        if !refs.is_empty() {
+            outputs.push(OutputSpec::Image {
+                names: refs,
+                push: flags.push,
+                attrs: BTreeMap::new(),
+            });
+        }
+
+        let mut warnings = Vec::new();
+        let locked = match if use_lock { Lock::load(&dir)? } else { None } {
+            Some(l) => Some(l),
+            None if flags.locked && use_lock => {
+                return Err(BuildError::Lock {
+                    path: dir.join(lock::FILE),
+                    reason: "--locked, but there is none; create it with `kiln lock`".into(),
+                })
+            }
+            None => None,
+        };
+        let go: GoSpec = flags
+            .go
+            .clone()
+            .or_else(|| toml.go.clone())
+            .unwrap_or_else(|| "auto".into())
+            .parse()
+            .map_err(|e| BuildError::invalid("--go", format!("{e} (or auto)")))?;
+        let go_source = match (flags.go_source, toml.go_source.as_deref()) {
+            (Some(s), _) => s,
+            (None, None | Some("proxy")) => SourceKind::Proxy,
+            (None, Some("godev")) => SourceKind::Godev,
+            (None, Some("git")) => SourceKind::Git,
+            (None, Some(other)) => {
+                return Err(BuildError::invalid(
+                    "kiln.toml: go-source",
+                    format!("{other:?} is not proxy, godev or git"),
+                ))
+            }
+        };
+        let request = Request {
+            builder_template: flags
+                .builder_image
+                .clone()
+                .or_else(|| toml.builder_image.clone())
+                .unwrap_or_else(|| DEFAULT_BUILDER_IMAGE.into()),
+            distro: flags
+                .distro
+                .clone()
+                .or_else(|| toml.distro.clone())
+                .unwrap_or_else(|| DEFAULT_DISTRO.into()),
+            base: flags
+                .base_image
+                .clone()
+                .or_else(|| toml.base_image.clone())
+                .unwrap_or_else(|| DEFAULT_BASE_IMAGE.into()),
+            platforms: if flags.platforms.is_empty() {
+                toml.platforms.clone()
+            } else {
+                flags.platforms.clone()
+            },
+            builders: flags.builders.clone(),
+            push: flags.push,
+            dir,
+            go_mod,
+            options: o,
+            go,
+            go_source,
+            outputs,
+            session,
+            locked,
+            warnings: Vec::new(),
+        };
+        if let Some(l) = &request.locked {
+            if let Some(w) = request.check_lock(l, flags.locked)? {
+                warnings.push(w);
+            }
+        }
+        Ok(Request {
+            warnings,
+            ..request
+        })
+    }
+
+    /// A lock that no longer matches the inputs is stale: `--locked` fails,
+    /// a plain build ignores it with a warning (returned).
+    fn check_lock(&self, lock: &Lock, strict: bool) -> Result<Option<String>, BuildError> {
+        let mut stale = Vec::new();
+        if let Ok(v) = lock.go.parse::<kiln_go::GoVersion>() {
+            if v.minor_line() != self.go_mod.go.minor_line() {
+                stale.push(format!(
+                    "go.mod asks for Go {} but the lock has {}",
+                    self.go_mod.go, lock.go
+                ));
+            }
+        }
+        if let GoSpec::Pinned(p) = &self.go {
+            if p.to_string() != lock.go {
+                stale.push(format!("--go {p} differs from the lock's {}", lock.go));
+            }
+        }
+        let base = self.base_image()?.to_string();
+        if lock.base.name != base {
+            stale.push(format!(
+                "the base image is {base} but the lock has {}",
+                lock.base.name
+            ));
+        }
+        if stale.is_empty() {
+            return Ok(None);
+        }
+        if strict {
+            return Err(BuildError::Lock {
+                path: self.dir.join(lock::FILE),
+                reason: format!(
+                    "--locked, but kiln.lock is stale: {}; run `kiln lock --update`",
+                    stale.join("; ")
+                ),
+            });
+        }
+        Ok(Some(format!(
+            "ignoring stale kiln.lock ({}); run `kiln lock --update`",
+            stale.join("; ")
+        )))
+    }
+
+    /// The base image reference.
+    ///
+    /// # Errors
+    /// [`BuildError::Invalid`] when it is not a reference.
+    pub fn base_image(&self) -> Result<ImageRef, BuildError> {
+        ImageRef::parse(&self.base)
+            .map_err(|e| BuildError::invalid(format!("base image {:?}", self.base), e.to_string()))
+    }
+
+    /// The target platforms, default the daemon's.
+    ///
+    /// # Errors
+    /// [`BuildError::Invalid`] for a platform that does not parse or is not Linux.
+    pub fn targets(&self, build: &Platform) -> Result<Vec<Platform>, BuildError> {
+        if self.platforms.is_empty() {
+            return Ok(vec![build.clone()]);
+        }
+        let mut out: Vec<Platform> = Vec::new();
+        for p in &self.platforms {
+            let parsed = Platform::parse(p)
+                .map_err(|e| {
+                    BuildError::invalid(
+                        format!("--platform {p:?}"),
+                        format!("{e} (e.g. linux/amd64, linux/arm64, linux/arm/v7)"),
+                    )
+                })?
+                .normalize();
+            if parsed.os != "linux" {
+                return Err(BuildError::invalid(
+                    format!("--platform {p}"),
+                    "kiln builds Linux images only",
+                ));
+            }
+            if !out.contains(&parsed) {
+                out.push(parsed);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds kiln's defaults to an exporter: OCI media types and, with a
+    /// SOURCE_DATE_EPOCH, reproducible timestamps.
+    pub fn decorate_exporter(&self, e: &mut ExporterSpec) {
+        if matches!(
+            e.kind.as_str(),
+            ex::TYPE_IMAGE | ex::TYPE_OCI | ex::TYPE_DOCKER
+        ) {
+            e.attrs
+                .entry(ex::OCI_MEDIATYPES.into())
+                .or_insert_with(|| "true".into());
+            if let Some(epoch) = self.options.source_date_epoch {
+                e.attrs
+                    .entry(ex::SOURCE_DATE_EPOCH.into())
+                    .or_insert_with(|| epoch.to_string());
+                e.attrs
+                    .entry(ex::REWRITE_TIMESTAMP.into())
+                    .or_insert_with(|| "true".into());
+            }
+        }
+    }
+}
+
+/// Reads `DIR/go.mod`.
+fn read_go_mod(dir: &Path) -> Result<GoMod, BuildError> {
+    Ok(GoMod::read_dir(dir)?)
+}
+
+/// `example.com/app/v2` → `app` (like `go build` names binaries).
+fn module_binary_name(module: &str) -> String {
+    let mut parts: Vec<&str> = module.split('/').collect();
+    if parts.len() > 1 {
+        if let Some(last) = parts.last() {
+            if last.len() > 1
+                && last.starts_with('v')
+                && last[1..].chars().all(|c| c.is_ascii_digit())
+            {
+                parts.pop();
+            }
+        }
+    }
+    parts.last().map(|s| s.to_string()).unwrap_or_default()
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+fn goenv_path() -> PathBuf {
+    if let Ok(p) = std::env::var("GOENV") {
+        if !p.is_empty() && p != "off" {
+            return PathBuf::from(p);
+        }
+    }
+    if let Some(out) = std::process::Command::new("go")
+        .args(["env", "GOENV"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+    {
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !p.is_empty() {
+            return PathBuf::from(p);
+        }
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".config"));
+    config.join("go/env")
+}
+
+/// Checks each main is a directory holding `package main` (before any
+/// daemon work), so a library package is refused with a clear error.
+pub fn check_mains(dir: &Path, mains: &[String]) -> Result<(), BuildError> {
+    for m in mains {
+        let rel = m.trim_start_matches("./");
+        let pkg = if rel.is_empty() || rel == "." {
+            dir.to_path_buf()
+        } else {
+            dir.join(rel)
+        };
+        let entries = std::fs::read_dir(&pkg).map_err(|_| {
+            BuildError::invalid(
+                format!("--main {m}"),
+                format!("{} is not a directory of the module", pkg.display()),
+            )
+        })?;
+        let mut names = std::collections::BTreeSet::new();
+        for e in entries.flatten() {
+            let p = e.path();
+            let file = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if !file.ends_with(".go") || file.ends_with("_test.go") {
+                continue;
+            }
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                if let Some(name) = package_clause(&text) {
+                    names.insert(name);
+                }
+            }
+        }
+        if names.is_empty() {
+            return Err(BuildError::invalid(
+                format!("--main {m}"),
+                format!("{} holds no Go files", pkg.display()),
+            ));
+        }
+        if !names.contains("main") {
+            return Err(BuildError::invalid(
+                format!("--main {m}"),
+                format!(
+                    "it is package {}, not a main package: name a directory with `package main` (e.g. ./cmd/server)",
+                    names.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The name in a Go file's `package` clause (skipping comments).
+fn package_clause(text: &str) -> Option<String> {
+    let mut in_block = false;
+    for line in text.lines() {
+        let mut l = line.trim();
+        if in_block {
+            match l.find("*/") {
+                Some(i) => {
+                    l = l[i + 2..].trim();
+                    in_block = false;
+                }
+                None => continue,
+            }
+        }
+        if l.starts_with("/*") {
+            if !l.contains("*/") {
+                in_block = true;
+            }
+            continue;
+        }
+        if l.is_empty() || l.starts_with("//") {
+            continue;
+        }
+        return l
+            .strip_prefix("package ")
+            .map(|r| r.split_whitespace().next().unwrap_or("").to_string());
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_names() {
+        assert_eq!(module_binary_name("example.com/app"), "app");
+        assert_eq!(module_binary_name("example.com/app/v2"), "app");
+        assert_eq!(module_binary_name("hello"), "hello");
+    }
+}

@@ -1,0 +1,80 @@
+//! Image config and digest resolution behind a trait (the role
+//! `llb.ImageMetaResolver` plays in BuildKit's Go client): planning asks it,
+//! the daemon's gateway answers in a build, a fixed table in unit tests.
+
+use std::future::Future;
+
+use kiln_client::gateway::{GatewayBuild, ResolveMode};
+use kiln_image::{Digest, ImageRef, Platform};
+
+use crate::error::BuildError;
+
+/// An image resolved for one platform.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// The index (or single manifest) digest; `None` if the resolver could
+    /// not say (then the image cannot be pinned).
+    pub digest: Option<Digest>,
+    /// The platform's image config JSON.
+    pub config: Vec<u8>,
+}
+
+/// Resolves image references for a platform.
+pub trait ImageResolver {
+    /// The digest and config of `image` for `platform`.
+    fn resolve(
+        &self,
+        image: &ImageRef,
+        platform: &Platform,
+    ) -> impl Future<Output = Result<Resolved, BuildError>> + Send;
+}
+
+/// Resolution through a running gateway build: the daemon's registry
+/// access, mirrors and the session's credentials.
+pub struct GatewayResolver<'a> {
+    pub gateway: &'a GatewayBuild,
+    pub session_id: &'a str,
+}
+
+pub(crate) fn to_pb(p: &Platform) -> kiln_client::kiln_proto::pb::Platform {
+    kiln_client::kiln_proto::pb::Platform {
+        os: p.os.clone(),
+        architecture: p.architecture.clone(),
+        variant: p.variant.clone().unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+impl ImageResolver for GatewayResolver<'_> {
+    /// Docker's classic image store answers an image it has locally from
+    /// the store, without a digest; kiln pins every image, so it asks the
+    /// registry then.
+    async fn resolve(&self, image: &ImageRef, platform: &Platform) -> Result<Resolved, BuildError> {
+        let reference = image.to_string();
+        let ask = |mode| {
+            self.gateway.resolve_image_config(
+                &reference,
+                Some(to_pb(platform)),
+                mode,
+                Some(self.session_id),
+            )
+        };
+        let mut got = ask(ResolveMode::Default).await?;
+        if got.digest.is_none() {
+            got = ask(ResolveMode::Pull).await?;
+        }
+        let digest = match got.digest {
+            Some(d) => Some(d.parse::<Digest>().map_err(|e| {
+                BuildError::invalid(
+                    format!("the daemon's digest for {image}"),
+                    format!("{d:?} is not a digest: {e}"),
+                )
+            })?),
+            None => None,
+        };
+        Ok(Resolved {
+            digest,
+            config: got.config,
+        })
+    }
+}
