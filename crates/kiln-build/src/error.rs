@@ -81,6 +81,13 @@ pub enum BuildError {
         daemon: String,
         reason: String,
     },
+    /// A fanned-out endpoint cannot be reached (its platforms named).
+    #[error("cannot reach the builder for {platforms}: {source}")]
+    Unreachable {
+        platforms: String,
+        #[source]
+        source: Box<BuildError>,
+    },
     /// A fanned-out endpoint failed (its platforms named).
     #[error("the builder for {platforms} ({address}) failed: {source}")]
     Endpoint {
@@ -135,9 +142,9 @@ impl BuildError {
     pub fn daemon(&self) -> Option<&kiln_client::Error> {
         match self {
             BuildError::Daemon(e) => Some(e),
-            BuildError::Resolve { source, .. } | BuildError::Endpoint { source, .. } => {
-                source.daemon()
-            }
+            BuildError::Resolve { source, .. }
+            | BuildError::Endpoint { source, .. }
+            | BuildError::Unreachable { source, .. } => source.daemon(),
             _ => None,
         }
     }

@@ -12,11 +12,11 @@
 //! standalone buildkitd wrapped with [`bytes_stream_io`].
 //!
 //! ```no_run
-//! use kiln_session::{ExportTarget, SecretStore, Session, SyncDirOptions};
+//! use kiln_session::{ExportTarget, SecretId, SecretSource, SecretStore, Session, SyncDirOptions};
 //!
 //! # async fn run(conn: tokio::net::TcpStream) -> Result<(), kiln_session::Error> {
 //! let mut secrets = SecretStore::new();
-//! secrets.add_spec("id=npmrc,src=/home/me/.npmrc".parse()?)?;
+//! secrets.insert(SecretId::new("npmrc")?, SecretSource::File("/home/me/.npmrc".into()))?;
 //!
 //! let session = Session::builder()
 //!     .name("my-build")

@@ -266,12 +266,8 @@ impl FanOut {
                 addr: g.addr.clone().or_else(|| default.addr.clone()),
                 tls: default.tls.clone(),
             };
-            let client = connect(&c).await.map_err(|e| BuildError::Endpoint {
+            let client = connect(&c).await.map_err(|e| BuildError::Unreachable {
                 platforms: plats.clone(),
-                address: c
-                    .addr
-                    .clone()
-                    .unwrap_or_else(|| "the default address".into()),
                 source: Box::new(e),
             })?;
             let info = client.daemon_info().await?;

@@ -215,3 +215,234 @@ fn image_error(role: &'static str, r: &ImageRef, p: &Platform, e: BuildError) ->
         },
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::build::request::BuildFlags;
+    use crate::lock::{Lock, LockedImage};
+
+    const BUILDER: &str = "127.0.0.1:5000/golang:1.24.4-trixie";
+    const BASE: &str = "127.0.0.1:5000/static:nonroot";
+
+    fn config(arch: &str) -> Vec<u8> {
+        format!(
+            r#"{{"architecture":"{arch}","os":"linux","config":{{"Env":["PATH=/usr/local/go/bin:/usr/bin:/bin","GOLANG_VERSION=1.24.4"],"User":"65532"}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        )
+        .into_bytes()
+    }
+
+    /// A resolver that answers from a table (image name → digest per
+    /// platform) and records what it was asked.
+    #[derive(Default)]
+    struct Fixed {
+        digests: BTreeMap<(String, String), Digest>,
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl Fixed {
+        fn with(mut self, image: &str, platform: &str, digest: &[u8]) -> Fixed {
+            self.digests.insert(
+                (image.to_string(), platform.to_string()),
+                Digest::sha256_of(digest),
+            );
+            self
+        }
+    }
+
+    impl ImageResolver for Fixed {
+        async fn resolve(
+            &self,
+            image: &ImageRef,
+            platform: &Platform,
+        ) -> Result<Resolved, BuildError> {
+            self.asked
+                .lock()
+                .unwrap()
+                .push(format!("{image} {platform}"));
+            let key = (image.to_string(), platform.to_string());
+            let digest = self
+                .digests
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| BuildError::invalid(format!("{image}"), "not in the table"))?;
+            Ok(Resolved {
+                digest: Some(digest),
+                config: config(&platform.architecture),
+            })
+        }
+    }
+
+    fn module() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("go.mod"),
+            "module example.com/shop\n\ngo 1.24\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("main.go"), "package main\n\nfunc main() {}\n").unwrap();
+        d
+    }
+
+    fn request(dir: &std::path::Path, platforms: &[&str]) -> Request {
+        Request::gather(
+            &BuildFlags {
+                dir: dir.to_path_buf(),
+                platforms: platforms.iter().map(ToString::to_string).collect(),
+                go: Some("1.24.4".into()),
+                base_image: Some(BASE.into()),
+                ..Default::default()
+            },
+            false,
+        )
+        .unwrap()
+    }
+
+    fn go() -> GoChoice {
+        GoChoice {
+            version: "1.24.4".into(),
+            builder: ImageRef::parse(BUILDER).unwrap(),
+        }
+    }
+
+    fn amd64() -> Platform {
+        Platform::linux_amd64()
+    }
+
+    fn table() -> Fixed {
+        Fixed::default()
+            .with(BUILDER, "linux/amd64", b"builder index")
+            .with(BASE, "linux/amd64", b"base index")
+            .with(BASE, "linux/arm64", b"base index")
+    }
+
+    #[tokio::test]
+    async fn every_platform_is_planned_on_the_build_platform_with_pinned_images() {
+        let m = module();
+        let req = request(m.path(), &["linux/amd64", "linux/arm64"]);
+        let targets = req.targets(&amd64()).unwrap();
+        let r = table();
+        let planned = plan(&req, &r, go(), &amd64(), &targets, false)
+            .await
+            .unwrap();
+        assert_eq!(planned.module, "shop");
+        let plats: Vec<String> = planned
+            .platforms
+            .iter()
+            .map(|p| p.target.to_string())
+            .collect();
+        assert_eq!(plats, ["linux/amd64", "linux/arm64"]);
+        assert_eq!(planned.builder.1, Some(Digest::sha256_of(b"builder index")));
+        assert_eq!(planned.base.1, Some(Digest::sha256_of(b"base index")));
+        // The builder is resolved once, for the build platform; the base per target.
+        assert_eq!(
+            *r.asked.lock().unwrap(),
+            [
+                format!("{BUILDER} linux/amd64"),
+                format!("{BASE} linux/amd64"),
+                format!("{BASE} linux/arm64"),
+            ]
+        );
+        for p in &planned.platforms {
+            let dump = serde_json::to_string(&kiln_llb::dump::to_json(&p.definition)).unwrap();
+            let pinned = |img: &str, d: &[u8]| format!("{img}@{}", Digest::sha256_of(d));
+            assert!(
+                dump.contains(&pinned(BUILDER, b"builder index")),
+                "builder pinned: {dump}"
+            );
+            assert!(
+                dump.contains(&pinned(BASE, b"base index")),
+                "base pinned: {dump}"
+            );
+            // Two platforms: every step carries its platform's label.
+            assert!(dump.contains(&format!("[{} ", p.target)), "{dump}");
+        }
+        // Planning is deterministic.
+        let again = plan(&req, &table(), go(), &amd64(), &targets, false)
+            .await
+            .unwrap();
+        for (a, b) in planned.platforms.iter().zip(&again.platforms) {
+            assert_eq!(a.definition.to_bytes(), b.definition.to_bytes());
+            assert_eq!(a.image_config, b.image_config);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_base_that_moves_between_platforms_is_refused() {
+        let m = module();
+        let req = request(m.path(), &["linux/amd64", "linux/arm64"]);
+        let targets = req.targets(&amd64()).unwrap();
+        let r = table().with(BASE, "linux/arm64", b"a newer index");
+        let e = plan(&req, &r, go(), &amd64(), &targets, false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("changed during the build"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_lock_pins_what_is_resolved_and_refuses_a_moved_image() {
+        let m = module();
+        let mut req = request(m.path(), &[]);
+        let lock = Lock {
+            go: "1.24.4".into(),
+            builder: LockedImage {
+                name: BUILDER.into(),
+                digest: Digest::sha256_of(b"builder index").to_string(),
+                platforms: BTreeMap::new(),
+            },
+            base: LockedImage {
+                name: BASE.into(),
+                digest: Digest::sha256_of(b"an older base").to_string(),
+                platforms: BTreeMap::new(),
+            },
+        };
+        req.locked = Some(lock);
+        // The resolver is asked for the locked digests…
+        let r = table().with(
+            &format!("{BASE}@{}", Digest::sha256_of(b"an older base")),
+            "linux/amd64",
+            b"an older base",
+        );
+        let r = Fixed {
+            digests: r
+                .digests
+                .into_iter()
+                .map(|((i, p), d)| {
+                    let i = if i == BUILDER {
+                        format!("{BUILDER}@{}", Digest::sha256_of(b"builder index"))
+                    } else {
+                        i
+                    };
+                    ((i, p), d)
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let p = plan(&req, &r, go(), &amd64(), &[amd64()], false)
+            .await
+            .unwrap();
+        assert_eq!(p.base.1, Some(Digest::sha256_of(b"an older base")));
+        // …and one that now answers another digest is refused.
+        let moved = Fixed::default()
+            .with(
+                &format!("{BUILDER}@{}", Digest::sha256_of(b"builder index")),
+                "linux/amd64",
+                b"builder index",
+            )
+            .with(
+                &format!("{BASE}@{}", Digest::sha256_of(b"an older base")),
+                "linux/amd64",
+                b"the base moved",
+            );
+        let e = plan(&req, &moved, go(), &amd64(), &[amd64()], false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kiln lock --update"), "{e}");
+    }
+}

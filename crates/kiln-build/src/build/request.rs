@@ -568,11 +568,11 @@ pub fn check_mains(dir: &Path, mains: &[String]) -> Result<(), BuildError> {
         }
         if !names.contains("main") {
             return Err(BuildError::invalid(
-                format!("--main {m}"),
                 format!(
-                    "it is package {}, not a main package: name a directory with `package main` (e.g. ./cmd/server)",
+                    "--main {m} is package {}, not a main package",
                     names.into_iter().collect::<Vec<_>>().join(", ")
                 ),
+                "name a directory with `package main` (e.g. ./cmd/server)",
             ));
         }
     }
