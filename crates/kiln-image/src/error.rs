@@ -162,6 +162,7 @@ pub enum ConfigError {
 
 /// A failed registry operation. Each variant names the registry (as in the
 /// image reference, e.g. `docker.io`) or the reference involved.
+#[cfg(feature = "registry")]
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum RegistryError {
@@ -256,8 +257,10 @@ fn fmt_message(message: &str) -> String {
 ///
 /// Opaque so that the HTTP library stays out of kiln's public API; its
 /// message and source chain say what went wrong.
+#[cfg(feature = "registry")]
 pub struct TransportError(pub(crate) reqwest::Error);
 
+#[cfg(feature = "registry")]
 impl TransportError {
     /// Whether the request timed out.
     pub fn is_timeout(&self) -> bool {
@@ -270,18 +273,21 @@ impl TransportError {
     }
 }
 
+#[cfg(feature = "registry")]
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
     }
 }
 
+#[cfg(feature = "registry")]
 impl fmt::Debug for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.0, f)
     }
 }
 
+#[cfg(feature = "registry")]
 impl std::error::Error for TransportError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         std::error::Error::source(&self.0)

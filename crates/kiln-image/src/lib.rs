@@ -41,6 +41,7 @@ pub mod matcher;
 pub mod media_type;
 pub mod platform;
 pub mod reference;
+#[cfg(feature = "registry")]
 pub mod registry;
 
 /// The `oci-spec` crate whose types [`config`] and [`manifest`] use.
@@ -50,10 +51,12 @@ pub use config::ImageConfigBuilder;
 pub use digest::Digest;
 pub use error::{
     ConfigError, DigestError, Error, ManifestError, PlatformError, ProtocolError, ReferenceError,
-    RegistryError, TransportError,
 };
+#[cfg(feature = "registry")]
+pub use error::{RegistryError, TransportError};
 pub use manifest::{Descriptor, Manifest};
 pub use matcher::PlatformMatcher;
 pub use platform::Platform;
 pub use reference::ImageRef;
+#[cfg(feature = "registry")]
 pub use registry::{Credentials, RegistryClient};

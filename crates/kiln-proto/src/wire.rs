@@ -64,6 +64,7 @@
 //! Checked against Docker 28.5's embedded BuildKit: with this order every
 //! vertex digest in the Status stream equals the digest kiln computed.
 
+#[cfg(feature = "grpc")]
 mod codec;
 mod control;
 mod definition;
@@ -71,6 +72,7 @@ mod enc;
 mod gateway;
 mod llb;
 
+#[cfg(feature = "grpc")]
 pub use codec::{GoCodec, GoEncoder};
 pub use definition::{DefinitionBytes, WithDefinition};
 

@@ -345,7 +345,7 @@ mod tests {
         );
         assert_eq!(
             select_known_hosts(&text, &["git.corp".into()]).expect("hashed"),
-            [hashed.clone()]
+            std::slice::from_ref(&hashed)
         );
         assert_eq!(
             select_known_hosts(&text, &["git@127.0.0.1:2222".into()]).expect("port"),
