@@ -16,7 +16,8 @@ use crate::progress::Mode;
 
 pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let request = Request::gather(&args.flags()?, true)?;
-    let quiet = args.progress == Mode::Quiet;
+    // rawjson keeps stderr to JSON lines: the summary is one object at the end.
+    let quiet = matches!(args.progress, Mode::Quiet | Mode::Rawjson);
     warn(&request.warnings);
     let commands = Arc::new(Mutex::new(Default::default()));
     if !request.builders.is_empty() {
@@ -28,6 +29,14 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
                 async move { fan.run(tx, cmds).await }
             })
             .await?;
+            if args.progress == Mode::Rawjson {
+                summary_json(&serde_json::json!({
+                    "built": joined.summary,
+                    "platforms": joined.targets.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "wrote": joined.wrote,
+                    "digest": joined.digest.as_ref().map(ToString::to_string),
+                }));
+            }
             if !quiet {
                 for s in &joined.summary {
                     eprintln!("built {s}");
@@ -66,6 +75,15 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
         async move { build.run(tx, cmds).await }
     })
     .await?;
+    if args.progress == Mode::Rawjson {
+        summary_json(&serde_json::json!({
+            "module": built.plan.module,
+            "go_version": built.plan.go_version,
+            "platforms": built.plan.platforms.iter().map(|p| p.target.to_string()).collect::<Vec<_>>(),
+            "digest": built.digest,
+            "notes": built.notes,
+        }));
+    }
     if !quiet {
         for n in &built.notes {
             eprintln!("note: {n}");
@@ -84,7 +102,7 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
             )
         );
     }
-    if !built.has_outputs {
+    if !built.has_outputs && !quiet {
         eprintln!("note: no -o/-t given: the image was built but not exported (use -t NAME to store it in the daemon's image store, --push to push it, or -o type=oci,dest=FILE)");
     }
     if let Some(d) = built.digest {
@@ -99,6 +117,11 @@ fn join(platforms: &[kiln_image::Platform]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The one JSON summary object `--progress rawjson` ends with, on stderr.
+fn summary_json(v: &serde_json::Value) {
+    eprintln!("{}", serde_json::json!({ "summary": v }));
 }
 
 fn warn(warnings: &[String]) {

@@ -158,6 +158,14 @@ impl Request {
                     .and_then(|v| v.trim().parse().ok())
             })
             .or_else(|| git(&dir, &["log", "-1", "--format=%ct"]).and_then(|v| v.parse().ok()));
+        if o.source_date_epoch.is_none() {
+            // Not a git checkout and no SOURCE_DATE_EPOCH: the image is
+            // created now (its digest then changes with every build).
+            o.created = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs());
+        }
         if o.revision.is_none() {
             o.revision = git(&dir, &["rev-parse", "HEAD"]);
         }
@@ -278,6 +286,16 @@ impl Request {
                 ImageRef::parse(n)
                     .map_err(|e| BuildError::invalid(format!("-t {n:?}"), e.to_string()))?,
             );
+        }
+        // Tarballs without a name= take the first -t name, as buildx does.
+        if let Some(first) = refs.first() {
+            for o in &mut outputs {
+                if let OutputSpec::Oci { name, .. } | OutputSpec::Docker { name, .. } = o {
+                    if name.is_none() {
+                        *name = Some(first.clone());
+                    }
+                }
+            }
         }
         if !refs.is_empty() {
             outputs.push(OutputSpec::Image {

@@ -87,7 +87,7 @@ fn oci_metadata(input: &RecipeInput, checked: &Checked) -> BTreeMap<String, Stri
     if let Some(rev) = non_empty(&o.revision) {
         m.insert(keys::REVISION.to_string(), rev);
     }
-    if let Some(epoch) = o.source_date_epoch {
+    if let Some(epoch) = o.source_date_epoch.or(o.created) {
         m.insert(keys::CREATED.to_string(), rfc3339_utc(epoch));
     }
     let base = &input.base.reference;
@@ -136,7 +136,7 @@ pub(crate) fn image_config(
     if let Some(user) = &o.user {
         b = b.user(user.clone());
     }
-    if let Some(epoch) = o.source_date_epoch {
+    if let Some(epoch) = o.source_date_epoch.or(o.created) {
         b = b.source_date_epoch(epoch);
     }
     for (k, v) in oci_metadata(input, checked)

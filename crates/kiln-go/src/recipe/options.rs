@@ -122,9 +122,14 @@ pub struct GoBuildOptions {
     /// Extra manifest annotations (returned in [`Recipe::annotations`](super::Recipe::annotations)).
     pub annotations: BTreeMap<String, String>,
     /// `SOURCE_DATE_EPOCH`: the image's `created` time and the timestamp of
-    /// the files kiln adds. Without it `created` is 1970-01-01 and the
-    /// binaries keep the time they were built at.
+    /// the files kiln adds. Without it the binaries keep the time they were
+    /// built at and `created` is [`GoBuildOptions::created`].
     pub source_date_epoch: Option<u64>,
+    /// The image's `created` time (seconds) when there is no
+    /// `source_date_epoch` (kiln build: the time of the build). Not
+    /// reproducible by design; without either, `created` is left out.
+    #[serde(skip)]
+    pub created: Option<u64>,
     /// The VCS revision (`org.opencontainers.image.revision`).
     pub revision: Option<String>,
     /// Where the source lives (`org.opencontainers.image.source`).
@@ -166,6 +171,7 @@ impl Default for GoBuildOptions {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             source_date_epoch: None,
+            created: None,
             revision: None,
             source_url: None,
             no_cache: false,
