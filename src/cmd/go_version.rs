@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use kiln_build::go::version::SourceKind;
+use kiln_build::go_release::SourceKind;
 use kiln_build::go_release::{go_version, GoVersionQuery};
 
 use crate::cli::Format;

@@ -12,11 +12,11 @@ use crate::common::*;
 
 const TOOLCHAINS: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/crates/kiln-go/testdata/toolchain-list.txt"
+    "/crates/kiln-build/testdata/toolchain-list.txt"
 ));
 const GODEV: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/crates/kiln-go/testdata/godev.json"
+    "/crates/kiln-build/testdata/godev.json"
 ));
 const LIST_PATH: &str = "/golang.org/toolchain/@v/list";
 const GODEV_PATH: &str = "/dl/?mode=json&include=all";

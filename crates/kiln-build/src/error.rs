@@ -1,9 +1,19 @@
 //! kiln-build's errors: each says what was wrong (the flag, file, image,
-//! platform or step) and carries its cause.
+//! platform, URL or step) and carries its cause.
+//!
+//! [`BuildError`] is a build's error. Listing Go releases has its own kinds,
+//! re-exported by [`crate::go_release`]: [`GoReleaseError`] (what
+//! [`Resolver`](crate::go_release::Resolver) returns), [`FetchError`] (why one
+//! source failed), [`HttpError`] (the transport, opaque) and [`CacheError`]
+//! (a cache file that could not be used: a warning, never a failure).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use kiln_go::version::{GoMinor, GoVersion};
 use kiln_image::Platform;
+
+use crate::go_release::SourceKind;
 
 /// Why a build (or a lock, or a solve) failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +31,7 @@ pub enum BuildError {
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
     /// A file kiln must read or write.
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {path}: {source}")]
     File {
         action: &'static str,
         path: PathBuf,
@@ -38,9 +48,28 @@ pub enum BuildError {
     /// `kiln.lock` does not parse, or disagrees with the build.
     #[error("{}: {reason}", path.display())]
     Lock { path: PathBuf, reason: String },
-    /// The Go module cannot be read, or no Go version fits.
+    /// `DIR/go.mod` does not exist.
+    #[error("no go.mod in {dir}: run kiln in a Go module (or name its directory), or pin the Go version with --go")]
+    GoModNotFound {
+        /// The directory that was searched.
+        dir: PathBuf,
+    },
+    /// `go.mod` exists but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    GoModRead {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `go.mod` is malformed, or a Go version or builder-image template is
+    /// not usable.
     #[error(transparent)]
     Go(Box<kiln_go::Error>),
+    /// No Go release could be listed, or none fits go.mod.
+    #[error(transparent)]
+    GoRelease(Box<GoReleaseError>),
     /// The recipe refused the options for a platform.
     #[error("cannot plan the build for {platform}: {source}")]
     Plan {
@@ -109,6 +138,7 @@ macro_rules! boxed_from {
 }
 boxed_from!(
     kiln_go::Error => Go,
+    GoReleaseError => GoRelease,
     kiln_client::Error => Daemon,
     kiln_image::RegistryError => Registry,
     kiln_client::EngineError => Engine,
@@ -148,4 +178,201 @@ impl BuildError {
             _ => None,
         }
     }
+}
+
+/// Why the Go release to build with could not be chosen: the source is
+/// misconfigured or unreachable (with nothing cached), or lists no release
+/// that fits. Messages end with what to do, usually `--go` (pin a version).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GoReleaseError {
+    /// An unknown `--go-source` name.
+    #[error("unknown Go version source {input:?}: expected proxy, godev or git")]
+    UnknownSource {
+        /// What was given.
+        input: String,
+    },
+    /// GOPROXY is `off` before any usable proxy.
+    #[error("GOPROXY={goproxy:?} disables the module proxy: use --go-source godev or git, or pin the Go version with --go")]
+    ProxyOff {
+        /// The GOPROXY value.
+        goproxy: String,
+    },
+    /// GOPROXY lists only `direct`, which kiln does not implement.
+    #[error("GOPROXY={goproxy:?} names no proxy kiln can ask (kiln does not fetch `direct`): set GOPROXY to a proxy URL, use --go-source godev or git, or pin the Go version with --go")]
+    NoProxy {
+        /// The GOPROXY value.
+        goproxy: String,
+    },
+    /// A GOPROXY entry is not a URL.
+    #[error(
+        "GOPROXY entry {entry:?} is not a proxy URL (expected https://…, http://… or file://…)"
+    )]
+    InvalidProxy {
+        /// The entry.
+        entry: String,
+    },
+    /// GONOPROXY/GOPRIVATE says golang.org/toolchain must not go through a proxy.
+    #[error("{variable} pattern {pattern:?} matches golang.org/toolchain, so the module proxy must not be used for it: use --go-source godev or git, or pin the Go version with --go")]
+    ProxyExcluded {
+        /// `GONOPROXY` or `GOPRIVATE`.
+        variable: &'static str,
+        /// The pattern that matched.
+        pattern: String,
+    },
+    /// The HTTP client could not be built (e.g. no TLS roots).
+    #[error("cannot set up the HTTP client: {0}")]
+    HttpClient(#[source] HttpError),
+    /// The source failed and no cached list exists.
+    #[error("cannot list Go releases from {url}: {source}; there is no cached list to fall back on, so pin the Go version with --go (e.g. --go 1.24.3)")]
+    Unavailable {
+        /// Which source was asked.
+        kind: SourceKind,
+        /// The URL (or repository) that failed.
+        url: String,
+        /// Why.
+        #[source]
+        source: FetchError,
+    },
+    /// The source lists no stable release of the minor line go.mod asks for.
+    #[error("{url} lists no stable Go {minor} release at or above {minimum}{}; pin the Go version with --go, or try --refresh", newest_pre_release.as_ref().map(|v| format!(" (newest pre-release: {v})")).unwrap_or_default())]
+    NoStableRelease {
+        /// The minor line.
+        minor: GoMinor,
+        /// The lowest acceptable version (the go directive).
+        minimum: GoVersion,
+        /// Where the list came from.
+        url: String,
+        /// The newest beta/rc of that line, if the source lists one.
+        newest_pre_release: Option<GoVersion>,
+    },
+    /// A rule of kiln-go refused: the builder-image template is unusable,
+    /// the probe failed or no probed builder image exists.
+    #[error(transparent)]
+    Go(#[from] kiln_go::Error),
+}
+
+/// Why listing Go releases from one source failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The request failed before an answer (DNS, connect, TLS, timeout).
+    #[error("{0}")]
+    Http(#[source] HttpError),
+    /// The server answered with an error status.
+    #[error("HTTP status {status}")]
+    Status {
+        /// The status code, e.g. 404.
+        status: u16,
+    },
+    /// The answer is larger than kiln is willing to read.
+    #[error("the answer is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The go.dev answer is not the expected JSON.
+    #[error("the answer is not the expected JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// A `file://` GOPROXY entry could not be read.
+    #[error("cannot read {path}: {source}")]
+    File {
+        /// The file that was read.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `git` program could not be started.
+    #[error("cannot run {program}: {source} (is git installed?)")]
+    GitSpawn {
+        /// The program that was run.
+        program: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `git ls-remote` failed.
+    #[error("git ls-remote exited with {status}: {stderr}")]
+    Git {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// The last lines it wrote to stderr.
+        stderr: String,
+    },
+    /// The source did not answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The answer holds no Go version at all.
+    #[error("the answer lists no Go version")]
+    Empty,
+}
+
+impl FetchError {
+    /// Whether this is the answer the go command falls through on when the
+    /// next GOPROXY entry follows a comma: 404 Not Found or 410 Gone.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, FetchError::Status { status: 404 | 410 })
+            || matches!(self, FetchError::File { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// An HTTP transport error. Opaque on purpose: its message names the cause
+/// (e.g. "connection refused") and `source()` leads to the details.
+#[derive(Debug)]
+pub struct HttpError(pub(crate) reqwest::Error);
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_timeout() {
+            return f.write_str("the request timed out");
+        }
+        // reqwest's own message is generic ("error sending request for
+        // url"); the innermost cause ("connection refused") is what a user
+        // can act on.
+        write!(f, "{}", self.0)?;
+        let mut innermost = None;
+        let mut next = std::error::Error::source(&self.0);
+        while let Some(cause) = next {
+            innermost = Some(cause);
+            next = cause.source();
+        }
+        if let Some(cause) = innermost {
+            write!(f, ": {cause}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for HttpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Why a version cache file could not be used. These never fail a
+/// resolution: they become warnings.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// Reading, writing or renaming the file failed.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// `read`, `write` or `create`.
+        action: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a cache kiln wrote.
+    #[error("ignoring {path}: not a kiln version cache ({source})")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
 }

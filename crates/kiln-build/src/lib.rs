@@ -3,10 +3,16 @@
 //! build solved on one or several BuildKit daemons, with progress events;
 //! the image exported where the user asked. The `kiln` CLI only parses
 //! arguments into these types and renders what comes back.
+//!
+//! kiln-go holds the pure rules; the I/O they need lives here:
+//! [`go_mod::read_dir`] reads a module's `go.mod`, and [`go_release`] lists
+//! Go releases (module proxy, go.dev, git tags), caches the list and picks
+//! the release to build with.
 
 pub mod build;
 pub mod config;
 pub mod error;
+pub mod go_mod;
 pub mod go_release;
 pub mod lock;
 pub mod outputs;
@@ -23,5 +29,5 @@ pub use kiln_go as go;
 pub use kiln_llb as llb;
 
 pub use config::KilnToml;
-pub use error::BuildError;
+pub use error::{BuildError, GoReleaseError};
 pub use lock::{Lock, LockedImage};

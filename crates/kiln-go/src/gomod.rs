@@ -4,6 +4,9 @@
 //! the same way (comments, quoted strings, `verb ( … )` blocks, CRLF) and
 //! keeps only what picking a Go release needs: `module`, `go` and
 //! `toolchain`. Every other directive is skipped, so new ones do not break it.
+//!
+//! The caller reads the file (kiln-build's `go_mod::read_dir` reads
+//! `DIR/go.mod`) and hands its text to [`GoMod::parse`].
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +28,7 @@ use crate::version::GoVersion;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GoMod {
-    /// The file this was read from.
+    /// The file this was read from (the `path` given to [`GoMod::parse`]).
     pub path: PathBuf,
     /// The module path, if the file declares one.
     pub module: Option<String>,
@@ -37,22 +40,6 @@ pub struct GoMod {
 }
 
 impl GoMod {
-    /// Reads `dir/go.mod`.
-    ///
-    /// # Errors
-    /// [`Error::GoModNotFound`] if there is no `go.mod`, [`Error::GoModRead`]
-    /// if it cannot be read, and the errors of [`GoMod::parse`].
-    pub fn read_dir(dir: &Path) -> Result<Self, Error> {
-        let path = dir.join("go.mod");
-        match std::fs::read(&path) {
-            Ok(bytes) => Self::parse(&String::from_utf8_lossy(&bytes), &path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::GoModNotFound {
-                dir: dir.to_owned(),
-            }),
-            Err(source) => Err(Error::GoModRead { path, source }),
-        }
-    }
-
     /// Parses the text of a `go.mod`; `path` is only used in errors.
     ///
     /// # Errors
@@ -338,24 +325,5 @@ mod tests {
         );
         let err = parse("go 1.21\ntoolchain gox\n").unwrap_err();
         assert!(err.to_string().contains("\"gox\""), "{err}");
-    }
-
-    #[test]
-    fn read_dir_reports_missing_and_reads_real_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = GoMod::read_dir(dir.path()).unwrap_err();
-        assert!(matches!(err, Error::GoModNotFound { .. }), "{err:?}");
-        assert!(err.to_string().contains(&dir.path().display().to_string()));
-
-        std::fs::write(dir.path().join("go.mod"), "module m\r\ngo 1.24.1\r\n").unwrap();
-        let m = GoMod::read_dir(dir.path()).unwrap();
-        assert_eq!(m.go.to_string(), "1.24.1");
-        assert_eq!(m.path, dir.path().join("go.mod"));
-
-        // A directory named go.mod cannot be read.
-        let odd = tempfile::tempdir().unwrap();
-        std::fs::create_dir(odd.path().join("go.mod")).unwrap();
-        let err = GoMod::read_dir(odd.path()).unwrap_err();
-        assert!(matches!(err, Error::GoModRead { .. }), "{err:?}");
     }
 }

@@ -1,5 +1,11 @@
-//! The Go side of kiln: which Go release to build with, and the LLB recipe
-//! that builds a Go module into an image.
+//! The Go side of kiln, as pure functions: which Go release a module
+//! builds with, and the LLB recipe that builds it into an image.
+//!
+//! This crate does no I/O: no files, no network, no processes, no async
+//! runtime. Options and text go in; LLB states, an image config and
+//! decisions come out. Reading `go.mod` from disk, listing Go releases over
+//! HTTP or git and caching the list is kiln-build's job (its `go_mod` and
+//! `go_release` modules), which feeds the results to the rules here.
 //!
 //! **The recipe** ([`recipe::plan`]) is what `kiln build` runs instead of a
 //! Dockerfile: a pure function from [`recipe::GoBuildOptions`] and the images
@@ -7,25 +13,22 @@
 //! config ([`recipe::Recipe`]). See the [`recipe`] module for the graph and
 //! a complete example.
 //!
-//! **The Go version resolver** is behind `kiln go-version` and
+//! **The Go version rules** are behind `kiln go-version` and
 //! `kiln build --go auto`:
 //!
-//! 1. [`GoMod`] reads the `go` directive (`go 1.24.1`) and the optional
-//!    `toolchain go1.24.3` line of a module's `go.mod`.
-//! 2. [`version::Resolver`] lists every Go release from a
-//!    [`version::Source`] (the module proxy, go.dev or Go's git repository),
-//!    caching the answer for a day, and picks the newest **stable patch** of
-//!    the directive's minor line: `go 1.24.1` → `1.24.7`.
-//! 3. [`version::Resolver::resolve_with_image`] steps back to an older patch
-//!    when the builder image of the newest is not published yet; the caller
-//!    answers "does this image exist?" through [`version::ImageTagProbe`], so
-//!    this crate never talks to a daemon.
+//! 1. [`GoMod::parse`] reads the `go` directive (`go 1.24.1`) and the
+//!    optional `toolchain go1.24.3` line from the text of a `go.mod`.
+//! 2. [`version::patch_candidates`] picks, from every release a source
+//!    lists, the stable **patches** of the directive's minor line, newest
+//!    first: `go 1.24.1` → `1.24.7`, `1.24.6`, …
+//! 3. [`version::first_published`] steps back to an older patch when the
+//!    builder image of the newest is not published yet; the caller answers
+//!    "does this image exist?" through [`version::ImageTagProbe`], so this
+//!    crate never talks to a daemon or a registry.
 //!
 //! [`GoVersion`] orders Go's non-semver version names the way the go
-//! command does (`1.21 < 1.21rc1 < 1.21.0`, `1.20 == 1.20.0`).
-//!
-//! The library never prints: warnings (a stale cache used offline) and notes
-//! (a builder-image fallback) are returned in [`version::Resolution`].
+//! command does (`1.21 < 1.21rc1 < 1.21.0`, `1.20 == 1.20.0`), and
+//! [`GoSpec`] is what `--go` asks for (`auto` or a pinned version).
 //!
 //! ```
 //! use kiln_go::version::patch_candidates;
@@ -50,7 +53,7 @@ pub mod gomod;
 pub mod recipe;
 pub mod version;
 
-pub use error::{Error, FetchError, VersionError};
+pub use error::{Error, VersionError};
 pub use gomod::GoMod;
 pub use recipe::{plan, GoBuildOptions, Recipe, RecipeError, RecipeInput, ResolvedImage};
-pub use version::{GoSpec, GoVersion, Resolution, Resolver};
+pub use version::{GoSpec, GoVersion};

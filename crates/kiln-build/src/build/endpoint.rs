@@ -10,7 +10,9 @@ use kiln_client::kiln_proto::attrs::result as result_attrs;
 use kiln_client::kiln_session::Session;
 use kiln_client::progress::StatusEvent;
 use kiln_client::{Client, ExporterSpec, SessionTransport, SolveRequest, SolveResponse};
-use kiln_go::version::{builder_image, Cache, Resolver, Source};
+use kiln_go::version::builder_image;
+
+use crate::go_release::{Cache, Resolver, Source};
 use kiln_go::GoSpec;
 use kiln_image::{ImageRef, Platform};
 use tokio::sync::mpsc;

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::go_release::SourceKind;
 use kiln_client::kiln_proto::attrs::exporter as ex;
 use kiln_client::kiln_session::{SecretId, SecretSpec};
 use kiln_client::ExporterSpec;
 use kiln_go::recipe::{select_known_hosts, GoBuildOptions, PROXY_ENV_NAMES};
-use kiln_go::version::SourceKind;
 use kiln_go::{GoMod, GoSpec};
 use kiln_image::{ImageRef, Platform};
 
@@ -485,7 +485,7 @@ impl Request {
 
 /// Reads `DIR/go.mod`.
 fn read_go_mod(dir: &Path) -> Result<GoMod, BuildError> {
-    Ok(GoMod::read_dir(dir)?)
+    crate::go_mod::read_dir(dir)
 }
 
 /// `example.com/app/v2` → `app` (like `go build` names binaries).

@@ -20,7 +20,7 @@ pub const DEFAULT_IMAGE_TEMPLATE: &str = "docker.io/library/golang:{go}-{distro}
 
 /// Answers whether an image exists. kiln implements it through the BuildKit
 /// daemon (gateway `ResolveImageConfig`), so this crate stays off the
-/// network for images; tests use a fake.
+/// network; tests use a fake.
 ///
 /// Implementations may write `async fn exists(...)`.
 pub trait ImageTagProbe {
@@ -90,9 +90,15 @@ pub fn builder_image(template: &str, go: &GoVersion, distro: &str) -> Result<Ima
 }
 
 /// The first of `candidates` (newest first) whose builder image exists,
-/// probing at most [`MAX_IMAGE_PROBES`]; with a note when it is not the
-/// newest.
-pub(crate) async fn first_published<P: ImageTagProbe>(
+/// probing at most [`MAX_IMAGE_PROBES`]: that version, its image (expanded
+/// from `template` as in [`builder_image`]) and, when it is not the newest,
+/// a note for the user (`golang:1.24.5-bookworm is not published yet; using
+/// 1.24.4`).
+///
+/// # Errors
+/// The errors of [`builder_image`]; [`Error::Probe`] if the probe fails;
+/// [`Error::NoBuilderImage`] if no probed image exists.
+pub async fn first_published<P: ImageTagProbe>(
     candidates: &[GoVersion],
     template: &str,
     distro: &str,

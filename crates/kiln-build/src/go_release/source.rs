@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::GoReleaseError;
 
 /// The module whose versions are the Go toolchains.
 pub const TOOLCHAIN_MODULE: &str = "golang.org/toolchain";
@@ -55,14 +55,14 @@ impl fmt::Display for SourceKind {
 }
 
 impl FromStr for SourceKind {
-    type Err = Error;
+    type Err = GoReleaseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "proxy" => Ok(SourceKind::Proxy),
             "godev" => Ok(SourceKind::Godev),
             "git" => Ok(SourceKind::Git),
-            _ => Err(Error::UnknownSource {
+            _ => Err(GoReleaseError::UnknownSource {
                 input: s.to_owned(),
             }),
         }
@@ -99,10 +99,10 @@ impl ProxyList {
     /// with a dot or colon but no scheme gets `https://`.
     ///
     /// # Errors
-    /// [`Error::InvalidProxy`] for an entry that is neither a URL nor
-    /// `direct`/`off`; [`Error::ProxyOff`] if `off` comes before any URL;
-    /// [`Error::NoProxy`] if there is no URL at all.
-    pub fn parse(goproxy: &str) -> Result<Self, Error> {
+    /// [`GoReleaseError::InvalidProxy`] for an entry that is neither a URL nor
+    /// `direct`/`off`; [`GoReleaseError::ProxyOff`] if `off` comes before any URL;
+    /// [`GoReleaseError::NoProxy`] if there is no URL at all.
+    pub fn parse(goproxy: &str) -> Result<Self, GoReleaseError> {
         let mut entries = Vec::new();
         let mut rest = goproxy;
         while !rest.is_empty() {
@@ -133,14 +133,14 @@ impl ProxyList {
                     })
                 }
                 ProxyEntry::Off => {
-                    return Err(Error::ProxyOff {
+                    return Err(GoReleaseError::ProxyOff {
                         goproxy: goproxy.to_owned(),
                     })
                 }
                 ProxyEntry::Direct => {}
             }
         }
-        Err(Error::NoProxy {
+        Err(GoReleaseError::NoProxy {
             goproxy: goproxy.to_owned(),
         })
     }
@@ -156,8 +156,8 @@ impl ProxyList {
     }
 }
 
-fn proxy_url(entry: &str) -> Result<String, Error> {
-    let invalid = || Error::InvalidProxy {
+fn proxy_url(entry: &str) -> Result<String, GoReleaseError> {
+    let invalid = || GoReleaseError::InvalidProxy {
         entry: entry.to_owned(),
     };
     let url = if entry.contains("://") {
@@ -203,7 +203,7 @@ impl Source {
     ///
     /// # Errors
     /// See [`Source::from_vars`].
-    pub fn from_env(kind: SourceKind) -> Result<Self, Error> {
+    pub fn from_env(kind: SourceKind) -> Result<Self, GoReleaseError> {
         let file = go_env_file();
         Self::from_vars(kind, |name| {
             std::env::var(name)
@@ -217,12 +217,12 @@ impl Source {
     ///
     /// # Errors
     /// For [`SourceKind::Proxy`]: the errors of [`ProxyList::parse`], and
-    /// [`Error::ProxyExcluded`] when GONOPROXY (or, if that is unset,
+    /// [`GoReleaseError::ProxyExcluded`] when GONOPROXY (or, if that is unset,
     /// GOPRIVATE) matches `golang.org/toolchain`.
     pub fn from_vars(
         kind: SourceKind,
         var: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, GoReleaseError> {
         let non_empty = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         match kind {
             SourceKind::Proxy => {
@@ -234,7 +234,7 @@ impl Source {
                     .as_deref()
                     .and_then(|p| match_prefix_patterns(p, TOOLCHAIN_MODULE))
                 {
-                    return Err(Error::ProxyExcluded {
+                    return Err(GoReleaseError::ProxyExcluded {
                         variable,
                         pattern: pattern.to_owned(),
                     });
@@ -491,11 +491,11 @@ mod tests {
     fn goproxy_errors() {
         assert!(matches!(
             ProxyList::parse("off"),
-            Err(Error::ProxyOff { .. })
+            Err(GoReleaseError::ProxyOff { .. })
         ));
         assert!(matches!(
             ProxyList::parse("direct,off"),
-            Err(Error::ProxyOff { .. })
+            Err(GoReleaseError::ProxyOff { .. })
         ));
         let err = ProxyList::parse("off").unwrap_err().to_string();
         assert!(
@@ -504,12 +504,18 @@ mod tests {
         );
         assert!(matches!(
             ProxyList::parse("direct"),
-            Err(Error::NoProxy { .. })
+            Err(GoReleaseError::NoProxy { .. })
         ));
-        assert!(matches!(ProxyList::parse(""), Err(Error::NoProxy { .. })));
+        assert!(matches!(
+            ProxyList::parse(""),
+            Err(GoReleaseError::NoProxy { .. })
+        ));
         for bad in ["noproxy", "ftp://x.example", "/srv/goproxy", "https://"] {
             assert!(
-                matches!(ProxyList::parse(bad), Err(Error::InvalidProxy { .. })),
+                matches!(
+                    ProxyList::parse(bad),
+                    Err(GoReleaseError::InvalidProxy { .. })
+                ),
                 "{bad}"
             );
         }
@@ -529,7 +535,7 @@ mod tests {
         ] {
             let err = Source::from_vars(SourceKind::Proxy, vars(&[(var, value)])).unwrap_err();
             assert!(
-                matches!(&err, Error::ProxyExcluded { variable, .. } if *variable == var),
+                matches!(&err, GoReleaseError::ProxyExcluded { variable, .. } if *variable == var),
                 "{var}={value}: {err:?}"
             );
         }
@@ -602,7 +608,7 @@ mod tests {
         }
         assert!(matches!(
             "github".parse::<SourceKind>(),
-            Err(Error::UnknownSource { .. })
+            Err(GoReleaseError::UnknownSource { .. })
         ));
     }
 

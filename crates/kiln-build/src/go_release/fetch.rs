@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use kiln_go::GoVersion;
 use serde::Deserialize;
 
 use super::source::{toolchain_list_url, ProxyEntry, ProxyList, Source};
-use super::GoVersion;
-use crate::error::{Error, FetchError, HttpError};
+use crate::error::{FetchError, GoReleaseError, HttpError};
 
 /// Connect timeout for every request.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,21 +26,24 @@ pub(crate) struct Fetched {
 }
 
 /// The HTTP client kiln uses for version lists.
-pub(crate) fn http_client() -> Result<reqwest::Client, Error> {
+pub(crate) fn http_client() -> Result<reqwest::Client, GoReleaseError> {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| Error::HttpClient(HttpError(e)))
+        .map_err(|e| GoReleaseError::HttpClient(HttpError(e)))
 }
 
 /// Lists the versions `source` knows.
 ///
 /// # Errors
-/// [`Error::Unavailable`] with the URL that failed, or [`Error::ProxyOff`]
-/// when GOPROXY falls through to `off`.
-pub(crate) async fn fetch(source: &Source, http: &reqwest::Client) -> Result<Fetched, Error> {
+/// [`GoReleaseError::Unavailable`] with the URL that failed, or
+/// [`GoReleaseError::ProxyOff`] when GOPROXY falls through to `off`.
+pub(crate) async fn fetch(
+    source: &Source,
+    http: &reqwest::Client,
+) -> Result<Fetched, GoReleaseError> {
     match source {
         Source::Proxy(list) => fetch_proxy(list, http).await,
         Source::Godev { url } => {
@@ -59,15 +62,19 @@ pub(crate) async fn fetch(source: &Source, http: &reqwest::Client) -> Result<Fet
     }
 }
 
-fn unavailable(source: &Source, url: &str, source_err: FetchError) -> Error {
-    Error::Unavailable {
+fn unavailable(source: &Source, url: &str, source_err: FetchError) -> GoReleaseError {
+    GoReleaseError::Unavailable {
         kind: source.kind(),
         url: url.to_owned(),
         source: source_err,
     }
 }
 
-fn non_empty(source: &Source, url: &str, versions: Vec<GoVersion>) -> Result<Fetched, Error> {
+fn non_empty(
+    source: &Source,
+    url: &str,
+    versions: Vec<GoVersion>,
+) -> Result<Fetched, GoReleaseError> {
     if versions.is_empty() {
         return Err(unavailable(source, url, FetchError::Empty));
     }
@@ -79,7 +86,7 @@ fn non_empty(source: &Source, url: &str, versions: Vec<GoVersion>) -> Result<Fet
 
 /// Walks GOPROXY like the go command: after `,` only 404/410 falls through,
 /// after `|` any error does; `direct` is skipped, `off` stops.
-async fn fetch_proxy(list: &ProxyList, http: &reqwest::Client) -> Result<Fetched, Error> {
+async fn fetch_proxy(list: &ProxyList, http: &reqwest::Client) -> Result<Fetched, GoReleaseError> {
     let source = Source::Proxy(list.clone());
     let mut last: Option<(String, FetchError)> = None;
     for entry in list.entries() {
@@ -93,7 +100,7 @@ async fn fetch_proxy(list: &ProxyList, http: &reqwest::Client) -> Result<Fetched
                 continue;
             }
             ProxyEntry::Off => {
-                return Err(Error::ProxyOff {
+                return Err(GoReleaseError::ProxyOff {
                     goproxy: list.as_str().to_owned(),
                 })
             }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use kiln_go::version::{DEFAULT_IMAGE_TEMPLATE, MAX_IMAGE_PROBES};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -171,7 +172,7 @@ async fn offline_without_cache_says_to_pin() {
     assert!(
         matches!(
             err,
-            Error::Unavailable {
+            GoReleaseError::Unavailable {
                 kind: SourceKind::Proxy,
                 ..
             }
@@ -238,7 +239,10 @@ async fn a_fresh_cache_without_the_needed_line_is_refreshed_once() {
 
     // Still nothing after refreshing: a clear error, naming the pre-release.
     let err = r.resolve(&go_mod("go 1.27")).await.unwrap_err();
-    assert!(matches!(err, Error::NoStableRelease { .. }), "{err:?}");
+    assert!(
+        matches!(err, GoReleaseError::NoStableRelease { .. }),
+        "{err:?}"
+    );
     assert_eq!(
         server.hits(),
         1,
@@ -297,7 +301,7 @@ async fn goproxy_falls_through_like_the_go_command() {
         .list()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(matches!(err, GoReleaseError::Unavailable { .. }), "{err:?}");
 
     // ...but fall through after a pipe.
     let goproxy = format!("{}|{dead}|{}", broken.base, good.base);
@@ -310,7 +314,7 @@ async fn goproxy_falls_through_like_the_go_command() {
         .list()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::ProxyOff { .. }), "{err:?}");
+    assert!(matches!(err, GoReleaseError::ProxyOff { .. }), "{err:?}");
 
     // Every entry 404: the last one is reported.
     let goproxy = format!("{}/a,{}", good.base, gone.base);
@@ -464,7 +468,7 @@ async fn git_source_against_a_local_repository() {
     assert!(
         matches!(
             &err,
-            Error::Unavailable {
+            GoReleaseError::Unavailable {
                 source: FetchError::Git { .. },
                 ..
             }
@@ -528,21 +532,14 @@ async fn builder_image_fallback_through_the_resolver() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::NoBuilderImage { tried } if tried.len() == MAX_IMAGE_PROBES),
+        matches!(&err, GoReleaseError::Go(kiln_go::Error::NoBuilderImage { tried }) if tried.len() == MAX_IMAGE_PROBES),
         "{err:?}"
     );
 }
 
+/// `--go VERSION`; parsing it into a `GoSpec` is tested in kiln-go.
 #[test]
-fn go_spec_and_pinned_resolutions() {
-    assert_eq!("auto".parse::<GoSpec>().unwrap(), GoSpec::Auto);
-    assert_eq!(
-        "go1.24.3".parse::<GoSpec>().unwrap(),
-        GoSpec::Pinned("1.24.3".parse().unwrap())
-    );
-    let err = "1.24.x".parse::<GoSpec>().unwrap_err();
-    assert!(matches!(err, Error::Version(_)), "{err:?}");
-
+fn pinned_resolutions() {
     let m = go_mod("go 1.24.5\ntoolchain go1.24.6");
     let res = Resolution::pinned("1.24.3".parse().unwrap(), Some(&m));
     assert_eq!(res.version.to_string(), "1.24.3");

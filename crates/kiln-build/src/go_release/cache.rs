@@ -9,11 +9,11 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kiln_go::GoVersion;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::source::{Source, SourceKind};
-use super::GoVersion;
 use crate::error::CacheError;
 
 /// How long a cached list is used without asking the source again.
@@ -182,7 +182,7 @@ impl Cache {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::version::source::ProxyList;
+    use crate::go_release::source::ProxyList;
 
     fn proxy(url: &str) -> Source {
         Source::Proxy(ProxyList::parse(url).unwrap())

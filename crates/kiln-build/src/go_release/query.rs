@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 
 use kiln_client::Client;
-use kiln_go::version::{Cache, Resolution, Resolver, Source, SourceKind};
-use kiln_go::{GoMod, GoSpec};
+use kiln_go::GoSpec;
+
+use super::{Cache, Resolution, Resolver, Source, SourceKind};
 
 use crate::build::probe::DaemonProbe;
 use crate::error::BuildError;
@@ -43,10 +44,10 @@ pub async fn go_version(
         // A pin needs no go.mod; one that is there is only reported on.
         return Ok(Resolution::pinned(
             version,
-            GoMod::read_dir(&q.dir).ok().as_ref(),
+            crate::go_mod::read_dir(&q.dir).ok().as_ref(),
         ));
     }
-    let go_mod = GoMod::read_dir(&q.dir)?;
+    let go_mod = crate::go_mod::read_dir(&q.dir)?;
     let resolver = Resolver::new(Source::from_env(q.source)?)?
         .cache(Cache::from_env())
         .refresh(q.refresh);
