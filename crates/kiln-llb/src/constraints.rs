@@ -300,7 +300,9 @@ pub(crate) fn envelope(
     (pop, meta.to_pb())
 }
 
-pub(crate) fn platform_to_pb(p: &Platform) -> pb::Platform {
+/// A platform as the wire has it (`pb.Platform`): the one conversion kiln uses.
+#[must_use]
+pub fn platform_to_pb(p: &Platform) -> pb::Platform {
     pb::Platform {
         architecture: p.architecture.clone(),
         os: p.os.clone(),

@@ -68,7 +68,7 @@ mod state;
 #[cfg(test)]
 mod testutil;
 
-pub use constraints::{Constraints, OpConstraints};
+pub use constraints::{platform_to_pb, Constraints, OpConstraints};
 pub use definition::{DecodedOp, Definition};
 pub use diff::{diff, diff_with};
 pub use error::{LlbError, OpKind};

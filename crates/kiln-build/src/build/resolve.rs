@@ -36,14 +36,7 @@ pub struct GatewayResolver<'a> {
     pub session_id: &'a str,
 }
 
-pub(crate) fn to_pb(p: &Platform) -> kiln_client::kiln_proto::pb::Platform {
-    kiln_client::kiln_proto::pb::Platform {
-        os: p.os.clone(),
-        architecture: p.architecture.clone(),
-        variant: p.variant.clone().unwrap_or_default(),
-        ..Default::default()
-    }
-}
+pub(crate) use kiln_llb::platform_to_pb as to_pb;
 
 impl ImageResolver for GatewayResolver<'_> {
     /// Docker's classic image store answers an image it has locally from
