@@ -42,19 +42,21 @@ pub fn print_error(err: &anyhow::Error, debug: bool) {
         for cause in err.chain().skip(1) {
             eprintln!("  caused by: {cause}");
         }
-        if let Some(status) = err
-            .downcast_ref::<kiln_client::Error>()
-            .and_then(kiln_client::Error::status)
-        {
+        if let Some(status) = client_error(err).and_then(kiln_client::Error::status) {
             eprintln!("  grpc status: {:?} {}", status.code(), status.message());
         }
     }
-    if let Some(hint) = err
-        .downcast_ref::<kiln_client::Error>()
-        .and_then(kiln_client::Error::hint)
-    {
+    if let Some(hint) = client_error(err).and_then(kiln_client::Error::hint) {
         eprintln!("hint: {hint}");
     }
+}
+
+/// The daemon connection's error in `err`, directly or inside kiln-build's.
+fn client_error(err: &anyhow::Error) -> Option<&kiln_client::Error> {
+    err.downcast_ref::<kiln_client::Error>().or_else(|| {
+        err.downcast_ref::<kiln_build::BuildError>()
+            .and_then(kiln_build::BuildError::daemon)
+    })
 }
 
 /// The error and those causes whose text it does not already include

@@ -3,7 +3,7 @@
 //! `quiet`. The library emits typed [`StatusEvent`]s; this module only draws.
 
 mod plain;
-pub mod state;
+pub use kiln_client::steps as state;
 mod tty;
 
 use std::io::{IsTerminal, Write};

@@ -26,6 +26,7 @@ pub mod gateway;
 pub mod progress;
 mod session;
 mod solve;
+pub mod steps;
 pub mod tls;
 pub mod transport;
 

@@ -1,9 +1,11 @@
-//! What the progress renderers know about a build: steps in the order they
-//! appeared, their timings, cache hits, errors and a tail of their logs.
+//! A build's steps as the daemon's status events describe them: numbered in
+//! the order they start, their timings, cache hits, errors and a tail of
+//! their logs. Renderers (a live view, plain lines, a failure report) read
+//! it; [`State::apply`] says what changed with each event.
 
 use std::collections::{HashMap, VecDeque};
 
-use kiln_client::progress::StatusEvent;
+use crate::progress::StatusEvent;
 
 /// How many log lines of each step are kept for error reports.
 pub const LOG_TAIL: usize = 20;
@@ -240,9 +242,10 @@ impl State {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use kiln_client::progress::{Vertex, VertexLog};
+    use crate::progress::{Vertex, VertexLog};
 
     fn ev(vertexes: Vec<Vertex>, logs: Vec<VertexLog>) -> StatusEvent {
         StatusEvent {
