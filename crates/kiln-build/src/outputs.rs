@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kiln_client::kiln_proto::attrs::exporter as ex;
+use kiln_client::kiln_session::ExposeSecret;
 use kiln_client::{DaemonInfo, Engine, ExporterKind, ExporterSpec, RegistryAuth};
 use kiln_image::ImageRef;
 
@@ -210,10 +211,10 @@ async fn registry_auth(host: &str) -> Result<RegistryAuth, BuildError> {
                 e.to_string(),
             )
         })?;
-    let Some(secret) = c.secret.filter(|s| !s.is_empty()) else {
+    let Some(secret) = c.secret.filter(|s| !s.expose_secret().is_empty()) else {
         return Ok(RegistryAuth::anonymous());
     };
-    let secret = String::from_utf8(secret.expose().to_vec()).map_err(|_| {
+    let secret = String::from_utf8(secret.expose_secret().to_vec()).map_err(|_| {
         BuildError::invalid(format!("the registry secret for {host}"), "it is not UTF-8")
     })?;
     Ok(if c.username.is_empty() {

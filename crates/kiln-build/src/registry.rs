@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use kiln_client::kiln_session::DockerAuth;
+use kiln_client::kiln_session::{DockerAuth, ExposeSecret};
 use kiln_image::registry::{Credentials, RegistryClient};
 use kiln_image::ImageRef;
 
@@ -34,10 +34,10 @@ pub async fn client_for<'a>(
                 e.to_string(),
             )
         })?;
-        let Some(secret) = c.secret.filter(|s| !s.is_empty()) else {
+        let Some(secret) = c.secret.filter(|s| !s.expose_secret().is_empty()) else {
             continue; // anonymous
         };
-        let secret = String::from_utf8(secret.expose().to_vec()).map_err(|_| {
+        let secret = String::from_utf8(secret.expose_secret().to_vec()).map_err(|_| {
             BuildError::invalid(format!("the registry secret for {host}"), "it is not UTF-8")
         })?;
         let cred = if c.username.is_empty() {

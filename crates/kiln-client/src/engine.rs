@@ -357,8 +357,8 @@ impl Engine {
 #[derive(Clone, Default)]
 pub struct RegistryAuth {
     username: String,
-    password: String,
-    identity_token: String,
+    password: Option<secrecy::SecretString>,
+    identity_token: Option<secrecy::SecretString>,
     server: String,
 }
 
@@ -383,7 +383,7 @@ impl RegistryAuth {
     pub fn basic(server: &str, username: &str, password: &str) -> RegistryAuth {
         RegistryAuth {
             username: username.into(),
-            password: password.into(),
+            password: Some(password.into()),
             server: server.into(),
             ..RegistryAuth::default()
         }
@@ -393,7 +393,7 @@ impl RegistryAuth {
     #[must_use]
     pub fn identity_token(server: &str, token: &str) -> RegistryAuth {
         RegistryAuth {
-            identity_token: token.into(),
+            identity_token: Some(token.into()),
             server: server.into(),
             ..RegistryAuth::default()
         }
@@ -407,9 +407,18 @@ impl RegistryAuth {
                 m.insert(k.into(), serde_json::Value::String(v.into()));
             }
         };
+        use secrecy::ExposeSecret;
         put("username", &self.username);
-        put("password", &self.password);
-        put("identitytoken", &self.identity_token);
+        put(
+            "password",
+            self.password.as_ref().map_or("", |p| p.expose_secret()),
+        );
+        put(
+            "identitytoken",
+            self.identity_token
+                .as_ref()
+                .map_or("", |t| t.expose_secret()),
+        );
         put("serveraddress", &self.server);
         base64url(serde_json::Value::Object(m).to_string().as_bytes())
     }

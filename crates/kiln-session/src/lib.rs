@@ -59,6 +59,8 @@ pub use error::{Error, Result};
 pub use filesend::ExportTarget;
 pub use filesync::{FileSyncProvider, SyncDirOptions, SyncStats};
 pub use io::{bytes_stream_io, BytesStreamIo};
-pub use secrets::{SecretId, SecretSource, SecretSpec, SecretStore, SecretValue, MAX_SECRET_SIZE};
+pub use secrets::{
+    ExposeSecret, SecretId, SecretSource, SecretSpec, SecretStore, SecretValue, MAX_SECRET_SIZE,
+};
 pub use session::{Session, SessionBuilder};
 pub use ssh::{Keyring, SshAgents, SshSpec};

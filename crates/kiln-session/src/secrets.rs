@@ -15,7 +15,6 @@ use std::sync::Arc;
 use kiln_proto::moby::buildkit::secrets::v1::secrets_server::{Secrets, SecretsServer};
 use kiln_proto::moby::buildkit::secrets::v1::{GetSecretRequest, GetSecretResponse};
 use tonic::{Request, Response, Status};
-use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
@@ -60,47 +59,15 @@ impl fmt::Display for SecretId {
     }
 }
 
-/// Secret bytes. `Debug` and `Display` print `<redacted>`; the memory is
-/// zeroed on drop.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(Zeroizing<Vec<u8>>);
+/// Secret bytes: `secrecy`'s redacting box (`Debug` prints `[REDACTED]`,
+/// the memory is zeroed on drop), the one secret type kiln uses. Read it
+/// with [`ExposeSecret::expose_secret`], the one deliberate way.
+pub type SecretValue = secrecy::SecretSlice<u8>;
 
-impl SecretValue {
-    /// Wraps bytes.
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(Zeroizing::new(bytes.into()))
-    }
-
-    /// The bytes: the one deliberate way to read a secret.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The size in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether the secret is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for SecretValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretValue(<redacted>)")
-    }
-}
-
-impl fmt::Display for SecretValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use secrecy::ExposeSecret;
 
 /// Where a secret's value comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum SecretSource {
     /// A file, read each time the daemon asks.
@@ -196,22 +163,22 @@ impl SecretStore {
             return Ok(None);
         };
         let value = match source {
-            SecretSource::File(path) => SecretValue::new(
+            SecretSource::File(path) => SecretValue::from(
                 tokio::fs::read(path)
                     .await
                     .map_err(|e| Error::io("read secret file", path, e))?,
             ),
-            SecretSource::Env(var) => SecretValue::new(
+            SecretSource::Env(var) => SecretValue::from(
                 std::env::var_os(var)
                     .map(OsString::into_vec)
                     .unwrap_or_default(),
             ),
             SecretSource::Value(v) => v.clone(),
         };
-        if value.len() as u64 > MAX_SECRET_SIZE {
+        if value.expose_secret().len() as u64 > MAX_SECRET_SIZE {
             return Err(Error::SecretTooBig {
                 id: id.0.clone(),
-                size: value.len() as u64,
+                size: value.expose_secret().len() as u64,
                 max: MAX_SECRET_SIZE,
             });
         }
@@ -238,7 +205,7 @@ impl Secrets for SecretsService {
             Ok(Some(value)) => {
                 tracing::debug!(secret = %id, "secret sent");
                 Ok(Response::new(GetSecretResponse {
-                    data: value.expose().to_vec(),
+                    data: value.expose_secret().to_vec(),
                 }))
             }
             Ok(None) => {
@@ -261,9 +228,9 @@ mod tests {
 
     #[test]
     fn value_is_redacted() {
-        let v = SecretValue::new(b"hunter2".to_vec());
-        assert_eq!(format!("{v:?}"), "SecretValue(<redacted>)");
-        assert_eq!(format!("{v}"), "<redacted>");
+        let v = SecretValue::from(b"hunter2".to_vec());
+        assert!(!format!("{v:?}").contains("hunter2"));
+        assert!(format!("{v:?}").contains("REDACTED"));
         let src = SecretSource::Value(v);
         assert!(!format!("{src:?}").contains("hunter2"));
     }

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use kiln_proto::moby::filesync::v1::auth_client::AuthClient;
 use kiln_proto::moby::filesync::v1::{CredentialsRequest, GetTokenAuthorityRequest};
-use kiln_session::{DockerAuth, Session};
+use kiln_session::{DockerAuth, ExposeSecret, Session};
 
 #[path = "it/support.rs"]
 #[allow(dead_code)]
@@ -50,7 +50,7 @@ async fn credentials_from_config_and_helper() {
     let hub = auth.credentials("registry-1.docker.io").await.expect("hub");
     assert_eq!(hub.username, "hub-user");
     assert_eq!(
-        hub.secret.as_ref().map(|s| s.expose()),
+        hub.secret.as_ref().map(|s| s.expose_secret()),
         Some(&b"hub-pass"[..])
     );
     assert!(
@@ -67,7 +67,7 @@ async fn credentials_from_config_and_helper() {
     let token = auth.credentials("tokens.example.com").await.expect("token");
     assert_eq!(token.username, "");
     assert_eq!(
-        token.secret.as_ref().map(|s| s.expose()),
+        token.secret.as_ref().map(|s| s.expose_secret()),
         Some(&b"id-token-value"[..])
     );
 

@@ -11,46 +11,19 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// A secret string (password or token) whose `Debug` never shows it.
+/// A secret string (password or token): `secrecy`'s redacting box, the one
+/// secret type kiln uses (`Debug` never shows it; read it with
+/// [`ExposeSecret::expose_secret`]).
 ///
 /// ```
-/// use kiln_image::registry::Secret;
-/// let s = Secret::new("hunter2");
-/// assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
-/// assert_eq!(s.expose(), "hunter2");
+/// use kiln_image::registry::{ExposeSecret, Secret};
+/// let s = Secret::from("hunter2");
+/// assert!(!format!("{s:?}").contains("hunter2"));
+/// assert_eq!(s.expose_secret(), "hunter2");
 /// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub type Secret = secrecy::SecretString;
 
-impl Secret {
-    /// Wraps `value`.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Secret(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Secret(value.to_string())
-    }
-}
+pub use secrecy::ExposeSecret;
 
 /// The credentials for one registry: a username and password, or an
 /// identity token (the OAuth2 refresh token `docker login` stores for some
@@ -62,13 +35,13 @@ impl From<&str> for Secret {
 /// assert_eq!(c.username(), "ci");
 /// assert!(!format!("{c:?}").contains("s3cret"));
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Credentials {
     username: String,
     secret: CredentialSecret,
 }
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 enum CredentialSecret {
     Password(Secret),
     IdentityToken(Secret),
@@ -326,12 +299,15 @@ mod tests {
     fn secrets_stay_out_of_debug() {
         let basic = Credentials::basic("user", "pa55word");
         let token = Credentials::identity_token("t0ken-value");
-        let shown = format!("{basic:?} {token:?} {:?}", Secret::new("x"));
+        let shown = format!("{basic:?} {token:?} {:?}", Secret::from("x"));
         assert!(!shown.contains("pa55word") && !shown.contains("t0ken-value"));
         assert!(shown.contains("user"));
-        assert_eq!(basic.password().map(Secret::expose), Some("pa55word"));
         assert_eq!(
-            token.refresh_token().map(Secret::expose),
+            basic.password().map(|s| s.expose_secret()),
+            Some("pa55word")
+        );
+        assert_eq!(
+            token.refresh_token().map(|s| s.expose_secret()),
             Some("t0ken-value")
         );
         assert!(token.password().is_none());

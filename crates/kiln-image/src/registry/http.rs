@@ -5,7 +5,7 @@ use reqwest::header::{HeaderMap, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 
-use super::auth::{parse_www_authenticate, Challenge, Credentials, Secret};
+use super::auth::{parse_www_authenticate, Challenge, Credentials, ExposeSecret, Secret};
 use super::{HostAuth, RegistryClient};
 use crate::digest::Digest;
 use crate::error::{ProtocolError, RegistryError, TransportError};
@@ -124,11 +124,13 @@ impl RegistryClient {
             .cloned();
         match auth {
             Some(HostAuth::Basic) => match credentials.and_then(|c| Some((c, c.password()?))) {
-                Some((c, password)) => request.basic_auth(c.username(), Some(password.expose())),
+                Some((c, password)) => {
+                    request.basic_auth(c.username(), Some(password.expose_secret()))
+                }
                 None => request,
             },
             Some(HostAuth::Bearer { tokens }) => match tokens.get(&target.scope) {
-                Some(token) => request.bearer_auth(token.expose()),
+                Some(token) => request.bearer_auth(token.expose_secret()),
                 None => request,
             },
             None => request,
@@ -217,7 +219,7 @@ impl RegistryClient {
             Some(refresh_token) => {
                 let body = url::form_urlencoded::Serializer::new(String::new())
                     .append_pair("grant_type", "refresh_token")
-                    .append_pair("refresh_token", refresh_token.expose())
+                    .append_pair("refresh_token", refresh_token.expose_secret())
                     .append_pair("service", service.unwrap_or_default())
                     .append_pair("scope", &scopes.join(" "))
                     .append_pair("client_id", "kiln")
@@ -242,7 +244,7 @@ impl RegistryClient {
                 let request = http.get(url);
                 match credentials.and_then(|c| Some((c, c.password()?))) {
                     Some((c, password)) => {
-                        request.basic_auth(c.username(), Some(password.expose()))
+                        request.basic_auth(c.username(), Some(password.expose_secret()))
                     }
                     None => request,
                 }
@@ -277,7 +279,7 @@ impl RegistryClient {
             .token
             .filter(|t| !t.is_empty())
             .or(parsed.access_token.filter(|t| !t.is_empty()))
-            .map(Secret::new)
+            .map(Secret::from)
             .ok_or_else(|| {
                 target.protocol(ProtocolError::NoToken {
                     realm: realm.to_string(),

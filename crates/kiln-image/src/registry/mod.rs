@@ -43,7 +43,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use auth::{parse_www_authenticate, Challenge, CredentialStore, Credentials, Secret};
+pub use auth::{
+    parse_www_authenticate, Challenge, CredentialStore, Credentials, ExposeSecret, Secret,
+};
 pub use ops::FetchedManifest;
 
 use crate::error::{RegistryError, TransportError};

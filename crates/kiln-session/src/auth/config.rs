@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
-use crate::secrets::SecretValue;
+use crate::secrets::{ExposeSecret, SecretValue};
 
 /// The key Docker Hub credentials are stored under.
 pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -33,7 +33,7 @@ const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
 const TOKEN_USERNAME: &str = "<token>";
 
 /// Credentials for one registry. `Debug` never shows the secret.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Credentials {
     /// The user name (empty for an identity token or anonymous access).
     pub username: String,
@@ -44,7 +44,9 @@ pub struct Credentials {
 impl Credentials {
     /// Whether these are anonymous (no secret).
     pub fn is_anonymous(&self) -> bool {
-        self.secret.as_ref().is_none_or(SecretValue::is_empty)
+        self.secret
+            .as_ref()
+            .is_none_or(|s| s.expose_secret().is_empty())
     }
 }
 
@@ -165,12 +167,12 @@ impl ConfigFile {
         if !entry.identitytoken.is_empty() {
             return Ok(Credentials {
                 username: String::new(),
-                secret: Some(SecretValue::new(entry.identitytoken.clone().into_bytes())),
+                secret: Some(SecretValue::from(entry.identitytoken.clone().into_bytes())),
             });
         }
         Ok(Credentials {
             username,
-            secret: (!password.is_empty()).then(|| SecretValue::new(password.into_bytes())),
+            secret: (!password.is_empty()).then(|| SecretValue::from(password.into_bytes())),
         })
     }
 }
@@ -246,12 +248,12 @@ async fn run_helper(helper: &str, server: &str) -> Result<Credentials> {
     if parsed.username == TOKEN_USERNAME {
         return Ok(Credentials {
             username: String::new(),
-            secret: Some(SecretValue::new(parsed.secret.into_bytes())),
+            secret: Some(SecretValue::from(parsed.secret.into_bytes())),
         });
     }
     Ok(Credentials {
         username: parsed.username,
-        secret: (!parsed.secret.is_empty()).then(|| SecretValue::new(parsed.secret.into_bytes())),
+        secret: (!parsed.secret.is_empty()).then(|| SecretValue::from(parsed.secret.into_bytes())),
     })
 }
 

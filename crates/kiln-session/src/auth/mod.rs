@@ -11,6 +11,7 @@
 
 mod config;
 
+use crate::secrets::ExposeSecret;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,7 +93,7 @@ impl Auth for DockerAuth {
                 let secret = creds
                     .secret
                     .as_ref()
-                    .map(|s| String::from_utf8_lossy(s.expose()).into_owned())
+                    .map(|s| String::from_utf8_lossy(s.expose_secret()).into_owned())
                     .unwrap_or_default();
                 Ok(Response::new(CredentialsResponse {
                     username: creds.username,

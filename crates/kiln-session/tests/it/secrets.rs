@@ -28,7 +28,7 @@ async fn secrets_found_not_found_and_read_at_call_time() {
     store
         .insert(
             SecretId::new("mem").expect("id"),
-            SecretSource::Value(SecretValue::new(b"in memory".to_vec())),
+            SecretSource::Value(SecretValue::from(b"in memory".to_vec())),
         )
         .expect("insert");
     // `id=PATH` alone: no such environment variable, so the file named by the id.
@@ -92,7 +92,7 @@ async fn secrets_found_not_found_and_read_at_call_time() {
 
 #[test]
 fn secret_values_never_print() {
-    let value = SecretValue::new(b"s3cr3t-value".to_vec());
+    let value = SecretValue::from(b"s3cr3t-value".to_vec());
     let source = SecretSource::Value(value.clone());
     let mut store = SecretStore::new();
     store
@@ -100,7 +100,6 @@ fn secret_values_never_print() {
         .expect("insert");
     for printed in [
         format!("{value:?}"),
-        format!("{value}"),
         format!("{source:?}"),
         format!("{store:?}"),
     ] {
