@@ -256,15 +256,14 @@ async fn save(
     let raw_path = raw.path().to_path_buf();
     let what = format!("-o type={kind},dest={dest}");
     tokio::task::spawn_blocking(move || -> Result<(), BuildError> {
-        let layout =
-            |e: kiln_image::layout::LayoutError| BuildError::invalid(what.clone(), e.to_string());
+        let layout = |e: kiln_image::ArchiveError| BuildError::invalid(what.clone(), e.to_string());
         let input =
             std::fs::File::open(&raw_path).map_err(|e| BuildError::file("read", &raw_path, e))?;
         match &dest {
             Dest::Stdout => {
                 let stdout = std::io::stdout();
                 let mut lock = stdout.lock();
-                kiln_image::layout::rename_archive(input, &mut lock, name.as_ref())
+                kiln_image::layout::rename_docker_archive(input, &mut lock, name.as_ref())
                     .map_err(layout)?;
                 lock.flush()
                     .map_err(|e| BuildError::file("write", "stdout", e))
@@ -279,7 +278,8 @@ async fn save(
                     .reopen()
                     .map_err(|e| BuildError::file("open", out.path(), e))?;
                 let mut w = std::io::BufWriter::new(file);
-                kiln_image::layout::rename_archive(input, &mut w, name.as_ref()).map_err(layout)?;
+                kiln_image::layout::rename_docker_archive(input, &mut w, name.as_ref())
+                    .map_err(layout)?;
                 w.flush()
                     .map_err(|e| BuildError::file("write", out.path(), e))?;
                 drop(w);

@@ -111,6 +111,22 @@ impl Digest {
         }
     }
 
+    /// A hasher with this digest's algorithm, for content read in pieces
+    /// (layers too large to hold in memory).
+    pub(crate) fn hasher(&self) -> Hasher {
+        let state = match self.algorithm() {
+            "sha384" => HasherState::Sha384(Sha384::new()),
+            "sha512" => HasherState::Sha512(Sha512::new()),
+            // `parse` admits only sha256, sha384 and sha512.
+            _ => HasherState::Sha256(Sha256::new()),
+        };
+        Hasher {
+            state,
+            algorithm: self.algorithm().to_string(),
+            split: self.split,
+        }
+    }
+
     /// Whether `content` hashes to this digest.
     pub fn verifies(&self, content: &[u8]) -> bool {
         self.recompute(content) == *self
@@ -129,6 +145,43 @@ impl Digest {
     /// The full `algorithm:hex` form.
     pub fn as_str(&self) -> &str {
         &self.value
+    }
+}
+
+/// Hashes content fed in pieces; [`Hasher::finish`] gives its digest.
+pub(crate) struct Hasher {
+    state: HasherState,
+    algorithm: String,
+    split: usize,
+}
+
+enum HasherState {
+    Sha256(Sha256),
+    Sha384(Sha384),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    /// Feeds the next piece of content.
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        match &mut self.state {
+            HasherState::Sha256(h) => h.update(bytes),
+            HasherState::Sha384(h) => h.update(bytes),
+            HasherState::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest of everything fed.
+    pub(crate) fn finish(self) -> Digest {
+        let hex = match self.state {
+            HasherState::Sha256(h) => hex::encode(h.finalize()),
+            HasherState::Sha384(h) => hex::encode(h.finalize()),
+            HasherState::Sha512(h) => hex::encode(h.finalize()),
+        };
+        Digest {
+            value: format!("{}:{hex}", self.algorithm),
+            split: self.split,
+        }
     }
 }
 
@@ -185,6 +238,22 @@ mod tests {
     use super::*;
 
     const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn hasher_fed_in_pieces_agrees_with_recompute() {
+        for algorithm in ["sha256", "sha384", "sha512"] {
+            let len = match algorithm {
+                "sha256" => 64,
+                "sha384" => 96,
+                _ => 128,
+            };
+            let d = Digest::parse(&format!("{algorithm}:{}", "0".repeat(len))).expect("digest");
+            let mut h = d.hasher();
+            h.update(b"hel");
+            h.update(b"lo");
+            assert_eq!(h.finish(), d.recompute(b"hello"), "{algorithm}");
+        }
+    }
 
     #[test]
     fn sha256_of_matches_known_value() {

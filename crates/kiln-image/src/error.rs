@@ -1,5 +1,6 @@
 //! Typed errors for parsing digests, image references and platforms, for
-//! reading OCI configs and manifests, and for talking to registries.
+//! reading OCI configs and manifests, for reading, merging and renaming OCI
+//! layout tarballs, and for talking to registries.
 //!
 //! Every variant carries the input that failed, so a caller can report it
 //! without keeping it around. The parse errors are `Clone` so that
@@ -8,11 +9,13 @@
 //! never contains a credential.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use thiserror::Error;
 
 use crate::digest::Digest;
+use crate::platform::Platform;
 
 /// A string that is not a valid content digest (`algorithm:hex`).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -158,6 +161,244 @@ pub enum ConfigError {
     /// A SOURCE_DATE_EPOCH value that is not a number of seconds.
     #[error("invalid SOURCE_DATE_EPOCH {value:?}: expected seconds since 1970-01-01")]
     SourceDateEpoch { value: String },
+}
+
+/// An OCI image layout tarball that cannot be read, or layouts that cannot
+/// be merged into one ([`crate::layout`]). Each variant names the tarball
+/// (`tar`), the file written (`path`, `dest`), the entry, digest or platform
+/// involved. Large parts are boxed to keep `Result`s small.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum LayoutError {
+    /// The tarball cannot be opened.
+    #[error("cannot open {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The tarball is not a tar archive, or breaks off.
+    #[error("cannot read {tar}: not a tar archive, or a broken one")]
+    Tar {
+        tar: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An entry whose content cannot be read.
+    #[error("cannot read {entry} in {tar}")]
+    ReadEntry {
+        tar: PathBuf,
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An entry that has no place in a layout: a link, a device, or a path
+    /// that is absolute or climbs out with `..`.
+    #[error("{tar}: refusing entry {entry:?}: {problem}")]
+    UnsafeEntry {
+        tar: PathBuf,
+        entry: String,
+        problem: EntryProblem,
+    },
+    /// The tarball has no `index.json`.
+    #[error("{tar} has no index.json: not an OCI layout")]
+    NotLayout { tar: PathBuf },
+    /// `index.json` is not an OCI index.
+    #[error("{tar}: invalid index.json")]
+    IndexJson {
+        tar: PathBuf,
+        #[source]
+        source: Box<ManifestError>,
+    },
+    /// `index.json` lists nothing.
+    #[error("{tar}: index.json lists no image")]
+    EmptyIndex { tar: PathBuf },
+    /// A manifest, index or config the layout refers to is not in it.
+    #[error("{tar}: blob {digest} is missing")]
+    MissingBlob { tar: PathBuf, digest: Digest },
+    /// A manifest or index that cannot be read.
+    #[error("{tar}: cannot read manifest {digest}")]
+    Manifest {
+        tar: PathBuf,
+        digest: Digest,
+        #[source]
+        source: Box<ManifestError>,
+    },
+    /// An image config that cannot be read.
+    #[error("{tar}: cannot read config {digest}")]
+    Config {
+        tar: PathBuf,
+        digest: Digest,
+        #[source]
+        source: ConfigError,
+    },
+    /// A blob whose bytes do not hash to the digest its path names.
+    #[error("{tar}: blob {entry} does not match its digest (its content is {actual})")]
+    DigestMismatch {
+        tar: PathBuf,
+        entry: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    /// The layout holds no image for the platform asked for.
+    #[error("{tar} has no {platform} image")]
+    NoImage {
+        tar: PathBuf,
+        platform: Box<Platform>,
+    },
+    /// A layout with one image manifest (no index) was said to hold several
+    /// platforms: which one the manifest is cannot be told.
+    #[error(
+        "{tar}: one image manifest for several platforms ({})",
+        fmt_platforms(platforms)
+    )]
+    SeveralPlatforms {
+        tar: PathBuf,
+        platforms: Vec<Platform>,
+    },
+    /// No layout being merged has an image for this platform.
+    #[error("no {platform} image in the layouts being merged")]
+    NoPlatform { platform: Box<Platform> },
+    /// A platform's manifest is in none of the layouts being merged.
+    #[error("the {platform} manifest {digest} is missing")]
+    MissingManifest {
+        platform: Box<Platform>,
+        digest: Digest,
+    },
+    /// A blob the merged index reaches is in none of the layouts.
+    #[error("blob {digest} is in none of the layouts being merged")]
+    BlobNotFound { digest: Digest },
+    /// The joined index cannot be written.
+    #[error("cannot write the image index")]
+    Index {
+        #[source]
+        source: Box<ManifestError>,
+    },
+    /// A document of the output cannot be encoded (a bug: it is plain data).
+    #[error("cannot encode {document}")]
+    Encode {
+        document: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The destination's directory does not exist.
+    #[error("cannot write {dest}: {dir} is not a directory")]
+    NotADirectory { dest: PathBuf, dir: PathBuf },
+    /// No temporary file can be made beside the destination.
+    #[error("cannot create a temporary file in {dir}")]
+    TempFile {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blob cannot be copied from a layout into the output.
+    #[error("cannot copy {entry} from {tar}")]
+    Copy {
+        tar: PathBuf,
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The output cannot be written or moved into place.
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why an entry of a layout tarball is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntryProblem {
+    /// A symbolic link (to `target`).
+    Symlink { target: String },
+    /// A hard link (to `target`).
+    HardLink { target: String },
+    /// A path with a `..` component.
+    ParentDir,
+    /// An absolute path.
+    Absolute,
+    /// A device, FIFO, sparse file or other entry that is not a file or
+    /// directory.
+    Unsupported { kind: String },
+}
+
+impl fmt::Display for EntryProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntryProblem::Symlink { target } => write!(f, "a symbolic link (to {target:?})"),
+            EntryProblem::HardLink { target } => write!(f, "a hard link (to {target:?})"),
+            EntryProblem::ParentDir => f.write_str("its path climbs out with \"..\""),
+            EntryProblem::Absolute => f.write_str("its path is absolute"),
+            EntryProblem::Unsupported { kind } => {
+                write!(f, "a {kind} entry, neither a file nor a directory")
+            }
+        }
+    }
+}
+
+fn fmt_platforms(platforms: &[Platform]) -> String {
+    platforms
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A docker-archive (`docker save`, the Engine's `GET /images/get`) that
+/// cannot be renamed ([`crate::layout::rename_docker_archive`]). Each
+/// variant names the entry involved.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ArchiveError {
+    /// The input is not a tar archive, or breaks off.
+    #[error("the docker-archive is not a tar archive")]
+    Tar {
+        #[source]
+        source: std::io::Error,
+    },
+    /// An entry whose path cannot be read.
+    #[error("an entry of the docker-archive has a bad path")]
+    EntryPath {
+        #[source]
+        source: std::io::Error,
+    },
+    /// An entry whose content cannot be read.
+    #[error("cannot read {entry} in the docker-archive")]
+    ReadEntry {
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `manifest.json` or `index.json` is not of the expected shape.
+    #[error("the docker-archive has a malformed {entry}")]
+    Malformed {
+        entry: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A rewritten document cannot be encoded (a bug: it is plain data).
+    #[error("cannot encode {entry}")]
+    Encode {
+        entry: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The output cannot be written.
+    #[error("cannot write {entry}")]
+    Write {
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The output's end cannot be written.
+    #[error("cannot finish the archive")]
+    Finish {
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A failed registry operation. Each variant names the registry (as in the

@@ -1,5 +1,5 @@
-//! Image references, platforms, digests, OCI configs and manifests, and a
-//! registry client for kiln.
+//! Image references, platforms, digests, OCI configs and manifests, OCI
+//! layout tarballs, and a registry client for kiln.
 //!
 //! This crate parses the strings users type into validated types, exactly as
 //! the Go tools that Docker and BuildKit use do:
@@ -31,6 +31,80 @@
 //! assert_eq!(platform.to_string(), "linux/arm64");
 //! # Ok::<(), kiln_image::Error>(())
 //! ```
+//!
+//! # OCI layouts
+//!
+//! [`layout`] reads OCI image layout tarballs (what BuildKit's `oci`
+//! exporter and `docker save` write), joins layouts built for different
+//! platforms into one multi-platform layout, and renames the image in a
+//! docker-archive. The merge is deterministic, checks every blob against
+//! its digest while streaming it, and keeps only the blobs the joined index
+//! reaches; its errors ([`LayoutError`]) name the tarball, entry, digest
+//! or platform involved. It is blocking I/O: run it on a blocking thread
+//! from async code.
+//!
+//! ```
+//! use kiln_image::layout::{self, Layout, Part};
+//! use kiln_image::{ImageRef, Platform};
+//! # use std::path::{Path, PathBuf};
+//! # /// A single-platform layout tarball, as BuildKit's `oci` exporter writes one.
+//! # fn oci_export(dir: &Path, arch: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
+//! #     use kiln_image::{media_type as mt, Digest};
+//! #     let path = dir.join(format!("{arch}.tar"));
+//! #     let mut tar = tar::Builder::new(std::fs::File::create(&path)?);
+//! #     let mut add = |name: String, data: &[u8]| {
+//! #         let mut h = tar::Header::new_ustar();
+//! #         h.set_size(data.len() as u64);
+//! #         h.set_mode(0o644);
+//! #         tar.append_data(&mut h, name, data)
+//! #     };
+//! #     let layer = format!("{arch} layer").into_bytes();
+//! #     let l = Digest::sha256_of(&layer);
+//! #     let config = format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["{l}"]}}}}"#);
+//! #     let c = Digest::sha256_of(config.as_bytes());
+//! #     let manifest = format!(
+//! #         r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{c}","size":{}}},"layers":[{{"mediaType":"{}","digest":"{l}","size":{}}}]}}"#,
+//! #         mt::OCI_MANIFEST, mt::OCI_CONFIG, config.len(), mt::OCI_LAYER_TAR, layer.len());
+//! #     let m = Digest::sha256_of(manifest.as_bytes());
+//! #     let index = format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{}","digest":"{m}","size":{}}}]}}"#,
+//! #         mt::OCI_MANIFEST, manifest.len());
+//! #     add(layout::blob_path(&l), &layer)?;
+//! #     add(layout::blob_path(&c), config.as_bytes())?;
+//! #     add(layout::blob_path(&m), manifest.as_bytes())?;
+//! #     add("index.json".into(), index.as_bytes())?;
+//! #     tar.finish()?;
+//! #     Ok(path)
+//! # }
+//! # let tmp = tempfile::tempdir()?;
+//! # let dir = tmp.path();
+//! // Two single-platform exports, built on different daemons.
+//! let parts = [
+//!     Part { tar: oci_export(dir, "arm64")?, platforms: vec![Platform::linux_arm64()] },
+//!     Part { tar: oci_export(dir, "amd64")?, platforms: vec![Platform::linux_amd64()] },
+//! ];
+//! let order = [Platform::linux_amd64(), Platform::linux_arm64()];
+//! let name = ImageRef::parse("registry.example/app:v1")?;
+//! let dest = dir.join("app.tar");
+//!
+//! let merged = layout::merge(&parts, &order, Some(&name), &dest)?;
+//! let digest = merged.digest().clone();
+//! merged.commit()?;
+//!
+//! // The same inputs give the same index, whatever order the parts come in.
+//! let again = layout::merge(&[parts[1].clone(), parts[0].clone()], &order, Some(&name), &dir.join("again.tar"))?;
+//! assert_eq!(again.digest(), &digest);
+//!
+//! // Read back: one index, amd64 first; each platform's manifest and config.
+//! let app = Layout::open(&dest)?;
+//! let platforms: Vec<String> = app.images()?.iter()
+//!     .filter_map(|d| Some(d.platform.as_ref()?.to_string()))
+//!     .collect();
+//! assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+//! let arm = app.image(&Platform::linux_arm64())?;
+//! assert_eq!(arm.config.architecture().to_string(), "arm64");
+//! assert!(app.contains(&arm.manifest.layers()[0].digest));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod config;
 pub mod digest;
@@ -50,7 +124,8 @@ pub use oci_spec;
 pub use config::ImageConfigBuilder;
 pub use digest::Digest;
 pub use error::{
-    ConfigError, DigestError, Error, ManifestError, PlatformError, ProtocolError, ReferenceError,
+    ArchiveError, ConfigError, DigestError, EntryProblem, Error, LayoutError, ManifestError,
+    PlatformError, ProtocolError, ReferenceError,
 };
 #[cfg(feature = "registry")]
 pub use error::{RegistryError, TransportError};

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use kiln_client::kiln_proto::attrs::{exporter as ex, response};
 use kiln_client::{Client, ExporterSpec};
-use kiln_image::layout::merge::{check_dest, merge, Part};
+use kiln_image::layout::{check_destination, merge, Part};
 use kiln_image::manifest::{oci_index, Descriptor};
 use kiln_image::registry::RegistryClient;
 use kiln_image::{media_type, Digest, ImageRef, Platform};
@@ -194,7 +194,7 @@ fn destinations(request: &Request) -> Result<Destinations, BuildError> {
                 name,
                 attrs,
             } => {
-                check_dest(dest).map_err(|e| {
+                check_destination(dest).map_err(|e| {
                     BuildError::invalid(
                         format!("-o type=oci,dest={}", dest.display()),
                         e.to_string(),
@@ -423,7 +423,7 @@ impl FanOut {
                     })?;
             merged.push(m);
         }
-        let mut printed = merged.first().map(|m| m.digest.clone());
+        let mut printed = merged.first().map(|m| m.digest().clone());
         if let Some(registry) = &self.registry {
             printed = Some(
                 join_in_registry(

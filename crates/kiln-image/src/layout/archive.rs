@@ -1,37 +1,89 @@
-//! Renaming the one image of a docker-archive.
+//! Naming the image in a docker-archive.
+//!
+//! The Docker Engine's `GET /images/get` (`docker save`) writes a
+//! docker-archive that is also an OCI layout: `index.json` and `blobs/`,
+//! plus `manifest.json` (`[{"Config", "RepoTags", "Layers"}]`) and
+//! `repositories` (`{"repo": {"tag": "<image id>"}}`). Each of the three
+//! names the image; the rest is copied as it is.
 
 use std::io::{Read, Write};
 
-use super::LayoutError;
-use crate::ImageRef;
+use serde_json::{Map, Value};
 
-/// Copies a docker-archive (which the Engine writes as an OCI layout plus
-/// `manifest.json`) naming its one image `name`: `RepoTags` in
-/// `manifest.json`, the name annotations in `index.json`, and `repositories`.
-/// Without a name the image is left unnamed.
+use super::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, INDEX_FILE};
+use crate::error::ArchiveError;
+use crate::reference::ImageRef;
+
+const MANIFEST_FILE: &str = "manifest.json";
+const REPOSITORIES_FILE: &str = "repositories";
+
+/// Copies the docker-archive `input` to `output`, naming its image `name`:
+/// `RepoTags` in `manifest.json` (the short name and tag, as
+/// `docker save` writes it), the name annotations in `index.json`
+/// ([`ANNOTATION_IMAGE_NAME`], [`ANNOTATION_REF_NAME`]) and
+/// `repositories`. Without a name the image is left unnamed: `RepoTags` is
+/// `null`, the annotations and `repositories` are dropped. Every other
+/// entry, headers included, is copied unchanged.
+///
+/// The documents are rewritten as `serde_json` maps (keys sorted) so that
+/// fields kiln does not know survive.
+///
+/// ```
+/// use kiln_image::layout::rename_docker_archive;
+/// use kiln_image::ImageRef;
+///
+/// # let mut saved = tar::Builder::new(Vec::new());
+/// # let manifest = br#"[{"Config":"blobs/sha256/cc","RepoTags":["tmp:latest"],"Layers":[]}]"#;
+/// # let mut h = tar::Header::new_gnu();
+/// # h.set_size(manifest.len() as u64);
+/// # h.set_cksum();
+/// # saved.append_data(&mut h, "manifest.json", &manifest[..])?;
+/// # let saved = saved.into_inner()?;
+/// // `saved` is what `docker save` wrote.
+/// let name = ImageRef::parse("127.0.0.1:5000/app:v1")?;
+/// let mut renamed = Vec::new();
+/// rename_docker_archive(saved.as_slice(), &mut renamed, Some(&name))?;
+/// # let text = String::from_utf8_lossy(&renamed);
+/// # assert!(text.contains(r#""RepoTags":["127.0.0.1:5000/app:v1"]"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// # Errors
-/// A malformed archive or a failed write.
-pub fn rename_archive<R: Read, W: Write>(
+/// [`ArchiveError::Tar`] when `input` is not a tar archive,
+/// [`ArchiveError::EntryPath`] and [`ArchiveError::ReadEntry`] for an
+/// entry that cannot be read, [`ArchiveError::Malformed`] for a
+/// `manifest.json` or `index.json` of the wrong shape, and
+/// [`ArchiveError::Write`] or [`ArchiveError::Finish`] when `output`
+/// cannot be written.
+pub fn rename_docker_archive<R: Read, W: Write>(
     input: R,
     output: W,
     name: Option<&ImageRef>,
-) -> Result<(), LayoutError> {
-    let not_tar = |e| LayoutError::io("the saved image is not a tar archive", e);
+) -> Result<(), ArchiveError> {
     let mut archive = tar::Archive::new(input);
     let mut builder = tar::Builder::new(output);
     builder.mode(tar::HeaderMode::Complete);
-    for entry in archive.entries().map_err(not_tar)? {
-        let mut entry = entry.map_err(not_tar)?;
-        let path = entry.path().map_err(not_tar)?.to_string_lossy().to_string();
+    for entry in archive
+        .entries()
+        .map_err(|source| ArchiveError::Tar { source })?
+    {
+        let mut entry = entry.map_err(|source| ArchiveError::Tar { source })?;
+        let path = entry
+            .path()
+            .map_err(|source| ArchiveError::EntryPath { source })?
+            .to_string_lossy()
+            .to_string();
         let mut header = entry.header().clone();
         let rewritten = match path.trim_start_matches("./") {
-            "manifest.json" | "index.json" | "repositories" => {
+            MANIFEST_FILE | INDEX_FILE | REPOSITORIES_FILE => {
                 let mut data = Vec::new();
                 entry
                     .read_to_end(&mut data)
-                    .map_err(|e| LayoutError::io(format!("cannot read {path}"), e))?;
-                Some(rewrite_json(&path, &data, name)?)
+                    .map_err(|source| ArchiveError::ReadEntry {
+                        entry: path.clone(),
+                        source,
+                    })?;
+                Some(rewrite(&path, &data, name)?)
             }
             _ => None,
         };
@@ -41,77 +93,76 @@ pub fn rename_archive<R: Read, W: Write>(
                 header.set_cksum();
                 builder.append(&header, data.as_slice())
             }
-            Some(None) => continue, // dropped (`repositories` without a name)
+            // Dropped (`repositories` without a name).
+            Some(None) => continue,
             None => builder.append(&header, &mut entry),
         }
-        .map_err(|e| LayoutError::io(format!("cannot write {path}"), e))?;
+        .map_err(|source| ArchiveError::Write {
+            entry: path.clone(),
+            source,
+        })?;
     }
     builder
         .finish()
-        .map_err(|e| LayoutError::io("cannot finish the archive", e))?;
+        .map_err(|source| ArchiveError::Finish { source })?;
     Ok(())
 }
 
-/// The new contents of a naming file; `None` drops it.
-fn rewrite_json(
+/// The new contents of the naming document at `path`; `None` drops it.
+fn rewrite(
     path: &str,
     data: &[u8],
     name: Option<&ImageRef>,
-) -> Result<Option<Vec<u8>>, LayoutError> {
-    let bad = |reason: &str| LayoutError::Malformed {
+) -> Result<Option<Vec<u8>>, ArchiveError> {
+    let malformed = |source| ArchiveError::Malformed {
         entry: path.to_string(),
-        reason: reason.to_string(),
+        source,
     };
-    let json = |e: serde_json::Error| bad(&e.to_string());
-    let full = name
-        .as_ref()
-        .map(|n| format!("{}:{}", n.familiar_name(), n.tag().unwrap_or("latest")));
+    // What `docker save` puts in `RepoTags`: the short name and the tag.
+    let full = name.map(|n| format!("{}:{}", n.familiar_name(), tag(n)));
     match path.trim_start_matches("./") {
-        "manifest.json" => {
-            let mut v: serde_json::Value = serde_json::from_slice(data).map_err(json)?;
-            for m in v.as_array_mut().ok_or_else(|| bad("not a list"))? {
-                m["RepoTags"] = match &full {
-                    Some(f) => serde_json::json!([f]),
-                    None => serde_json::Value::Null,
+        MANIFEST_FILE => {
+            let mut images: Vec<Map<String, Value>> =
+                serde_json::from_slice(data).map_err(malformed)?;
+            for image in &mut images {
+                let tags = match &full {
+                    Some(f) => Value::Array(vec![f.clone().into()]),
+                    None => Value::Null,
                 };
+                image.insert("RepoTags".into(), tags);
             }
-            Ok(Some(serde_json::to_vec(&v).map_err(json)?))
+            encode(path, &images).map(Some)
         }
-        "index.json" => {
-            let mut v: serde_json::Value = serde_json::from_slice(data).map_err(json)?;
-            let manifests = v["manifests"]
-                .as_array_mut()
-                .ok_or_else(|| bad("no manifests list"))?;
-            for m in manifests {
-                let ann = m
-                    .as_object_mut()
-                    .ok_or_else(|| bad("a manifest is not an object"))?
-                    .entry("annotations")
-                    .or_insert_with(|| serde_json::json!({}));
-                let Some(ann) = ann.as_object_mut() else {
-                    return Err(bad("annotations are not an object"));
+        INDEX_FILE => {
+            let mut index: Map<String, Value> = serde_json::from_slice(data).map_err(malformed)?;
+            let mut manifests: Vec<Map<String, Value>> =
+                serde_json::from_value(index.remove("manifests").unwrap_or(Value::Null))
+                    .map_err(malformed)?;
+            for m in &mut manifests {
+                let mut annotations: Map<String, Value> = match m.remove("annotations") {
+                    Some(a) => serde_json::from_value(a).map_err(malformed)?,
+                    None => Map::new(),
                 };
-                ann.remove("io.containerd.image.name");
-                ann.remove("org.opencontainers.image.ref.name");
-                if let (Some(f), Some(n)) = (&full, &name) {
-                    ann.insert("io.containerd.image.name".into(), f.clone().into());
-                    ann.insert(
-                        "org.opencontainers.image.ref.name".into(),
-                        n.tag().unwrap_or("latest").into(),
-                    );
+                annotations.remove(ANNOTATION_IMAGE_NAME);
+                annotations.remove(ANNOTATION_REF_NAME);
+                if let (Some(f), Some(n)) = (&full, name) {
+                    annotations.insert(ANNOTATION_IMAGE_NAME.into(), f.clone().into());
+                    annotations.insert(ANNOTATION_REF_NAME.into(), tag(n).into());
                 }
-                if ann.is_empty() {
-                    if let Some(o) = m.as_object_mut() {
-                        o.remove("annotations");
-                    }
+                if !annotations.is_empty() {
+                    m.insert("annotations".into(), Value::Object(annotations));
                 }
             }
-            Ok(Some(serde_json::to_vec(&v).map_err(json)?))
+            index.insert(
+                "manifests".into(),
+                Value::Array(manifests.into_iter().map(Value::Object).collect()),
+            );
+            encode(path, &index).map(Some)
         }
         _ => {
-            // `repositories`: {"repo": {"tag": "<image id>"}}
-            let (Some(n), Ok(v)) = (&name, serde_json::from_slice::<serde_json::Value>(data))
-            else {
+            // `repositories`: {"repo": {"tag": "<image id>"}}, kept only
+            // with a name and an image id to point it at.
+            let (Some(n), Ok(v)) = (name, serde_json::from_slice::<Value>(data)) else {
                 return Ok(None);
             };
             let id = v
@@ -121,31 +172,43 @@ fn rewrite_json(
                 .and_then(|t| t.values().next())
                 .cloned();
             let Some(id) = id else { return Ok(None) };
-            let mut tags = serde_json::Map::new();
-            tags.insert(n.tag().unwrap_or("latest").to_string(), id);
-            let mut repos = serde_json::Map::new();
-            repos.insert(n.familiar_name(), serde_json::Value::Object(tags));
-            Ok(Some(
-                serde_json::to_vec(&serde_json::Value::Object(repos)).map_err(json)?,
-            ))
+            let mut tags = Map::new();
+            tags.insert(tag(n).to_string(), id);
+            let mut repos = Map::new();
+            repos.insert(n.familiar_name(), Value::Object(tags));
+            encode(path, &repos).map(Some)
         }
     }
 }
 
+fn encode<T: serde::Serialize>(path: &str, value: &T) -> Result<Vec<u8>, ArchiveError> {
+    serde_json::to_vec(value).map_err(|source| ArchiveError::Encode {
+        entry: path.to_string(),
+        source,
+    })
+}
+
+fn tag(name: &ImageRef) -> &str {
+    name.tag().unwrap_or("latest")
+}
+
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
-    /// A docker-archive like the Engine's `docker save` (OCI layout + manifest.json).
+    /// A docker-archive like the Engine's `docker save` (OCI layout +
+    /// manifest.json + repositories).
     fn saved(name: &str) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         let mut add = |path: &str, data: &[u8]| {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
+            h.set_mtime(1_700_000_000);
             h.set_cksum();
-            b.append_data(&mut h, path, data).unwrap();
+            b.append_data(&mut h, path, data).expect("append");
         };
         add("blobs/sha256/aa", b"layer");
         add(
@@ -154,81 +217,132 @@ mod tests {
         );
         add(
             "manifest.json",
-            format!(r#"[{{"Config":"blobs/sha256/cc","RepoTags":["{name}"],"Layers":["blobs/sha256/aa"]}}]"#).as_bytes(),
+            format!(r#"[{{"Config":"blobs/sha256/cc","RepoTags":["{name}"],"Layers":["blobs/sha256/aa"],"LayerSources":{{}}}}]"#).as_bytes(),
         );
         add(
             "repositories",
             format!(r#"{{"{name}":{{"latest":"cc"}}}}"#).as_bytes(),
         );
-        b.into_inner().unwrap()
+        b.into_inner().expect("tar")
     }
 
-    fn entries(tar_bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
+    fn entries(tar_bytes: &[u8]) -> BTreeMap<String, (tar::Header, String)> {
         let mut a = tar::Archive::new(tar_bytes);
         a.entries()
-            .unwrap()
+            .expect("entries")
             .map(|e| {
-                let mut e = e.unwrap();
-                let p = e.path().unwrap().to_string_lossy().to_string();
+                let mut e = e.expect("entry");
+                let p = e.path().expect("path").to_string_lossy().to_string();
+                let h = e.header().clone();
                 let mut s = String::new();
-                e.read_to_string(&mut s).unwrap();
-                (p, s)
+                e.read_to_string(&mut s).expect("read");
+                (p, (h, s))
             })
             .collect()
     }
 
-    #[test]
-    fn saved_archives_are_renamed_or_unnamed() {
-        let input = saved("kiln-export/tmp");
-        let mut named = Vec::new();
-        rename_archive(
-            input.as_slice(),
-            &mut named,
-            Some(&ImageRef::parse("127.0.0.1:5000/app:v1").unwrap()),
-        )
-        .unwrap();
-        let e = entries(&named);
-        assert_eq!(
-            e["blobs/sha256/aa"], "layer",
-            "blobs are copied as they are"
-        );
-        assert!(
-            e["manifest.json"].contains(r#""RepoTags":["127.0.0.1:5000/app:v1"]"#),
-            "{}",
-            e["manifest.json"]
-        );
-        assert!(e["index.json"].contains(r#""io.containerd.image.name":"127.0.0.1:5000/app:v1""#));
-        assert!(e["index.json"].contains(r#""org.opencontainers.image.ref.name":"v1""#));
-        assert_eq!(e["repositories"], r#"{"127.0.0.1:5000/app":{"v1":"cc"}}"#);
-        assert!(!e.values().any(|v| v.contains("kiln-export")));
-
-        let mut unnamed = Vec::new();
-        rename_archive(input.as_slice(), &mut unnamed, None).unwrap();
-        let e = entries(&unnamed);
-        assert!(!e.contains_key("repositories"));
-        assert!(e["manifest.json"].contains(r#""RepoTags":null"#));
-        assert!(
-            !e["index.json"].contains("annotations"),
-            "{}",
-            e["index.json"]
-        );
+    fn text(e: &BTreeMap<String, (tar::Header, String)>, path: &str) -> String {
+        e[path].1.clone()
     }
 
     #[test]
-    fn a_broken_archive_is_an_error() {
+    fn renames_a_docker_archive() {
+        let input = saved("kiln-export/tmp");
+        let name = ImageRef::parse("127.0.0.1:5000/app:v1").expect("ref");
+        let mut named = Vec::new();
+        rename_docker_archive(input.as_slice(), &mut named, Some(&name)).expect("rename");
+        let e = entries(&named);
+        let before = entries(&input);
+        assert_eq!(
+            text(&e, "blobs/sha256/aa"),
+            "layer",
+            "blobs are copied as they are"
+        );
+        assert_eq!(
+            e["blobs/sha256/aa"].0.as_bytes()[..],
+            before["blobs/sha256/aa"].0.as_bytes()[..],
+            "headers too"
+        );
+        assert_eq!(e["manifest.json"].0.mtime().expect("mtime"), 1_700_000_000);
+        assert_eq!(
+            text(&e, "manifest.json"),
+            r#"[{"Config":"blobs/sha256/cc","LayerSources":{},"Layers":["blobs/sha256/aa"],"RepoTags":["127.0.0.1:5000/app:v1"]}]"#,
+            "unknown fields survive, keys sorted"
+        );
+        assert_eq!(
+            text(&e, "index.json"),
+            r#"{"manifests":[{"annotations":{"io.containerd.image.name":"127.0.0.1:5000/app:v1","org.opencontainers.image.ref.name":"v1"},"digest":"sha256:bb","size":1}],"schemaVersion":2}"#
+        );
+        assert_eq!(
+            text(&e, "repositories"),
+            r#"{"127.0.0.1:5000/app":{"v1":"cc"}}"#
+        );
+        assert!(!e.values().any(|(_, v)| v.contains("kiln-export")));
+
+        // A Docker Hub name is written short; no tag means latest.
+        let hub = ImageRef::parse("app").expect("ref");
         let mut out = Vec::new();
+        rename_docker_archive(input.as_slice(), &mut out, Some(&hub)).expect("rename");
+        let e = entries(&out);
+        assert!(text(&e, "manifest.json").contains(r#""RepoTags":["app:latest"]"#));
+        assert_eq!(text(&e, "repositories"), r#"{"app":{"latest":"cc"}}"#);
+    }
+
+    #[test]
+    fn unnames_a_docker_archive() {
+        let input = saved("kiln-export/tmp");
+        let mut unnamed = Vec::new();
+        rename_docker_archive(input.as_slice(), &mut unnamed, None).expect("unname");
+        let e = entries(&unnamed);
+        assert!(!e.contains_key("repositories"));
+        assert!(text(&e, "manifest.json").contains(r#""RepoTags":null"#));
+        assert!(
+            !text(&e, "index.json").contains("annotations"),
+            "{}",
+            text(&e, "index.json")
+        );
+        assert_eq!(text(&e, "blobs/sha256/aa"), "layer");
+    }
+
+    fn archive_with(path: &str, data: &[u8]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
-        h.set_size(3);
+        h.set_size(data.len() as u64);
         h.set_cksum();
-        b.append_data(&mut h, "manifest.json", &b"{{{"[..]).unwrap();
-        let bad = b.into_inner().unwrap();
-        let e = rename_archive(
-            bad.as_slice(),
-            &mut out,
-            Some(&ImageRef::parse("a:b").unwrap()),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("manifest.json is malformed"), "{e}");
+        b.append_data(&mut h, path, data).expect("append");
+        b.into_inner().expect("tar")
+    }
+
+    #[test]
+    fn a_malformed_naming_document_is_refused() {
+        let name = ImageRef::parse("a:b").expect("ref");
+        for (path, data) in [
+            ("manifest.json", &b"{{{"[..]),
+            ("manifest.json", br#"{"RepoTags":[]}"#),
+            ("manifest.json", b"[1]"),
+            ("index.json", br#"{"schemaVersion":2}"#),
+            ("index.json", br#"{"manifests":[{"annotations":null}]}"#),
+            ("index.json", b"[]"),
+        ] {
+            let bad = archive_with(path, data);
+            let e = rename_docker_archive(bad.as_slice(), Vec::new(), Some(&name)).expect_err(path);
+            assert!(
+                matches!(&e, ArchiveError::Malformed { entry, .. } if entry == path),
+                "{path}: {e:?}"
+            );
+            assert!(e.to_string().contains(&format!("malformed {path}")), "{e}");
+        }
+        // An unreadable `repositories` is dropped, not refused: the other
+        // two documents name the image.
+        let odd = archive_with("repositories", b"not json");
+        let mut out = Vec::new();
+        rename_docker_archive(odd.as_slice(), &mut out, Some(&name)).expect("dropped");
+        assert!(entries(&out).is_empty());
+    }
+
+    #[test]
+    fn what_is_not_a_tar_archive_is_refused() {
+        let e = rename_docker_archive(&[1u8; 700][..], Vec::new(), None).expect_err("not tar");
+        assert!(matches!(e, ArchiveError::Tar { .. }), "{e:?}");
     }
 }
