@@ -80,9 +80,23 @@ async fn prune_frees_what_du_showed() {
         .await
         .expect("solve the unique graph");
 
-    let du = kiln_d(&["du", "--format", "json"]).await;
-    du.success();
-    let records = du.json()["records"].as_array().unwrap().clone();
+    // The daemon releases the solve's result shortly after the Solve
+    // returned (under load, later): wait until our record is no longer in
+    // use, as a filtered listing and a prune see only settled records.
+    let mut tries = 0;
+    let records = loop {
+        let du = kiln_d(&["du", "--format", "json"]).await;
+        du.success();
+        let records = du.json()["records"].as_array().unwrap().clone();
+        let settled = records.iter().any(|r| {
+            r["description"].as_str().unwrap_or("").contains(&marker) && r["in_use"] != true
+        });
+        tries += 1;
+        if settled || tries == 50 {
+            break records;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     let ours: Vec<&serde_json::Value> = records
         .iter()
         .filter(|r| r["description"].as_str().unwrap_or("").contains(&marker))
