@@ -19,6 +19,7 @@ mod llb_mounts;
 mod llb_oci_layout;
 mod llb_sources;
 mod llb_util;
+mod new_user;
 mod progress;
 mod registry;
 mod session_auth;

@@ -49,7 +49,7 @@ pub enum BuildError {
     #[error("{}: {reason}", path.display())]
     Lock { path: PathBuf, reason: String },
     /// `DIR/go.mod` does not exist.
-    #[error("no go.mod in {dir}: run kiln in a Go module (or name its directory), or pin the Go version with --go")]
+    #[error("no go.mod in {dir}: kiln builds Go modules; run it in a module's root (where go.mod is) or name that directory")]
     GoModNotFound {
         /// The directory that was searched.
         dir: PathBuf,

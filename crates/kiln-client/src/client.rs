@@ -56,7 +56,8 @@ pub async fn resolve_address(flag: Option<&str>) -> Result<(Address, AddressSour
     }
     if let Ok(a) = std::env::var(BUILDKIT_HOST_ENV) {
         if !a.is_empty() {
-            return Ok((Address::parse(&a)?, AddressSource::Env));
+            let address = Address::parse(&a).map_err(|source| Error::AddressEnv { source })?;
+            return Ok((address, AddressSource::Env));
         }
     }
     let docker = DockerHost::from_env()?;

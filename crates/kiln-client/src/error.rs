@@ -104,6 +104,12 @@ pub enum Error {
     /// The address could not be parsed.
     #[error(transparent)]
     Address(#[from] AddressError),
+    /// `BUILDKIT_HOST` holds an address that cannot be parsed.
+    #[error("BUILDKIT_HOST: {source}")]
+    AddressEnv {
+        #[source]
+        source: AddressError,
+    },
     /// TLS options could not be used.
     #[error(transparent)]
     TlsConfig(#[from] TlsConfigError),
@@ -143,7 +149,7 @@ impl Error {
     #[must_use]
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Address(_) => Some(format!(
+            Error::Address(_) | Error::AddressEnv { .. } => Some(format!(
                 "addresses look like unix:///run/buildkit/buildkitd.sock, tcp://127.0.0.1:1234, docker://, docker-container://NAME (schemes: {SCHEMES})"
             )),
             Error::Dial { address, source, .. } => Some(dial_hint(address, source)),
