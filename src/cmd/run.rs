@@ -87,16 +87,29 @@ where
             report::solve_failed(&state, &commands, &e, debug);
             Err(Reported { code: 1 }.into())
         }
-        Err(StepError::Build(e)) => match e.daemon() {
+        Err(StepError::Build(e)) => {
+            let (inner, written) = match &e {
+                kiln_build::BuildError::Partial { written, source } => {
+                    (source.as_ref(), written.as_slice())
+                }
+                other => (other, &[][..]),
+            };
+            let note = || {
+                for w in written {
+                    eprintln!("note: the build failed, but it had already written {w}");
+                }
+            };
             // Planning errors wrap the daemon's in context; a failed step
             // is the daemon's own.
-            Some(d) if matches!(e, kiln_build::BuildError::Daemon(_)) => {
+            if let kiln_build::BuildError::Daemon(d) = inner {
                 let commands = commands.lock().map(|c| c.clone()).unwrap_or_default();
                 report::solve_failed(&state, &commands, d, debug);
-                Err(Reported { code: 1 }.into())
+                note();
+                return Err(Reported { code: 1 }.into());
             }
-            _ => Err(e.into()),
-        },
+            note();
+            Err(e.into())
+        }
         Err(StepError::Other(e)) => Err(e),
     }
 }

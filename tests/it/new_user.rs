@@ -181,3 +181,30 @@ async fn common_mistakes_get_one_clear_error_each() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_push_says_what_it_left_in_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    // A registry address nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let name = format!("127.0.0.1:{port}/kiln-test/unpushed:{m}");
+    let r = kiln_build(&dir, &["-t", &name, "--push"]).await;
+    r.failure();
+    let said = r
+        .stderr
+        .contains(&format!("had already written the image {name}"));
+    if daemon().kind.is_docker() {
+        // The image (or moby) exporter stores before the push: say so.
+        assert!(said, "{}", r.stderr);
+        let _ = docker(&["image", "rm", &name]);
+    } else {
+        // buildkitd has no store a user sees: nothing to say.
+        assert!(!said, "{}", r.stderr);
+    }
+}

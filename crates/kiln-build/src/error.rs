@@ -110,6 +110,15 @@ pub enum BuildError {
         daemon: String,
         reason: String,
     },
+    /// The build failed after some outputs were written: they are named so
+    /// the user knows what changed.
+    #[error("{source}")]
+    Partial {
+        /// What was written, e.g. `the image app:1 in the daemon's image store`.
+        written: Vec<String>,
+        #[source]
+        source: Box<BuildError>,
+    },
     /// A fanned-out endpoint cannot be reached (its platforms named).
     #[error("cannot reach the builder for {platforms}: {source}")]
     Unreachable {
@@ -173,6 +182,7 @@ impl BuildError {
         match self {
             BuildError::Daemon(e) => Some(e),
             BuildError::Resolve { source, .. }
+            | BuildError::Partial { source, .. }
             | BuildError::Endpoint { source, .. }
             | BuildError::Unreachable { source, .. } => source.daemon(),
             _ => None,

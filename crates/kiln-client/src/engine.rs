@@ -245,6 +245,40 @@ impl Engine {
         })
     }
 
+    /// `GET /images/NAME/json`: the image's id, `None` when there is no
+    /// such image.
+    ///
+    /// # Errors
+    /// [`EngineError`] for anything but success or 404.
+    pub async fn image_id(&self, name: &str) -> Result<Option<String>, EngineError> {
+        let path = format!("/images/{}/json", path_escape(name));
+        let body =
+            match tokio::time::timeout(CALL_TIMEOUT, self.call(http::Method::GET, "GET", &path))
+                .await
+                .map_err(|_| self.timeout("GET", &path))?
+            {
+                Ok(b) => b,
+                Err(EngineError::Status { status, .. })
+                    if status == http::StatusCode::NOT_FOUND =>
+                {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e),
+            };
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|source| self.http("GET", &path, source))?
+            .to_bytes();
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| EngineError::Malformed {
+                host: self.host.to_string(),
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(v.get("Id").and_then(|i| i.as_str()).map(str::to_string))
+    }
+
     /// `DELETE /images/NAME`: untags (and removes, if nothing else uses it)
     /// an image. A name that does not exist is not an error.
     ///

@@ -194,6 +194,12 @@ impl Build {
         let session = context_session(&self.request, &fitted.outputs)?;
         let exporters = fitted.outputs.iter().map(|o| o.exporter.clone()).collect();
         let engine = self.client.engine();
+        // What the image outputs' names point at now, to tell afterwards
+        // what a failed build left behind.
+        let before = match &engine {
+            Some(engine) => image_ids(engine, &fitted.outputs).await,
+            None => BTreeMap::new(),
+        };
         let outcome = match self
             .endpoint(session, exporters, false, events, commands)
             .run()
@@ -201,10 +207,13 @@ impl Build {
         {
             Ok(o) => o,
             Err(e) => {
-                if let Some(engine) = &engine {
-                    discard(engine, &fitted.after).await;
-                }
-                return Err(e);
+                let Some(engine) = &engine else {
+                    return Err(e);
+                };
+                discard(engine, &fitted.after).await;
+                // An image exporter stores before it pushes: a failed push
+                // leaves the new tag. Say so, from what the Engine reports.
+                return Err(partial(e, changed(engine, &fitted.outputs, &before).await));
             }
         };
         let (resp, plan) = match outcome {
@@ -219,8 +228,10 @@ impl Build {
         let mut digest = resp.exporter_response.get(response::IMAGE_DIGEST).cloned();
         if let Some(engine) = &engine {
             // An Engine push (classic image store) reports the registry's digest.
-            if let Some(d) = run_after(engine, &fitted.after).await? {
-                digest = Some(d);
+            match run_after(engine, &fitted.after).await {
+                Ok(Some(d)) => digest = Some(d),
+                Ok(None) => {}
+                Err(e) => return Err(partial(e, changed(engine, &fitted.outputs, &before).await)),
             }
         }
         let mut notes = plan.notes.clone();
@@ -252,6 +263,63 @@ impl Build {
             label_platforms: false,
             events,
             commands,
+        }
+    }
+}
+
+/// The image names of `outputs` (`image`/`moby` exporters) and the image
+/// ids they point at in the Engine's store.
+async fn image_ids(
+    engine: &kiln_client::Engine,
+    outputs: &[DaemonOutput],
+) -> BTreeMap<String, Option<String>> {
+    let mut ids = BTreeMap::new();
+    for o in outputs {
+        if !matches!(o.exporter.kind.as_str(), "image" | "moby") {
+            continue;
+        }
+        let Some(names) = o
+            .exporter
+            .attrs
+            .get(kiln_client::kiln_proto::attrs::exporter::NAME)
+        else {
+            continue;
+        };
+        for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name.starts_with("kiln-export/") {
+                continue; // kiln's own temporary name
+            }
+            if let Ok(id) = engine.image_id(name).await {
+                ids.insert(name.to_string(), id);
+            }
+        }
+    }
+    ids
+}
+
+/// The outputs' image names that point at another image than `before`:
+/// what a failed build left in the store (a push fails after the store).
+async fn changed(
+    engine: &kiln_client::Engine,
+    outputs: &[DaemonOutput],
+    before: &BTreeMap<String, Option<String>>,
+) -> Vec<String> {
+    image_ids(engine, outputs)
+        .await
+        .into_iter()
+        .filter(|(name, id)| id.is_some() && before.get(name) != Some(id))
+        .map(|(name, _)| format!("the image {name} in the daemon's image store"))
+        .collect()
+}
+
+/// `e`, saying what was `written` before it happened, if anything.
+fn partial(e: BuildError, written: Vec<String>) -> BuildError {
+    if written.is_empty() {
+        e
+    } else {
+        BuildError::Partial {
+            written,
+            source: Box::new(e),
         }
     }
 }
