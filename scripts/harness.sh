@@ -825,18 +825,27 @@ ensure_golang_fixture() {
   fi
   GO_VERSION=$(cat "$out/go-version")
   [ -n "$GO_VERSION" ] || die "the golang fixture has no /usr/lib/go-1.24/VERSION"
+  # Like the official image, the config names its Go release (GOLANG_VERSION).
+  $PYTHON - "$FIXTURES/golang-config.json" "$GO_VERSION" >"$out/config.json.tmp" <<'PY' ||
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["Env"] = [e for e in c.get("Env", []) if not e.startswith("GOLANG_VERSION=")] + ["GOLANG_VERSION=" + sys.argv[2]]
+json.dump(c, sys.stdout, indent=2)
+PY
+    die "cannot write the golang fixture's config"
+  mv -f "$out/config.json.tmp" "$out/config.json"
   local args=() t
   for t in "${GO_TAGS[@]}" "$GO_VERSION-trixie" "$GO_VERSION-bookworm"; do args+=(--tag "$t"); done
   SOURCE_DATE_EPOCH=0 $PYTHON "$FIXTURES/ocipush.py" push --registry "$REGISTRY" --repo "$GO_REPO" \
     "${args[@]}" --platform linux/amd64 --layer "$out/layer.json" \
-    --config "$FIXTURES/golang-config.json" \
+    --config "$out/config.json" \
     --created-by "kiln harness: debootstrap --variant=minbase --include=$GO_INCLUDE $GO_SUITE" ||
     die "pushing $GO_IMAGE failed"
   args=()
   for t in "${GO_LIBRARY_TAGS[@]}"; do args+=(--tag "$t"); done
   SOURCE_DATE_EPOCH=0 $PYTHON "$FIXTURES/ocipush.py" push --registry "$REGISTRY" --repo "$GO_LIBRARY_REPO" \
     "${args[@]}" --platform linux/amd64 --layer "$out/layer.json" \
-    --config "$FIXTURES/golang-config.json" \
+    --config "$out/config.json" \
     --created-by "kiln harness: debootstrap --variant=minbase --include=$GO_INCLUDE $GO_SUITE" ||
     die "pushing $REGISTRY/$GO_LIBRARY_REPO:${GO_LIBRARY_TAGS[0]} failed"
   step_end

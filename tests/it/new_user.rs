@@ -208,3 +208,52 @@ async fn a_failed_push_says_what_it_left_in_the_store() {
         assert!(!said, "{}", r.stderr);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_literal_builder_image_names_its_go_release() {
+    let h = harness();
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let d = dir.to_str().unwrap();
+    let oci = tmp.path().join("o.tar");
+    let o = format!("type=oci,dest={}", oci.display());
+    // No {go}: the image's GOLANG_VERSION is the release (1.24.4 in the fixture).
+    let base = [
+        "build",
+        d,
+        "--builder-image",
+        &h.go_image,
+        "--base-image",
+        &h.static_image,
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        daemon_args(&base.iter().chain(extra).copied().collect::<Vec<_>>())
+    };
+    let r = run_owned(kiln(), &with(&["-o", &o, "--progress", "plain"])).await;
+    r.success();
+    assert!(
+        r.stderr
+            .contains(&format!("built svc with Go {}", crate::build::go_version())),
+        "{}",
+        r.stderr
+    );
+    // --go that disagrees: both named.
+    let r = run_owned(kiln(), &with(&["--go", "1.24.9"])).await;
+    r.failure();
+    assert!(
+        r.stderr.contains("--go 1.24.9") && r.stderr.contains("has Go 1.24.4"),
+        "{}",
+        r.stderr
+    );
+    // go.mod's toolchain that disagrees.
+    let gomod = std::fs::read_to_string(dir.join("go.mod")).unwrap();
+    std::fs::write(dir.join("go.mod"), format!("{gomod}\ntoolchain go1.24.9\n")).unwrap();
+    let r = run_owned(kiln(), &with(&[])).await;
+    r.failure();
+    assert!(
+        r.stderr.contains("toolchain go1.24.9") && r.stderr.contains("has Go 1.24.4"),
+        "{}",
+        r.stderr
+    );
+}

@@ -34,7 +34,10 @@ pub struct BuildArgs {
     /// Where auto looks up Go releases.
     #[arg(help_heading = "Go", long = "go-source", value_enum)]
     pub go_source: Option<crate::cmd::go_version::GoSource>,
-    /// Builder image; {go} and {distro} are replaced. Default docker.io/library/golang:{go}-{distro}.
+    /// Builder image; {go} and {distro} are replaced. Default
+    /// docker.io/library/golang:{go}-{distro}. Without {go} the image is used
+    /// as named and its GOLANG_VERSION is the Go release (--go and go.mod's
+    /// toolchain must agree).
     #[arg(help_heading = "Images", long = "builder-image", value_name = "REF")]
     pub builder_image: Option<String>,
     /// Debian release of the builder image.
@@ -114,7 +117,10 @@ pub struct BuildArgs {
     /// Image label KEY=VALUE (repeatable).
     #[arg(help_heading = "Images", long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
-    /// SOURCE_DATE_EPOCH (default: $SOURCE_DATE_EPOCH, else the last git commit time).
+    /// SOURCE_DATE_EPOCH: the image's created time and its files' times.
+    /// Default: $SOURCE_DATE_EPOCH, else the last git commit's time; outside
+    /// git the image is created now, so its digest changes with every build.
+    /// For a reproducible digest, build in a git checkout or set this.
     #[arg(
         help_heading = "Images",
         long = "source-date-epoch",

@@ -192,6 +192,9 @@ async fn resolve_go(
     notes: &mut Vec<String>,
 ) -> Result<GoChoice, BuildError> {
     let image_err = |e: kiln_go::Error| BuildError::invalid("--builder-image", e.to_string());
+    if !request.builder_template.contains("{go}") {
+        return literal_builder(request, gw, build_platform, session_id).await;
+    }
     match &request.go {
         GoSpec::Pinned(v) => Ok(GoChoice {
             version: v.to_string(),
@@ -231,5 +234,91 @@ async fn resolve_go(
                 builder,
             })
         }
+    }
+}
+
+/// The environment variable official golang images name their Go release in.
+const GOLANG_VERSION_ENV: &str = "GOLANG_VERSION";
+
+/// A builder image named literally (no `{go}`): its Go release is the one
+/// its config's `GOLANG_VERSION` names; `--go` and go.mod's `toolchain`
+/// must agree with it.
+async fn literal_builder(
+    request: &Request,
+    gw: &GatewayBuild,
+    build_platform: &Platform,
+    session_id: &str,
+) -> Result<GoChoice, BuildError> {
+    use super::resolve::ImageResolver;
+    let reference = request
+        .builder_template
+        .replace("{distro}", &request.distro);
+    let builder = ImageRef::parse(&reference).map_err(|e| {
+        BuildError::invalid(format!("--builder-image {reference:?}"), e.to_string())
+    })?;
+    let resolver = GatewayResolver {
+        gateway: gw,
+        session_id,
+    };
+    let resolved = resolver.resolve(&builder, build_platform).await?;
+    let version = golang_version(&resolved.config).ok_or_else(|| {
+        BuildError::invalid(
+            format!("--builder-image {builder}"),
+            format!("its config names no Go release ({GOLANG_VERSION_ENV} is not set): use a template with {{go}}, or an image that sets it"),
+        )
+    })?;
+    let go: kiln_go::GoVersion = version.parse().map_err(|e| {
+        BuildError::invalid(
+            format!("--builder-image {builder}"),
+            format!("its {GOLANG_VERSION_ENV}={version:?} is not a Go version: {e}"),
+        )
+    })?;
+    if let GoSpec::Pinned(v) = &request.go {
+        if *v != go {
+            return Err(BuildError::invalid(
+                format!("--go {v}"),
+                format!("the builder image {builder} has Go {go} ({GOLANG_VERSION_ENV}); drop --go or pick an image with Go {v}"),
+            ));
+        }
+    }
+    if let Some(t) = &request.go_mod.toolchain {
+        if *t != go {
+            return Err(BuildError::invalid(
+                format!("go.mod's toolchain go{t}"),
+                format!("the builder image {builder} has Go {go} ({GOLANG_VERSION_ENV}); change the toolchain line or pick an image with Go {t}"),
+            ));
+        }
+    }
+    Ok(GoChoice {
+        version: go.to_string(),
+        builder,
+    })
+}
+
+/// `GOLANG_VERSION` from an image config's `config.Env`.
+fn golang_version(config: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(config).ok()?;
+    v.pointer("/config/Env")?
+        .as_array()?
+        .iter()
+        .filter_map(|e| e.as_str())
+        .find_map(|e| e.strip_prefix(GOLANG_VERSION_ENV)?.strip_prefix('='))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_go_release_of_an_image_config() {
+        let c = br#"{"config":{"Env":["PATH=/usr/bin","GOLANG_VERSION=1.24.4","GOPATH=/go"]}}"#;
+        assert_eq!(golang_version(c).as_deref(), Some("1.24.4"));
+        assert_eq!(
+            golang_version(br#"{"config":{"Env":["GOLANG_VERSIONX=1"]}}"#),
+            None
+        );
+        assert_eq!(golang_version(br#"{"config":{}}"#), None);
+        assert_eq!(golang_version(b"not json"), None);
     }
 }
