@@ -986,8 +986,20 @@ verify_buildkitd() {
 
 # ---------------------------------------------------------------------------
 
+# Some sandboxes start with /dev/null as a regular file (something removed
+# the device and a redirection recreated it). glibc's daemon() then fails
+# (tmux cannot start its server) and the file fills with whatever was
+# "discarded" (git then reads garbage as a config file). Put the device back.
+repair_dev_null() {
+  [ -c /dev/null ] && return 0
+  log "/dev/null is not a character device here ($(stat -c %F /dev/null 2>/dev/null || echo missing)); recreating it"
+  rm -f /dev/null && mknod -m 666 /dev/null c 1 3 ||
+    die "cannot recreate /dev/null" "run: rm -f /dev/null && mknod -m 666 /dev/null c 1 3"
+}
+
 cmd_up() {
   need_root up
+  repair_dev_null
   check_daemons
   mkdir -p "$DIR" "$RUN" "$CACHE"
   exec 9>"$DIR/harness.lock"

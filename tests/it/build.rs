@@ -98,7 +98,7 @@ fn unpack_oci(tar: &Path, into: &Path) -> serde_json::Value {
 }
 
 /// The bytes of every blob of an OCI layout tar, gzip layers decompressed.
-fn plain_blobs(tar: &Path, into: &Path) -> Vec<u8> {
+pub(crate) fn plain_blobs(tar: &Path, into: &Path) -> Vec<u8> {
     unpack_oci(tar, into);
     let mut all = Vec::new();
     for e in std::fs::read_dir(into.join("blobs/sha256")).unwrap() {
@@ -786,10 +786,53 @@ async fn kiln_toml_and_the_lock_file() {
         "{}",
         r.stderr
     );
+    // A flag that disagrees with the lock: --locked names the field and
+    // both values (the lock records the distro, not just the digests).
+    std::fs::write(dir.join("kiln.toml"), &good).unwrap();
+    let r = kiln_d(&[
+        "build",
+        d,
+        "--distro",
+        "bookworm",
+        "--locked",
+        "--print-llb",
+    ])
+    .await;
+    r.failure();
+    assert!(
+        r.stderr.contains("distro") && r.stderr.contains("bookworm") && r.stderr.contains("trixie"),
+        "{}",
+        r.stderr
+    );
+    // Without --locked, a build from changed settings succeeds, rewrites
+    // kiln.lock to what it used, and says what changed.
+    std::fs::write(dir.join("kiln.toml"), good.replace(&h.static_image, &other)).unwrap();
+    let oci2 = tmp.path().join("l2.tar");
+    let o2 = format!("type=oci,dest={}", oci2.display());
+    let r = kiln_d(&["build", d, "-o", &o2]).await;
+    r.success();
+    assert!(
+        r.stderr.contains("updated") && r.stderr.contains("kiln.lock"),
+        "{}",
+        r.stderr
+    );
+    let relocked = std::fs::read_to_string(dir.join("kiln.lock")).unwrap();
+    assert!(
+        relocked.contains(&format!("name = \"{other}\"")),
+        "{relocked}"
+    );
+    assert!(
+        relocked.contains("[inputs]") && relocked.contains("distro = \"trixie\""),
+        "{relocked}"
+    );
+    // ... and --locked builds from it again.
+    kiln_d(&["build", d, "--locked", "--print-llb"])
+        .await
+        .success();
 }
 
 /// Go's `dirhash.Hash1` over `(name, content)` pairs: the `h1:` of go.sum.
-fn go_hash1(files: &[(String, Vec<u8>)]) -> String {
+pub(crate) fn go_hash1(files: &[(String, Vec<u8>)]) -> String {
     use sha2::Digest as _;
     let mut files = files.to_vec();
     files.sort_by(|a, b| a.0.cmp(&b.0));

@@ -377,6 +377,10 @@ async fn bad_modules_and_settings_are_one_clear_error() {
 
 /// A bare repository with annotated tags, pushed from a temporary clone.
 fn git_repo_with_tags(dir: &Path, tags: &[&str]) -> PathBuf {
+    // An empty global config of our own: the user's settings must not
+    // matter, and /dev/null is not always a device in CI sandboxes.
+    let config = dir.join("gitconfig-empty");
+    std::fs::write(&config, "").expect("write an empty git config");
     let git = |cwd: &Path, args: &[&str]| {
         let out = std::process::Command::new("git")
             .args([
@@ -387,7 +391,7 @@ fn git_repo_with_tags(dir: &Path, tags: &[&str]) -> PathBuf {
             ])
             .args(args)
             .current_dir(cwd)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_GLOBAL", &config)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .output()
             .expect("git must be installed for the git source test");

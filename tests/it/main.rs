@@ -21,6 +21,7 @@ mod llb_sources;
 mod llb_util;
 mod new_user;
 mod progress;
+mod proxy;
 mod registry;
 mod session_auth;
 mod session_common;

@@ -30,4 +30,4 @@ pub use kiln_llb as llb;
 
 pub use config::KilnToml;
 pub use error::{BuildError, GoReleaseError};
-pub use lock::{Lock, LockedImage};
+pub use lock::{Inputs as LockInputs, Lock, LockedImage};

@@ -1,5 +1,7 @@
-//! `kiln.lock`: the Go version and the builder and base image digests a
-//! build used, so two builds a month apart use the same inputs.
+//! `kiln.lock`: everything that picks an image (the builder image or its
+//! template, the distro, the base, the platforms, the Go version) and the
+//! digests they resolved to, so two builds a month apart use the same
+//! inputs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,8 +17,37 @@ pub const FILE: &str = "kiln.lock";
 pub struct Lock {
     /// The Go release.
     pub go: String,
+    /// What picked the images, as configured (flags over kiln.toml); empty
+    /// in locks written before kiln recorded them.
+    #[serde(default, skip_serializing_if = "Inputs::is_empty")]
+    pub inputs: Inputs,
     pub builder: LockedImage,
     pub base: LockedImage,
+}
+
+/// The settings a lock was made with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Inputs {
+    /// `--builder-image` (a template with `{go}`/`{distro}`, or a reference).
+    #[serde(default)]
+    pub builder_image: String,
+    #[serde(default)]
+    pub distro: String,
+    /// `--base-image` as configured.
+    #[serde(default)]
+    pub base_image: String,
+    /// `--platform`s as configured (none: the daemon's).
+    #[serde(default)]
+    pub platforms: Vec<String>,
+}
+
+impl Inputs {
+    /// Whether nothing is recorded (a lock from before kiln recorded them).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self == &Inputs::default()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +111,7 @@ mod tests {
     fn round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let lock = Lock {
+            inputs: Default::default(),
             go: "1.24.7".into(),
             builder: LockedImage {
                 name: "docker.io/library/golang:1.24.7-bookworm".into(),

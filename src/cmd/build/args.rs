@@ -86,8 +86,8 @@ pub struct BuildArgs {
         value_name = "FILE"
     )]
     pub known_hosts: Option<PathBuf>,
-    /// Network of the module-fetching steps: sandbox (default) or host
-    /// (for git servers only this host reaches; the daemon must allow network.host).
+    /// Network of the steps that fetch (apt, go mod download, go build): sandbox (default) or
+    /// host (for git servers or a proxy only this host reaches; the daemon must allow network.host).
     #[arg(help_heading = "Secrets and ssh", long, value_parser = ["sandbox", "host"])]
     pub network: Option<String>,
     /// Mount the host's `go env GOENV` file as a secret at the builder's GOENV
@@ -98,7 +98,9 @@ pub struct BuildArgs {
     /// Mount a .netrc as a secret (default ~/.netrc).
     #[arg(help_heading = "Secrets and ssh", long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
     pub netrc: Option<String>,
-    /// Pass HTTP(S)_PROXY/NO_PROXY (and lower-case forms) from the environment as secret env vars.
+    /// Pass HTTP_PROXY, HTTPS_PROXY, NO_PROXY and ALL_PROXY from the environment, each in both cases
+    /// (the other case filled in from whichever you set), as secret env vars of the apt, go mod
+    /// download and go build steps; never in the graph or the image.
     #[arg(help_heading = "Secrets and ssh", long = "proxy-from-env")]
     pub proxy_from_env: bool,
     /// A CA bundle for apt, git and Go (mounted as a secret; SSL_CERT_FILE points at it).

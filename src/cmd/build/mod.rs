@@ -35,9 +35,13 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
                     "platforms": joined.targets.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "wrote": joined.wrote,
                     "digest": joined.digest.as_ref().map(ToString::to_string),
+                    "notes": joined.notes,
                 }));
             }
             if !quiet {
+                for n in &joined.notes {
+                    eprintln!("note: {n}");
+                }
                 for s in &joined.summary {
                     eprintln!("built {s}");
                 }

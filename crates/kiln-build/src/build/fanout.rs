@@ -222,6 +222,8 @@ pub struct Joined {
     pub targets: Vec<Platform>,
     /// The names and files written.
     pub wrote: Vec<String>,
+    /// Things the user should know (kiln.lock updated, …).
+    pub notes: Vec<String>,
 }
 
 /// A fanned-out build, connected and checked: nothing built yet.
@@ -443,11 +445,18 @@ impl FanOut {
         }
         let mut wrote: Vec<String> = self.dest.tags.iter().map(ToString::to_string).collect();
         wrote.extend(self.dest.oci.iter().map(|(f, _)| f.display().to_string()));
+        // One endpoint's plan speaks for the lock: the builder and base
+        // are resolved by name, the same on every endpoint.
+        let notes = match outcomes.first() {
+            Some(Outcome::Built(_, plan)) => super::relock(&self.request, plan).await,
+            _ => Vec::new(),
+        };
         Ok(Joined {
             digest: printed,
             summary,
             targets: self.targets.clone(),
             wrote,
+            notes,
         })
     }
 }

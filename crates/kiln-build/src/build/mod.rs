@@ -236,6 +236,7 @@ impl Build {
         }
         let mut notes = plan.notes.clone();
         notes.extend(fitted.notes);
+        notes.extend(relock(&self.request, &plan).await);
         Ok(Built {
             plan,
             digest,
@@ -352,7 +353,13 @@ pub async fn lock(request: &Request, client: &Client, update: bool) -> Result<Lo
         .await?;
     let plan = endpoint::plan_through(&gw, request, &build_platform, &targets, "", false).await;
     let _ = gw.fail("kiln lock: done").await;
-    let plan = plan?;
+    write_lock(request, &plan?).await
+}
+
+/// Records what `plan` resolved to (and the settings that picked it) in
+/// kiln.lock, per-platform digests from the registry where it answers.
+async fn write_lock(request: &Request, plan: &Plan) -> Result<Locked, BuildError> {
+    let path = request.dir.join(lock::FILE);
     // Per-platform digests of private images need the same credentials the
     // daemon used to resolve them.
     let registry = crate::registry::client_for([&plan.builder.0, &plan.base.0], &[]).await?;
@@ -364,6 +371,7 @@ pub async fn lock(request: &Request, client: &Client, update: bool) -> Result<Lo
     };
     let mut locked = Lock {
         go: plan.go_version.clone(),
+        inputs: request.lock_inputs(),
         builder: LockedImage {
             name: plan.builder.0.to_string(),
             digest: digest(&plan.builder.0, &plan.builder.1)?.to_string(),
@@ -395,6 +403,28 @@ pub async fn lock(request: &Request, client: &Client, update: bool) -> Result<Lo
         path,
         warnings,
     })
+}
+
+/// After a successful build from settings a stale kiln.lock disagreed
+/// with: rewrites it from what this build used, and says so (or why not).
+async fn relock(request: &Request, plan: &Plan) -> Vec<String> {
+    if request.stale_lock.is_empty() {
+        return Vec::new();
+    }
+    match write_lock(request, plan).await {
+        Ok(l) => {
+            let mut notes = vec![format!(
+                "updated {} to this build's inputs (was: {})",
+                l.path.display(),
+                request.stale_lock.join("; ")
+            )];
+            notes.extend(l.warnings);
+            notes
+        }
+        Err(e) => vec![format!(
+            "kiln.lock is stale and was not updated: {e}; run `kiln lock --update`"
+        )],
+    }
 }
 
 /// Writes a commented kiln.toml into `dir` (a Go module's root).

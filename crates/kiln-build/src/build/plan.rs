@@ -389,6 +389,7 @@ mod tests {
         let m = module();
         let mut req = request(m.path(), &[]);
         let lock = Lock {
+            inputs: Default::default(),
             go: "1.24.4".into(),
             builder: LockedImage {
                 name: BUILDER.into(),

@@ -89,6 +89,10 @@ pub struct Request {
     pub locked: Option<Lock>,
     /// Warnings for the user (a stale lock ignored, …).
     pub warnings: Vec<String>,
+    /// How an existing kiln.lock disagrees with the settings (empty: it
+    /// does not, or there is none): the build runs without it and rewrites
+    /// it when it succeeds.
+    pub stale_lock: Vec<String>,
 }
 
 impl Request {
@@ -221,20 +225,18 @@ impl Request {
             o.netrc_secret = Some("netrc".into());
         }
         if flags.proxy_from_env {
-            let present: Vec<&str> = PROXY_ENV_NAMES
-                .iter()
-                .copied()
-                .filter(|v| std::env::var(v).is_ok_and(|x| !x.is_empty()))
-                .collect();
-            if present.is_empty() {
+            let pairs = proxy_secrets(|v| std::env::var(v).ok().filter(|x| !x.is_empty()));
+            if pairs.is_empty() {
                 return Err(BuildError::invalid(
                     "--proxy-from-env",
                     format!("none of {} is set", PROXY_ENV_NAMES.join(", ")),
                 ));
             }
-            for v in present {
-                session.secrets.push(secret(v, None, Some(v.to_string()))?);
-                o.proxy_env_secrets.push(v.to_string());
+            for (id, from) in pairs {
+                session
+                    .secrets
+                    .push(secret(id, None, Some(from.to_string()))?);
+                o.proxy_env_secrets.push(id.to_string());
             }
         }
         if let Some(ca) = &flags.ca_bundle {
@@ -305,7 +307,7 @@ impl Request {
             });
         }
 
-        let mut warnings = Vec::new();
+        let warnings = Vec::new();
         let locked = match if use_lock { Lock::load(&dir)? } else { None } {
             Some(l) => Some(l),
             None if flags.locked && use_lock => {
@@ -335,7 +337,7 @@ impl Request {
                 ))
             }
         };
-        let request = Request {
+        let mut request = Request {
             builder_template: flags
                 .builder_image
                 .clone()
@@ -366,59 +368,100 @@ impl Request {
             outputs,
             session,
             locked,
-            warnings: Vec::new(),
-        };
-        if let Some(l) = &request.locked {
-            if let Some(w) = request.check_lock(l, flags.locked)? {
-                warnings.push(w);
-            }
-        }
-        Ok(Request {
             warnings,
-            ..request
-        })
+            stale_lock: Vec::new(),
+        };
+        request.check_lock(flags.locked)?;
+        Ok(request)
     }
 
-    /// A lock that no longer matches the inputs is stale: `--locked` fails,
-    /// a plain build ignores it with a warning (returned).
-    fn check_lock(&self, lock: &Lock, strict: bool) -> Result<Option<String>, BuildError> {
-        let mut stale = Vec::new();
+    /// The settings a lock records, as this request has them.
+    #[must_use]
+    pub fn lock_inputs(&self) -> crate::lock::Inputs {
+        crate::lock::Inputs {
+            builder_image: self.builder_template.clone(),
+            distro: self.distro.clone(),
+            base_image: self.base.clone(),
+            platforms: self.platforms.clone(),
+        }
+    }
+
+    /// How `lock` disagrees with this request: one line per field, naming
+    /// both values.
+    fn lock_disagreements(&self, lock: &Lock) -> Vec<String> {
+        let mut out = Vec::new();
         if let Ok(v) = lock.go.parse::<kiln_go::GoVersion>() {
             if v.minor_line() != self.go_mod.go.minor_line() {
-                stale.push(format!(
-                    "go.mod asks for Go {} but the lock has {}",
+                out.push(format!(
+                    "Go: go.mod asks for {}, kiln.lock has {}",
                     self.go_mod.go, lock.go
                 ));
             }
         }
         if let GoSpec::Pinned(p) = &self.go {
             if p.to_string() != lock.go {
-                stale.push(format!("--go {p} differs from the lock's {}", lock.go));
+                out.push(format!("Go: --go {p}, kiln.lock has {}", lock.go));
             }
         }
-        let base = self.base_image()?.to_string();
-        if lock.base.name != base {
-            stale.push(format!(
-                "the base image is {base} but the lock has {}",
-                lock.base.name
-            ));
+        let have = self.lock_inputs();
+        let locked = &lock.inputs;
+        if !locked.is_empty() {
+            let mut field = |name: &str, now: String, then: String| {
+                if now != then {
+                    out.push(format!("{name}: now {now:?}, kiln.lock has {then:?}"));
+                }
+            };
+            field(
+                "builder-image",
+                have.builder_image,
+                locked.builder_image.clone(),
+            );
+            field("distro", have.distro, locked.distro.clone());
+            field("base-image", have.base_image, locked.base_image.clone());
+            field(
+                "platforms",
+                have.platforms.join(","),
+                locked.platforms.join(","),
+            );
+        } else if let Ok(base) = self.base_image() {
+            // A lock from before kiln recorded its inputs: its base name.
+            if lock.base.name != base.to_string() {
+                out.push(format!(
+                    "base-image: now {base}, kiln.lock has {}",
+                    lock.base.name
+                ));
+            }
         }
+        out
+    }
+
+    /// A lock that no longer matches the inputs is stale: `--locked` fails
+    /// naming every field and both values; a plain build does not use it
+    /// (and rewrites it once it built), and says so.
+    fn check_lock(&mut self, strict: bool) -> Result<(), BuildError> {
+        let Some(lock) = &self.locked else {
+            return Ok(());
+        };
+        let stale = self.lock_disagreements(lock);
         if stale.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
         if strict {
             return Err(BuildError::Lock {
                 path: self.dir.join(lock::FILE),
                 reason: format!(
-                    "--locked, but kiln.lock is stale: {}; run `kiln lock --update`",
+                    "--locked, but it is stale: {}; drop --locked to build from the current settings (kiln.lock is then updated), or run `kiln lock --update`",
                     stale.join("; ")
                 ),
             });
         }
-        Ok(Some(format!(
-            "ignoring stale kiln.lock ({}); run `kiln lock --update`",
+        self.warnings.push(format!(
+            "kiln.lock is stale ({}): building from the current settings; kiln.lock is updated when the build succeeds",
             stale.join("; ")
-        )))
+        ));
+        self.locked = None;
+        self.stale_lock = stale;
+        Ok(())
     }
 
     /// The base image reference.
@@ -627,9 +670,63 @@ fn package_clause(text: &str) -> Option<String> {
     None
 }
 
+/// The proxy secrets `--proxy-from-env` passes: every proxy variable in
+/// both cases, each read from the same-case variable when the user set it
+/// and from the other case otherwise (apt reads only `http_proxy`, curl
+/// only lower-case `http_proxy`, Go either), as `(secret id, variable)`.
+fn proxy_secrets(is_set: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    for pair in PROXY_ENV_NAMES.chunks(2) {
+        let [upper, lower] = [pair[0], pair[1]];
+        let (u, l) = (is_set(upper).is_some(), is_set(lower).is_some());
+        if !u && !l {
+            continue;
+        }
+        out.push((upper, if u { upper } else { lower }));
+        out.push((lower, if l { lower } else { upper }));
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn proxy_variables_are_passed_in_both_cases() {
+        let env = |set: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                set.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        // Only upper-case HTTP_PROXY: both cases, both read from it (apt
+        // reads only the lower-case one).
+        assert_eq!(
+            proxy_secrets(env(&[("HTTP_PROXY", "http://p:3128")])),
+            [("HTTP_PROXY", "HTTP_PROXY"), ("http_proxy", "HTTP_PROXY")]
+        );
+        // Each case keeps its own value when both are set; a lower-case
+        // no_proxy also gives NO_PROXY.
+        assert_eq!(
+            proxy_secrets(env(&[
+                ("https_proxy", "a"),
+                ("HTTPS_PROXY", "b"),
+                ("no_proxy", "localhost"),
+                ("all_proxy", "socks5://s"),
+            ])),
+            [
+                ("HTTPS_PROXY", "HTTPS_PROXY"),
+                ("https_proxy", "https_proxy"),
+                ("NO_PROXY", "no_proxy"),
+                ("no_proxy", "no_proxy"),
+                ("ALL_PROXY", "all_proxy"),
+                ("all_proxy", "all_proxy"),
+            ]
+        );
+        assert!(proxy_secrets(env(&[("OTHER", "x")])).is_empty());
+    }
+
     use super::*;
 
     #[test]
@@ -637,5 +734,97 @@ mod tests {
         assert_eq!(module_binary_name("example.com/app"), "app");
         assert_eq!(module_binary_name("example.com/app/v2"), "app");
         assert_eq!(module_binary_name("hello"), "hello");
+    }
+
+    /// A module with a kiln.lock made from the default settings.
+    #[allow(clippy::unwrap_used)]
+    fn module_with_lock() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("go.mod"),
+            "module example.com/app\n\ngo 1.24\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("main.go"),
+            "package main\n\nfunc main() {}\n",
+        )
+        .unwrap();
+        let flags = BuildFlags {
+            dir: dir.path().to_path_buf(),
+            ..BuildFlags::default()
+        };
+        let request = Request::gather(&flags, false).unwrap();
+        let digest = format!("sha256:{}", "a".repeat(64));
+        Lock {
+            go: "1.24.7".into(),
+            inputs: request.lock_inputs(),
+            builder: crate::lock::LockedImage {
+                name: "golang:1.24.7-trixie".into(),
+                digest: digest.clone(),
+                platforms: BTreeMap::new(),
+            },
+            base: crate::lock::LockedImage {
+                name: request.base.clone(),
+                digest,
+                platforms: BTreeMap::new(),
+            },
+        }
+        .save(dir.path())
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_lock_matching_the_settings_is_used() {
+        let dir = module_with_lock();
+        let flags = BuildFlags {
+            dir: dir.path().to_path_buf(),
+            locked: true,
+            ..BuildFlags::default()
+        };
+        let r = Request::gather(&flags, true).unwrap();
+        assert!(r.locked.is_some());
+        assert!(r.stale_lock.is_empty(), "{:?}", r.stale_lock);
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_changed_setting_makes_the_lock_stale() {
+        let dir = module_with_lock();
+        let mut flags = BuildFlags {
+            dir: dir.path().to_path_buf(),
+            distro: Some("trixie".into()),
+            locked: true,
+            ..BuildFlags::default()
+        };
+        // --locked: an error naming the field and both values.
+        let err = Request::gather(&flags, true).unwrap_err().to_string();
+        assert!(
+            err.contains("distro") && err.contains("bookworm") && err.contains("trixie"),
+            "{err}"
+        );
+        // Without it: built from the settings, the lock set aside, a warning.
+        flags.locked = false;
+        let r = Request::gather(&flags, true).unwrap();
+        assert!(r.locked.is_none());
+        assert_eq!(r.stale_lock.len(), 1, "{:?}", r.stale_lock);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("stale") && w.contains("trixie")),
+            "{:?}",
+            r.warnings
+        );
+        // Platforms are inputs too.
+        flags.distro = None;
+        flags.platforms = vec!["linux/arm64".into()];
+        let r = Request::gather(&flags, true).unwrap();
+        assert!(
+            r.stale_lock.iter().any(|s| s.contains("platforms")),
+            "{:?}",
+            r.stale_lock
+        );
     }
 }

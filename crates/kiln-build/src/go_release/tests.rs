@@ -380,11 +380,15 @@ async fn godev_source() {
 /// Creates a bare repository with the given tags (through a clone, as a
 /// release manager would push them).
 pub(crate) fn git_repo_with_tags(dir: &Path, tags: &[&str]) -> std::path::PathBuf {
+    // An empty global config of our own: the user's settings must not
+    // matter, and /dev/null is not always a device in CI sandboxes.
+    let config = dir.join("gitconfig-empty");
+    std::fs::write(&config, "").expect("write an empty git config");
     let git = |cwd: &Path, args: &[&str]| {
         let out = std::process::Command::new("git")
             .args(args)
             .current_dir(cwd)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_GLOBAL", &config)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .output()
             .expect("git must be installed to test the git source");

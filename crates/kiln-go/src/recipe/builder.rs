@@ -65,10 +65,18 @@ impl ExecCommon<'_> {
     }
 }
 
-/// The proxy variables and CA bundle: for every step that reaches the
-/// network. Proxy values only ever travel as secrets.
+/// The proxy variables, the CA bundle and the host network when asked
+/// for: for every step that reaches the network (apt, `go mod download`,
+/// `go build`), so a proxy or server only the host reaches (a local
+/// cntlm on 127.0.0.1) serves them all. Proxy values only ever travel as
+/// secrets.
 fn network_access(opts: ExecOptions, input: &RecipeInput) -> ExecOptions {
     let o = &input.options;
+    let opts = if o.host_network {
+        opts.network(kiln_llb::NetMode::Host)
+    } else {
+        opts
+    };
     let mut opts = o
         .proxy_env_secrets
         .iter()
@@ -95,9 +103,6 @@ fn module_access(opts: ExecOptions, input: &RecipeInput) -> ExecOptions {
     }
     if let Some(id) = &o.netrc_secret {
         opts = opts.secret(SecretMount::file(id, NETRC_PATH));
-    }
-    if o.host_network {
-        opts = opts.network(kiln_llb::NetMode::Host);
     }
     o.ssh
         .iter()

@@ -136,9 +136,10 @@ pub struct GoBuildOptions {
     pub source_url: Option<String>,
     /// Runs every builder step again instead of using the cache.
     pub no_cache: bool,
-    /// Runs the module-fetching steps (`go mod download`, `go build`) on the
-    /// host's network instead of BuildKit's sandbox, for git servers only the
-    /// build host can reach. Needs the daemon to grant `network.host`.
+    /// Runs the steps that reach the network (`apt-get`, `go mod download`,
+    /// `go build`) on the host's network instead of BuildKit's sandbox, for
+    /// git servers or proxies only the build host can reach. Needs the
+    /// daemon to grant `network.host`.
     pub host_network: bool,
     /// A label prefixed to every step name (`[linux/arm64 builder 3/3] …`),
     /// so the steps of parallel per-platform builds can be told apart. Set
@@ -182,12 +183,15 @@ impl Default for GoBuildOptions {
 }
 
 /// The names of the proxy variables a corporate proxy setup usually needs,
-/// in both spellings, for [`GoBuildOptions::proxy_env_secrets`].
-pub const PROXY_ENV_NAMES: [&str; 6] = [
+/// in both spellings (pairs: upper-case, then lower-case), for
+/// [`GoBuildOptions::proxy_env_secrets`].
+pub const PROXY_ENV_NAMES: [&str; 8] = [
     "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
     "http_proxy",
+    "HTTPS_PROXY",
     "https_proxy",
+    "NO_PROXY",
     "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];

@@ -465,9 +465,11 @@ fn secrets_are_only_secret_mounts() {
     assert_eq!(
         r.secret_ids,
         [
+            "ALL_PROXY",
             "HTTPS_PROXY",
             "HTTP_PROXY",
             "NO_PROXY",
+            "all_proxy",
             "certs",
             "goenv",
             "http_proxy",
@@ -712,4 +714,24 @@ fn options_from_kiln_toml_keys() {
     assert_eq!(o.git_ssh_hosts, ["github.com"]);
     assert!(o.trimpath);
     assert!(serde_json::from_value::<GoBuildOptions>(json!({"main": ["x"]})).is_err());
+}
+
+#[test]
+fn host_network_reaches_every_step_that_fetches() {
+    let mut input = full_input();
+    input.options.host_network = true;
+    let r = plan(&input).expect("plan");
+    let g = Graph::of(&r.final_state);
+    // A proxy or git server only the host reaches serves apt as well as Go.
+    for step in ["apt-get install", "go mod download", "go build"] {
+        assert_eq!(g.named(step)["op"]["network"], "HOST", "{step}");
+    }
+    // The git config step reaches nothing: it stays in the sandbox.
+    assert!(g.named("git config")["op"].get("network").is_none());
+    // Without the option, no step leaves the sandbox.
+    let r = plan(&full_input()).expect("plan");
+    let g = Graph::of(&r.final_state);
+    for exec in g.execs() {
+        assert!(exec["op"].get("network").is_none(), "{}", Graph::name(exec));
+    }
 }
