@@ -15,6 +15,7 @@
 # Without ../shared/buildkit (a fresh clone on a laptop) the buildkitd rows
 # are skipped with one line saying so; in CI (CI=true) they must run.
 # Extra arguments go to the test binaries (e.g. a test-name filter).
+# Then, for a whole run (no arguments), README's ./scripts/try.sh.
 # Logs: target/kiln-test-logs/<daemon>.log. Exit code: 0 only if every row passed.
 set -euo pipefail
 
@@ -117,6 +118,24 @@ for r in unit "${ROWS[@]}"; do
   SECS[$r]=$(awk -v a="${T0[$r]}" -v b="$(cat "$LOGS/$r.end" 2>/dev/null || echo "$EPOCHREALTIME")" 'BEGIN { printf "%.0f", b - a }')
 done
 
+# README's first command, kiln's main job (./scripts/try.sh), after the
+# suite so it does not compete for the two cores; only for a whole run.
+if [ $# -eq 0 ]; then
+  log "running ./scripts/try.sh, README's first command (log: $LOGS/try.log)"
+  T0[try]=$EPOCHREALTIME
+  rc=0
+  "$ROOT/scripts/try.sh" >"$LOGS/try.log" 2>&1 || rc=$?
+  # README's install command, with try.sh's release build, into a root of
+  # its own (tests/it/examples.rs checks this line is here).
+  if [ "$rc" = 0 ]; then
+    { cargo install --path . --locked --offline --root "$LOGS/cargo-root" &&
+      "$LOGS/cargo-root/bin/kiln" --version; } >>"$LOGS/try.log" 2>&1 || rc=$?
+  fi
+  RC[try]=$rc
+  SECS[try]=$(awk -v a="${T0[try]}" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+  ROWS+=(try)
+fi
+
 failed=0
 for r in unit "${ROWS[@]}"; do
   echo "==================== $r (exit ${RC[$r]}) ===================="
@@ -133,6 +152,7 @@ for r in unit "${ROWS[@]}"; do
   res=$(grep -hE 'test result:' "$LOGS/$r.log" | awk '{ for (i = 2; i <= NF; i++) {
       if ($i == "passed;") p += $(i - 1); if ($i == "failed;") f += $(i - 1) } }
     END { printf "%d passed, %d failed", p, f }')
+  [ "$r" = try ] && res="README's ./scripts/try.sh"
   printf '  %-15s %-6s %5s s  %s\n' "$r" "$([ "${RC[$r]}" = 0 ] && echo ok || echo FAILED)" "${SECS[$r]}" "$res"
 done
 exit "$failed"

@@ -14,7 +14,7 @@ Default: docker:// if a Docker Engine answers, else the buildkitd socket";
     name = "kiln",
     version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KILN_GIT_COMMIT"), ")"),
     about = "A daemon-less BuildKit client: Go modules to small, reproducible images",
-    after_help = "Examples:\n  kiln info\n  kiln --addr tcp://127.0.0.1:1234 --tlscacert ca.pem info\n  kiln du --verbose\n  kiln prune --keep-duration 24h\n\nEnvironment:\n  BUILDKIT_HOST   daemon address when --addr is not given\n  DOCKER_HOST     Docker Engine used by docker://\n  KILN_PROGRESS   default --progress (auto, tty, plain, rawjson, quiet)\n  NO_COLOR        no colours\n  DOCKER_CONFIG   folder of Docker's config.json (registry credentials)\n  KILN_LOG        tracing filter (e.g. kiln_client=debug)"
+    after_help = "Examples:\n  kiln info\n  kiln --addr tcp://127.0.0.1:1234 --tlscacert ca.pem --tlscert cert.pem --tlskey key.pem info\n  kiln du --verbose\n  kiln prune --keep-duration 24h\n\nEnvironment:\n  BUILDKIT_HOST   daemon address when --addr is not given\n  DOCKER_HOST     Docker Engine used by docker://\n  KILN_PROGRESS   default --progress (auto, tty, plain, rawjson, quiet)\n  NO_COLOR        no colours\n  DOCKER_CONFIG   folder of Docker's config.json (registry credentials)\n  KILN_LOG        tracing filter (e.g. kiln_client=debug)"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -74,7 +74,7 @@ pub enum Command {
     Llb(crate::cmd::llb::LlbArgs),
     /// Print a shell completion script.
     #[command(
-        after_help = "Examples:\n  kiln completion bash > /etc/bash_completion.d/kiln\n  kiln completion zsh > \"${fpath[1]}/_kiln\"\n  kiln completion fish > ~/.config/fish/completions/kiln.fish"
+        after_help = "Examples:\n  kiln completion bash > ~/.local/share/bash-completion/completions/kiln\n  kiln completion zsh > ~/.zfunc/_kiln    # with fpath+=(~/.zfunc) in ~/.zshrc\n  kiln completion fish > ~/.config/fish/completions/kiln.fish"
     )]
     Completion {
         /// The shell.

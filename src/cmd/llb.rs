@@ -42,7 +42,7 @@ pub fn print(def: &kiln_build::llb::Definition, format: LlbFormat) -> anyhow::Re
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  kiln llb -f build.llb\n  kiln llb -f build.llb --format dot | dot -Tpng > graph.png"
+    after_help = "Examples:\n  kiln llb -f build.llb\n  kiln llb -f build.llb --format dot > graph.dot   # render: dot -Tpng graph.dot > graph.png"
 )]
 pub struct LlbArgs {
     /// The Definition (`-` for stdin).

@@ -10,7 +10,7 @@ use crate::progress::Mode;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  kiln solve -f build.llb --progress plain\n  go run ./mkllb | kiln solve\n\nThe input is a protobuf pb.Definition, the format Go's llb.Definition.WriteTo writes and `buildctl build` reads on stdin."
+    after_help = "Examples:\n  kiln build --print-llb=pb > build.llb     # or any program's llb.Definition.WriteTo\n  kiln solve -f build.llb --local context=. --progress plain\n  kiln solve --local context=. < build.llb\n\nThe input is a protobuf pb.Definition, the format Go's llb.Definition.WriteTo writes and `buildctl build` reads on stdin (e.g. `go run ./mkllb | kiln solve`)."
 )]
 pub struct SolveArgs {
     /// The Definition to solve (`-` for stdin).

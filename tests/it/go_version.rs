@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::common::*;
 
-const TOOLCHAINS: &[u8] = include_bytes!(concat!(
+pub(crate) const TOOLCHAINS: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/crates/kiln-build/testdata/toolchain-list.txt"
 ));
@@ -18,18 +18,18 @@ const GODEV: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/crates/kiln-build/testdata/godev.json"
 ));
-const LIST_PATH: &str = "/golang.org/toolchain/@v/list";
+pub(crate) const LIST_PATH: &str = "/golang.org/toolchain/@v/list";
 const GODEV_PATH: &str = "/dl/?mode=json&include=all";
 
 /// A minimal HTTP/1.1 server: exact path (with query) → body, else 404.
-struct Server {
-    base: String,
+pub(crate) struct Server {
+    pub(crate) base: String,
     hits: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
-    async fn start(routes: &[(&str, &[u8])]) -> Server {
+    pub(crate) async fn start(routes: &[(&str, &[u8])]) -> Server {
         let routes: HashMap<String, Vec<u8>> = routes
             .iter()
             .map(|(p, b)| (p.to_string(), b.to_vec()))
@@ -376,7 +376,7 @@ async fn bad_modules_and_settings_are_one_clear_error() {
 }
 
 /// A bare repository with annotated tags, pushed from a temporary clone.
-fn git_repo_with_tags(dir: &Path, tags: &[&str]) -> PathBuf {
+pub(crate) fn git_repo_with_tags(dir: &Path, tags: &[&str]) -> PathBuf {
     // An empty global config of our own: the user's settings must not
     // matter, and /dev/null is not always a device in CI sandboxes.
     let config = dir.join("gitconfig-empty");

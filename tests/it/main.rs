@@ -8,6 +8,7 @@ mod cache;
 mod cli;
 mod common;
 mod errors;
+mod examples;
 mod gateway;
 mod go_version;
 mod llb_digests;

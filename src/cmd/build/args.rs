@@ -13,7 +13,7 @@ use crate::progress::Mode;
   kiln build ./svc -t 127.0.0.1:5000/svc:1 --push
   kiln build --platform linux/amd64,linux/arm64 -o type=oci,dest=svc.tar
   kiln build --ssh default --goprivate 'git.corp/*' --git-ssh-host git.corp
-  kiln build --print-llb=dot | dot -Tsvg > build.svg
+  kiln build --print-llb=dot > build.dot        # render: dot -Tsvg build.dot > build.svg
 
 Options can also live in DIR/kiln.toml (see `kiln init`); flags override it.")]
 pub struct BuildArgs {
