@@ -149,7 +149,7 @@ done
 echo
 echo "summary ($(awk -v a="$t_all" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') s):"
 for r in unit "${ROWS[@]}"; do
-  res=$(grep -hE 'test result:' "$LOGS/$r.log" | awk '{ for (i = 2; i <= NF; i++) {
+  res=$({ grep -hE 'test result:' "$LOGS/$r.log" || true; } | awk '{ for (i = 2; i <= NF; i++) {
       if ($i == "passed;") p += $(i - 1); if ($i == "failed;") f += $(i - 1) } }
     END { printf "%d passed, %d failed", p, f }')
   [ "$r" = try ] && res="README's ./scripts/try.sh"

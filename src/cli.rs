@@ -115,10 +115,10 @@ pub struct PruneArgs {
     #[arg(long, short)]
     pub all: bool,
     /// Keep cache used within this long (e.g. 30m, 24h, 7d).
-    #[arg(long, value_name = "DURATION", value_parser = crate::output::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = kiln_client::render::parse_duration)]
     pub keep_duration: Option<std::time::Duration>,
     /// Keep this much cache (e.g. 10GB, 512MiB).
-    #[arg(long, value_name = "SIZE", value_parser = crate::output::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = kiln_client::render::parse_size)]
     pub keep_storage: Option<i64>,
     /// BuildKit filter (repeatable), e.g. type==regular, until=24h.
     #[arg(long, value_name = "FILTER")]

@@ -59,7 +59,7 @@ pub async fn run(global: &Global, args: &FormatArgs) -> anyhow::Result<ExitCode>
                         "  GC policy:  all={} keep={}s max-used={} filters=[{}]",
                         g.all,
                         g.keep_duration_seconds,
-                        crate::output::human_size(g.max_used_space),
+                        kiln_client::render::human_size(g.max_used_space),
                         g.filters.join(",")
                     );
                 }

@@ -84,26 +84,20 @@ where
         Ok(v) => Ok((v, state)),
         Err(StepError::Daemon(e)) => {
             let commands = commands.lock().map(|c| c.clone()).unwrap_or_default();
-            report::solve_failed(&state, &commands, &e, debug);
+            report::solve_failed(&state, &commands, &e, None, debug);
             Err(Reported { code: 1 }.into())
         }
         Err(StepError::Build(e)) => {
-            let (inner, written) = match &e {
-                kiln_build::BuildError::Partial { written, source } => {
-                    (source.as_ref(), written.as_slice())
-                }
-                other => (other, &[][..]),
-            };
             let note = || {
-                for w in written {
+                for w in e.written() {
                     eprintln!("note: the build failed, but it had already written {w}");
                 }
             };
             // Planning errors wrap the daemon's in context; a failed step
             // is the daemon's own.
-            if let kiln_build::BuildError::Daemon(d) = inner {
+            if let Some(d) = e.failed_step() {
                 let commands = commands.lock().map(|c| c.clone()).unwrap_or_default();
-                report::solve_failed(&state, &commands, d, debug);
+                report::solve_failed(&state, &commands, d, e.hint(), debug);
                 note();
                 return Err(Reported { code: 1 }.into());
             }

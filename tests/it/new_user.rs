@@ -257,3 +257,66 @@ async fn a_literal_builder_image_names_its_go_release() {
         r.stderr
     );
 }
+
+/// A push the registry refuses (a stale password in Docker's config): the
+/// report's hint says so, from kiln asking the registry itself, never from
+/// the daemon's error text.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_push_says_to_log_in_again() {
+    use crate::session_auth::{docker_config, start_registry};
+    let tmp = tempfile::tempdir().unwrap();
+    let password = format!("pw-{}", unique());
+    let reg = start_registry(tmp.path(), &password).await;
+    let stale = format!("stale-{}", unique());
+    let config = docker_config(&tmp.path().join("docker-config"), &reg.addr, &stale);
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let name = format!("{}/kiln-test/refused:{m}", reg.addr);
+    let args = crate::build::build_args(&dir, &["-t", &name, "--push"]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = kiln();
+    cmd.env("DOCKER_CONFIG", &config);
+    let r = run(cmd, &refs).await;
+    r.failure();
+    assert!(
+        r.stderr.contains("hint:")
+            && r.stderr.contains("refused the credentials")
+            && r.stderr.contains(&format!("docker login {}", reg.addr)),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains(&stale),
+        "the password leaked:\n{}",
+        r.stderr
+    );
+    if daemon().kind.is_docker() {
+        let _ = docker(&["image", "rm", &name]);
+    }
+}
+
+/// A base image without the target platform, and one that does not exist:
+/// each named, with the platforms it has, from the registry's answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_base_image_without_the_platform_or_at_all_is_named() {
+    let h = harness();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    let r = kiln_build(&dir, &["--platform", "linux/s390x", "--print-llb"]).await;
+    r.failure();
+    assert!(
+        r.stderr.contains(&h.static_image)
+            && r.stderr.contains("has no linux/s390x variant")
+            && r.stderr.contains("linux/amd64"),
+        "{}",
+        r.stderr
+    );
+    let missing = format!("{}/kiln-fixtures/absent-{}:latest", h.registry, unique());
+    let r = kiln_build(&dir, &["--base-image", &missing, "--print-llb"]).await;
+    r.failure();
+    assert!(
+        r.stderr.contains(&missing) && r.stderr.contains("no such image or tag"),
+        "{}",
+        r.stderr
+    );
+}

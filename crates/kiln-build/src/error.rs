@@ -119,6 +119,14 @@ pub enum BuildError {
         #[source]
         source: Box<BuildError>,
     },
+    /// A push failed, and the registries named, asked by kiln with the
+    /// same credentials, refuse to take a push from them.
+    #[error("{source}")]
+    PushRefused {
+        registries: Vec<String>,
+        #[source]
+        source: Box<BuildError>,
+    },
     /// A fanned-out endpoint cannot be reached (its platforms named).
     #[error("cannot reach the builder for {platforms}: {source}")]
     Unreachable {
@@ -183,8 +191,59 @@ impl BuildError {
             BuildError::Daemon(e) => Some(e),
             BuildError::Resolve { source, .. }
             | BuildError::Partial { source, .. }
+            | BuildError::PushRefused { source, .. }
             | BuildError::Endpoint { source, .. }
             | BuildError::Unreachable { source, .. } => source.daemon(),
+            _ => None,
+        }
+    }
+}
+
+impl BuildError {
+    /// The daemon's own failure of the build (a step, an exporter), not
+    /// wrapped in planning context: what a failure report renders with
+    /// the failing step.
+    #[must_use]
+    pub fn failed_step(&self) -> Option<&kiln_client::Error> {
+        match self {
+            BuildError::Daemon(e) => Some(e),
+            BuildError::Partial { source, .. } | BuildError::PushRefused { source, .. } => {
+                source.failed_step()
+            }
+            _ => None,
+        }
+    }
+
+    /// What the build wrote before it failed (see [`BuildError::Partial`]).
+    #[must_use]
+    pub fn written(&self) -> &[String] {
+        match self {
+            BuildError::Partial { written, .. } => written,
+            BuildError::PushRefused { source, .. } => source.written(),
+            _ => &[],
+        }
+    }
+
+    /// What to do about it, when kiln knows.
+    #[must_use]
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            BuildError::PushRefused { registries, .. } => {
+                let config = std::env::var("DOCKER_CONFIG").map_or_else(
+                    |_| "~/.docker/config.json".to_string(),
+                    |d| format!("{d}/config.json"),
+                );
+                Some(format!(
+                    "{} refused the credentials kiln offered from {config}: log in again (`docker login {}`) or fix that entry",
+                    registries.join(", "),
+                    registries.first().map_or("REGISTRY", String::as_str)
+                ))
+            }
+            BuildError::Daemon(d) => d.hint(),
+            BuildError::Resolve { source, .. }
+            | BuildError::Partial { source, .. }
+            | BuildError::Endpoint { source, .. }
+            | BuildError::Unreachable { source, .. } => source.hint(),
             _ => None,
         }
     }

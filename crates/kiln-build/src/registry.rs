@@ -53,3 +53,27 @@ pub async fn client_for<'a>(
     }
     Ok(b.build()?)
 }
+
+/// Why `image` does not resolve for `platform`, as its registry answers:
+/// no such image or tag, or no such platform in its index. `None` when the
+/// registry cannot be asked or has the image for that platform.
+pub async fn why_unresolvable(
+    image: &ImageRef,
+    platform: &kiln_image::Platform,
+) -> Option<crate::build::Unresolvable> {
+    use crate::build::Unresolvable;
+    let client = client_for([image], &[]).await.ok()?;
+    match client.resolve_platforms(image).await {
+        Err(kiln_image::RegistryError::NotFound { .. }) => Some(Unresolvable::NotFound),
+        Ok(list) => {
+            let want = platform.clone().normalize();
+            let available: Vec<kiln_image::Platform> = list.into_iter().map(|(p, _)| p).collect();
+            let has = available.iter().any(|p| {
+                let p = p.clone().normalize();
+                p.os == want.os && p.architecture == want.architecture && p.variant == want.variant
+            });
+            (!has).then_some(Unresolvable::NoPlatform { available })
+        }
+        Err(_) => None,
+    }
+}

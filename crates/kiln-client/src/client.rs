@@ -402,7 +402,7 @@ pub struct GcPolicy {
 }
 
 /// One build cache record.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct CacheRecord {
     pub id: String,
     pub size: i64,

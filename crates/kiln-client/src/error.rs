@@ -173,21 +173,17 @@ impl Error {
         }
     }
 
-    /// Whether the daemon said the thing asked for does not exist (an image
-    /// or tag when resolving). BuildKit maps containerd's "not found" to
-    /// gRPC `NotFound`; older daemons and some registries' answers arrive
-    /// as `Unknown` whose message ends in "not found" or "manifest
-    /// unknown", which is the only place kiln reads an error's text.
+    /// Whether the daemon said, by its status code, that the thing asked
+    /// for does not exist (BuildKit maps containerd's "not found" to gRPC
+    /// `NotFound`). Daemons that send it as `Unknown` with a text are not
+    /// matched here: kiln never reads an error's text; callers ask the
+    /// registry instead.
     #[must_use]
     pub fn is_not_found(&self) -> bool {
         let Some(s) = self.status() else {
             return false;
         };
-        if s.code() == tonic::Code::NotFound {
-            return true;
-        }
-        let msg = s.message().to_ascii_lowercase();
-        msg.contains("not found") || msg.contains("manifest unknown")
+        s.code() == tonic::Code::NotFound
     }
 
     /// The gRPC status, for call failures.
@@ -232,22 +228,16 @@ pub fn is_connection_loss(status: &tonic::Status) -> bool {
         status.code(),
         tonic::Code::Unavailable | tonic::Code::Cancelled
     ) || (status.code() == tonic::Code::Unknown && status.source().is_some())
-        || status.message().starts_with("h2 protocol error")
 }
 
-/// One line for a gRPC status: its message, or, for tonic's generic transport
-/// messages, the innermost cause (e.g. "received fatal alert: CertificateRequired").
+/// One line for a gRPC status: the daemon's message, or, for a status made
+/// on this side from a transport failure (it carries its cause), the
+/// innermost cause (e.g. "received fatal alert: CertificateRequired").
 #[must_use]
 pub fn describe_status(status: &tonic::Status) -> String {
     use std::error::Error as _;
     let msg = status.message().trim();
-    let generic = matches!(
-        msg,
-        "" | "transport error"
-            | "operation was canceled"
-            | "h2 protocol error: error reading a body from connection"
-    );
-    if generic {
+    if msg.is_empty() || status.source().is_some() {
         let mut cur = status.source();
         let mut deepest = None;
         while let Some(e) = cur {

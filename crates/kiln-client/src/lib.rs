@@ -24,6 +24,7 @@ pub mod engine;
 pub mod error;
 pub mod gateway;
 pub mod progress;
+pub mod render;
 mod session;
 mod solve;
 pub mod steps;

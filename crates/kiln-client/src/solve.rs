@@ -220,14 +220,6 @@ pub fn solve_failure(status: &tonic::Status) -> SolveFailure {
             }
         }
     }
-    if out.exit_code.is_none() {
-        // "process \"…\" did not complete successfully: exit code: 2"
-        if let Some(rest) = status.message().rsplit("exit code: ").next() {
-            if status.message().contains("exit code: ") {
-                out.exit_code = rest.trim().parse().ok();
-            }
-        }
-    }
     out
 }
 

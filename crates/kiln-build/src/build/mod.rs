@@ -33,18 +33,19 @@ use std::path::{Path, PathBuf};
 use kiln_client::kiln_proto::attrs::response;
 use kiln_client::kiln_session::Session;
 use kiln_client::{resolve_address, Client, DaemonInfo, TlsOptions};
-use kiln_image::{Digest, Platform};
+use kiln_image::{Digest, ImageRef, Platform};
 
 pub use endpoint::{Events, ExecCommands, Outcome};
 pub use fanout::{FanOut, Joined};
 pub use plan::{plan, GoChoice, Plan, PlatformPlan, CONTEXT};
 pub use request::{check_mains, BuildFlags, Request};
-pub use resolve::{GatewayResolver, ImageResolver, Resolved};
+pub use resolve::{GatewayResolver, ImageResolver, Resolved, Unresolvable};
 
 use crate::error::BuildError;
 use crate::lock::{self, Lock, LockedImage};
 use crate::outputs::{discard, fit, run_after, Fitted};
 use crate::session::DaemonOutput;
+use crate::spec::OutputSpec;
 use crate::SyncDirOptions;
 
 /// How to reach the default daemon.
@@ -207,6 +208,7 @@ impl Build {
         {
             Ok(o) => o,
             Err(e) => {
+                let e = refused_push(&self.request, e).await;
                 let Some(engine) = &engine else {
                     return Err(e);
                 };
@@ -231,7 +233,10 @@ impl Build {
             match run_after(engine, &fitted.after).await {
                 Ok(Some(d)) => digest = Some(d),
                 Ok(None) => {}
-                Err(e) => return Err(partial(e, changed(engine, &fitted.outputs, &before).await)),
+                Err(e) => {
+                    let e = refused_push(&self.request, e).await;
+                    return Err(partial(e, changed(engine, &fitted.outputs, &before).await));
+                }
             }
         }
         let mut notes = plan.notes.clone();
@@ -403,6 +408,44 @@ async fn write_lock(request: &Request, plan: &Plan) -> Result<Locked, BuildError
         path,
         warnings,
     })
+}
+
+/// A build that pushed and failed: asks each registry it pushed to whether
+/// it takes a push with these credentials (the daemon reports a refusal
+/// only as text), and names the ones that refuse.
+async fn refused_push(request: &Request, e: BuildError) -> BuildError {
+    let names: Vec<&ImageRef> = request
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            OutputSpec::Image {
+                names, push: true, ..
+            } => Some(names.iter()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if names.is_empty() || e.failed_step().is_none() {
+        return e;
+    }
+    let Ok(registry) = crate::registry::client_for(names.iter().copied(), &[]).await else {
+        return e;
+    };
+    let mut refused: Vec<String> = Vec::new();
+    for name in names {
+        let host = name.domain().to_string();
+        if !refused.contains(&host) && matches!(registry.may_push(name).await, Ok(false)) {
+            refused.push(host);
+        }
+    }
+    if refused.is_empty() {
+        e
+    } else {
+        BuildError::PushRefused {
+            registries: refused,
+            source: Box::new(e),
+        }
+    }
 }
 
 /// After a successful build from settings a stale kiln.lock disagreed

@@ -6,7 +6,7 @@ use kiln_image::{Digest, ImageRef, Platform};
 use kiln_llb::{Constraints, Definition};
 
 use super::request::Request;
-use super::resolve::{ImageResolver, Resolved};
+use super::resolve::{ImageResolver, Resolved, Unresolvable};
 use crate::error::BuildError;
 
 /// The local source name the module directory is served under.
@@ -74,10 +74,15 @@ pub async fn plan<R: ImageResolver>(
         Some(d) => r.with_digest(d.clone()),
         None => r.clone(),
     };
-    let builder = resolver
+    let builder = match resolver
         .resolve(&lookup(&builder_ref, &builder_locked), build_platform)
         .await
-        .map_err(|e| image_error("builder", &builder_ref, build_platform, e))?;
+    {
+        Ok(b) => b,
+        Err(e) => {
+            return Err(image_error(resolver, "builder", &builder_ref, build_platform, e).await)
+        }
+    };
     let builder_pinned = pin(request, &builder_ref, &builder, builder_locked.as_ref())?;
     let base_ref = request.base_image()?;
     let mut base_digest = base_locked.clone();
@@ -88,10 +93,13 @@ pub async fn plan<R: ImageResolver>(
             // Parallel platform builds: label every step with its platform.
             options.step_label = Some(target.to_string());
         }
-        let base = resolver
+        let base = match resolver
             .resolve(&lookup(&base_ref, &base_locked), target)
             .await
-            .map_err(|e| image_error("base", &base_ref, target, e))?;
+        {
+            Ok(b) => b,
+            Err(e) => return Err(image_error(resolver, "base", &base_ref, target, e).await),
+        };
         if let (Some(first), Some(got)) = (&base_digest, &base.digest) {
             if first != got && base_locked.is_none() {
                 return Err(BuildError::invalid(
@@ -195,15 +203,31 @@ fn local_unique_id(dir: &std::path::Path) -> String {
     format!("kiln-{}", &hex::encode(h)[..24])
 }
 
-/// What a failed image resolution means for the user.
-fn image_error(role: &'static str, r: &ImageRef, p: &Platform, e: BuildError) -> BuildError {
-    let reason = match e.daemon() {
-        // BuildKit says so only in text: containerd's platform matcher error.
-        Some(d) if d.to_string().contains("no match for platform") => Some(format!(
-            "it has no {p} variant; pick an image that supports {p} or drop it from --platform"
-        )),
-        Some(d) if d.is_not_found() => Some(format!("it was not found ({d})")),
-        _ => None,
+/// What a failed image resolution means for the user: when the daemon
+/// failed it, the resolver asks the registry why (never the error's text).
+async fn image_error<R: ImageResolver>(
+    resolver: &R,
+    role: &'static str,
+    r: &ImageRef,
+    p: &Platform,
+    e: BuildError,
+) -> BuildError {
+    let why = match e.daemon() {
+        Some(_) => resolver.why_unresolvable(r, p).await,
+        None => None,
+    };
+    let reason = match why {
+        Some(Unresolvable::NoPlatform { available }) => {
+            let has: Vec<String> = available.iter().map(ToString::to_string).collect();
+            Some(format!(
+                "it has no {p} variant (it has {}); pick an image that supports {p} or drop {p} from --platform",
+                if has.is_empty() { "none".to_string() } else { has.join(", ") }
+            ))
+        }
+        Some(Unresolvable::NotFound) => Some(
+            "its registry has no such image or tag: check the name (kiln resolves it on the daemon's registry)".to_string(),
+        ),
+        None => None,
     };
     match reason {
         Some(reason) => BuildError::invalid(format!("the {role} image {r}"), reason),

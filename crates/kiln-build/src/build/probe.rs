@@ -33,7 +33,15 @@ impl ImageTagProbe for DaemonProbe<'_> {
         {
             Ok(_) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(e),
+            // Not every daemon sends NotFound as its status code: ask the
+            // registry (the daemon's error is only text).
+            Err(e) => match crate::registry::client_for([image], &[]).await {
+                Ok(registry) => match registry.head_manifest(image).await {
+                    Ok(None) | Err(kiln_image::RegistryError::NotFound { .. }) => Ok(false),
+                    _ => Err(e),
+                },
+                Err(_) => Err(e),
+            },
         }
     }
 }

@@ -19,6 +19,15 @@ pub struct Resolved {
     pub config: Vec<u8>,
 }
 
+/// Why an image could not be resolved, as its registry tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unresolvable {
+    /// No such image or tag.
+    NotFound,
+    /// The image exists, for these platforms only.
+    NoPlatform { available: Vec<Platform> },
+}
+
 /// Resolves image references for a platform.
 pub trait ImageResolver {
     /// The digest and config of `image` for `platform`.
@@ -27,6 +36,17 @@ pub trait ImageResolver {
         image: &ImageRef,
         platform: &Platform,
     ) -> impl Future<Output = Result<Resolved, BuildError>> + Send;
+
+    /// After [`ImageResolver::resolve`] failed: why, when the resolver can
+    /// find out as a fact (the daemon says it only in text); `None` when it
+    /// cannot tell.
+    fn why_unresolvable(
+        &self,
+        _image: &ImageRef,
+        _platform: &Platform,
+    ) -> impl Future<Output = Option<Unresolvable>> + Send {
+        async { None }
+    }
 }
 
 /// Resolution through a running gateway build: the daemon's registry
@@ -39,6 +59,17 @@ pub struct GatewayResolver<'a> {
 pub(crate) use kiln_llb::platform_to_pb as to_pb;
 
 impl ImageResolver for GatewayResolver<'_> {
+    /// Asks the registry, with the credentials the daemon gets through the
+    /// session; `None` when this client cannot reach it (a remote daemon
+    /// may use a registry or mirror only it can reach).
+    async fn why_unresolvable(
+        &self,
+        image: &ImageRef,
+        platform: &Platform,
+    ) -> Option<Unresolvable> {
+        crate::registry::why_unresolvable(image, platform).await
+    }
+
     /// Docker's classic image store answers an image it has locally from
     /// the store, without a digest; kiln pins every image, so it asks the
     /// registry then.

@@ -275,6 +275,48 @@ impl RegistryClient {
         Ok(vec![(config_platform(&config), fetched.digest)])
     }
 
+    /// Whether these credentials may push to `repository`, asked the way a
+    /// push starts: a blob upload is opened (with a push-scoped token where
+    /// the registry uses tokens) and cancelled at once, so nothing is
+    /// written. `Ok(false)` when the registry refuses (HTTP 401/403).
+    ///
+    /// # Errors
+    /// [`RegistryError::Unreachable`], or [`RegistryError::Protocol`] for
+    /// an answer that is neither an upload nor a refusal.
+    pub async fn may_push(&self, repository: &ImageRef) -> Result<bool, RegistryError> {
+        let target = manifest_target(repository, true);
+        let start_url = format!(
+            "{}/v2/{}/blobs/uploads/",
+            self.base_url(repository.domain()),
+            repository.path()
+        );
+        let timeout = self.inner.request_timeout;
+        let started = match self
+            .send(&target, |http| {
+                http.post(&start_url)
+                    .header(CONTENT_LENGTH, "0")
+                    .timeout(timeout)
+            })
+            .await
+        {
+            Ok(r) => r,
+            Err(RegistryError::Unauthorized { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if started.status() != StatusCode::ACCEPTED {
+            return Err(self.status_error(&target, started).await);
+        }
+        // Cancel the upload session; a registry that keeps it expires it.
+        if let Some(location) = header_str(started.headers(), LOCATION.as_str()) {
+            if let Ok(upload) = url::Url::parse(&start_url).and_then(|b| b.join(location)) {
+                let _ = self
+                    .send(&target, |http| http.delete(upload.clone()).timeout(timeout))
+                    .await;
+            }
+        }
+        Ok(true)
+    }
+
     /// Uploads `content` as a blob of `repository` (monolithic upload: POST,
     /// then PUT with the digest), unless the registry has it already.
     /// Returns its sha256 digest.

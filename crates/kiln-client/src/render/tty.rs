@@ -2,32 +2,20 @@
 
 use std::io::Write;
 
-use super::state::{Change, State, Step};
-use super::{now_nanos, secs, Render};
+use super::units::{now_nanos, secs};
+use super::{Render, Sink};
+use crate::steps::{Change, State, Step};
+
+/// The terminal's size (columns, lines), asked before every frame.
+pub type Size = Box<dyn Fn() -> (usize, usize) + Send>;
 
 /// Log lines shown under a running step.
 const TAIL_LINES: usize = 6;
 
-/// The terminal's width (COLUMNS overrides), 80 if unknown.
-pub fn width() -> usize {
-    if let Some(w) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
-        return w;
-    }
-    terminal_size::terminal_size_of(std::io::stderr())
-        .map(|(w, _)| usize::from(w.0))
-        .unwrap_or(80)
-}
-
-fn height() -> usize {
-    if let Some(h) = std::env::var("LINES").ok().and_then(|c| c.parse().ok()) {
-        return h;
-    }
-    terminal_size::terminal_size_of(std::io::stderr())
-        .map(|(_, h)| usize::from(h.0))
-        .unwrap_or(24)
-}
-
+/// `--progress tty`.
 pub struct Tty {
+    out: Sink,
+    size: Size,
     color: bool,
     drawn: usize,
     dirty: bool,
@@ -36,8 +24,12 @@ pub struct Tty {
 }
 
 impl Tty {
-    pub fn new(color: bool) -> Tty {
+    /// Draws on `out`, a terminal of `size`, in colour if `color`.
+    #[must_use]
+    pub fn new(out: Sink, size: Size, color: bool) -> Tty {
         Tty {
+            out,
+            size,
             color,
             drawn: 0,
             dirty: true,
@@ -77,8 +69,8 @@ impl Tty {
     }
 
     fn draw(&mut self, state: &State, final_draw: bool) {
-        let w = width().max(20);
-        let h = height().max(8);
+        let (w, h) = (self.size)();
+        let (w, h) = (w.max(20), h.max(8));
         let now = now_nanos();
         let all = state.steps();
         let done = all.iter().filter(|s| s.is_done()).count();
@@ -94,7 +86,8 @@ impl Tty {
                 .max(0) as f64
                 / 1e9
         });
-        let mut out = std::io::stderr().lock();
+        let mut frame: Vec<u8> = Vec::new();
+        let out = &mut frame;
         // Move back over the previous frame and clear it.
         if self.drawn > 0 {
             let _ = write!(out, "\x1b[{}A\x1b[J", self.drawn);
@@ -129,7 +122,9 @@ impl Tty {
         for l in &lines {
             let _ = writeln!(out, "{l}");
         }
-        let _ = out.flush();
+        // One write per frame: no half-drawn frames.
+        let _ = self.out.write_all(&frame);
+        let _ = self.out.flush();
         self.drawn = lines.len();
         self.dirty = false;
     }

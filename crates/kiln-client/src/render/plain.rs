@@ -3,17 +3,26 @@
 
 use std::io::Write;
 
-use super::state::{Change, State};
-use super::{secs, Render};
+use super::units::{human_size, now_nanos, secs};
+use super::{Render, Sink};
+use crate::steps::{Change, State};
 
-#[derive(Default)]
+/// `--progress plain`.
 pub struct Plain {
+    out: Sink,
     /// The step whose lines were printed last, to separate blocks with a blank line.
     last: Option<usize>,
 }
 
 impl Plain {
-    fn header(&mut self, out: &mut impl Write, state: &State, i: usize) {
+    /// Writes to `out`.
+    #[must_use]
+    pub fn new(out: Sink) -> Plain {
+        Plain { out, last: None }
+    }
+
+    fn header(&mut self, state: &State, i: usize) {
+        let out = &mut self.out;
         if self.last != Some(i) {
             let s = &state.steps()[i];
             if self.last.is_some() {
@@ -27,34 +36,38 @@ impl Plain {
 
 impl Render for Plain {
     fn changes(&mut self, state: &State, changes: &[Change]) {
-        let mut out = std::io::stderr().lock();
         for c in changes {
             match c {
-                Change::Started(i) => self.header(&mut out, state, *i),
+                Change::Started(i) => self.header(state, *i),
                 Change::Log(i, line) => {
-                    self.header(&mut out, state, *i);
+                    self.header(state, *i);
+                    let out = &mut self.out;
                     let s = &state.steps()[*i];
                     let t = s
                         .started
-                        .map_or(0.0, |st| (super::now_nanos() - st).max(0) as f64 / 1e9);
+                        .map_or(0.0, |st| (now_nanos() - st).max(0) as f64 / 1e9);
                     let _ = writeln!(out, "#{} {t:.3} {line}", s.number);
                 }
                 Change::Done(i) => {
-                    self.header(&mut out, state, *i);
+                    self.header(state, *i);
+                    let out = &mut self.out;
                     let s = &state.steps()[*i];
                     let _ = writeln!(out, "#{} DONE {}", s.number, secs(s.elapsed(0)));
                 }
                 Change::Cached(i) => {
-                    self.header(&mut out, state, *i);
+                    self.header(state, *i);
+                    let out = &mut self.out;
                     let _ = writeln!(out, "#{} CACHED", state.steps()[*i].number);
                 }
                 Change::Failed(i) => {
-                    self.header(&mut out, state, *i);
+                    self.header(state, *i);
+                    let out = &mut self.out;
                     let s = &state.steps()[*i];
                     let _ = writeln!(out, "#{} ERROR: {}", s.number, s.error);
                 }
                 Change::Warning(i, w) => {
-                    self.header(&mut out, state, *i);
+                    self.header(state, *i);
+                    let out = &mut self.out;
                     let _ = writeln!(out, "#{} WARNING: {w}", state.steps()[*i].number);
                 }
                 Change::Transfer {
@@ -64,14 +77,15 @@ impl Render for Plain {
                     total,
                     done: true,
                 } => {
-                    self.header(&mut out, state, *step);
+                    self.header(state, *step);
+                    let out = &mut self.out;
                     let n = state.steps()[*step].number;
                     if *total > 0 {
                         let _ = writeln!(
                             out,
                             "#{n} {id} {} / {} done",
-                            crate::output::human_size(*current),
-                            crate::output::human_size(*total)
+                            human_size(*current),
+                            human_size(*total)
                         );
                     } else {
                         let _ = writeln!(out, "#{n} {id} done");
@@ -83,7 +97,7 @@ impl Render for Plain {
     }
 
     fn finish(&mut self, state: &State) {
-        let mut out = std::io::stderr().lock();
+        let out = &mut self.out;
         for s in state.steps() {
             if s.clipped {
                 let _ = writeln!(
