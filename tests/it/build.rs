@@ -1019,7 +1019,7 @@ async fn private_module_over_ssh_through_the_forwarded_agent() {
 /// on plain TCP, as a remote buildkitd would be. With mutual TLS, the TLS
 /// flags apply to every tcp:// builder, so the second endpoint is the
 /// daemon's own TLS address (a second connection and session all the same).
-fn second_endpoint(relay: &Relay) -> String {
+pub(crate) fn second_endpoint(relay: &Relay) -> String {
     if daemon().tls.is_some() {
         daemon().addr.clone()
     } else {

@@ -228,7 +228,7 @@ async fn every_help_example_runs() {
     s.env
         .push(("SSH_AUTH_SOCK".into(), agent.sock.display().to_string()));
     let build = help_examples(&["build"]);
-    assert_eq!(build.len(), 5, "{build:?}");
+    assert_eq!(build.len(), 6, "{build:?}");
     for e in &build {
         let r = s.sh(&s.dir, e).await;
         if multi_platform_into_classic_store(e) {
@@ -238,6 +238,11 @@ async fn every_help_example_runs() {
         }
         ok(e, &r);
     }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.dir.join("build.json")).unwrap()).unwrap();
+    let iid = std::fs::read_to_string(s.dir.join("build.iid")).unwrap();
+    assert!(iid.starts_with("sha256:"), "{iid}");
+    assert!(meta["kiln.go-version"].is_string(), "{meta}");
     let dot = std::fs::read_to_string(s.dir.join("build.dot")).unwrap();
     assert!(dot.starts_with("digraph"), "{dot}");
     if daemon().kind != kiln_test_support::DaemonKind::DockerClassic {

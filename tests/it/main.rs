@@ -20,6 +20,7 @@ mod llb_mounts;
 mod llb_oci_layout;
 mod llb_sources;
 mod llb_util;
+mod metadata;
 mod new_user;
 mod progress;
 mod proxy;

@@ -312,7 +312,11 @@ async fn a_base_image_without_the_platform_or_at_all_is_named() {
         r.stderr
     );
     let missing = format!("{}/kiln-fixtures/absent-{}:latest", h.registry, unique());
-    let r = kiln_build(&dir, &["--base-image", &missing, "--print-llb"]).await;
+    let mut args = crate::build::build_args(&dir, &["--print-llb"]);
+    let at = args.iter().position(|a| a == "--base-image").unwrap();
+    args[at + 1] = missing.clone();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(kiln(), &refs).await;
     r.failure();
     assert!(
         r.stderr.contains(&missing) && r.stderr.contains("no such image or tag"),

@@ -267,11 +267,19 @@ async fn proxy_from_env_reaches_apt_and_go_mod_download_as_secrets() {
         c.env("HTTP_PROXY", &proxy_url).env("GOENV", &goenv);
         c
     };
+    // The two buildkitd rows share one daemon, which runs an identical
+    // step of two concurrent builds once (through one row's session and
+    // proxy): give each row its own apt step.
+    let package = if daemon().kind == kiln_test_support::DaemonKind::BuildkitdTls {
+        "less"
+    } else {
+        "tree"
+    };
     let flags = [
         "--proxy-from-env",
         "--goenv",
         "--apt",
-        "tree",
+        package,
         "--network",
         "host",
         "--no-cache",

@@ -15,6 +15,7 @@ pub mod error;
 pub mod go_mod;
 pub mod go_release;
 pub mod lock;
+pub mod metadata;
 pub mod outputs;
 pub mod registry;
 pub mod session;

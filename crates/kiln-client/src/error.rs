@@ -220,14 +220,15 @@ fn dial_hint(address: &str, source: &DialError) -> String {
 }
 
 /// Whether a status means the connection went away rather than the daemon
-/// answering with an error.
+/// answering with an error: a status made on this side from a transport
+/// failure carries that failure as its source; one from the wire never does.
 #[must_use]
 pub fn is_connection_loss(status: &tonic::Status) -> bool {
     use std::error::Error as _;
     matches!(
         status.code(),
         tonic::Code::Unavailable | tonic::Code::Cancelled
-    ) || (status.code() == tonic::Code::Unknown && status.source().is_some())
+    ) || status.source().is_some()
 }
 
 /// One line for a gRPC status: the daemon's message, or, for a status made

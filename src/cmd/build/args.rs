@@ -14,6 +14,7 @@ use crate::progress::Mode;
   kiln build --platform linux/amd64,linux/arm64 -o type=oci,dest=svc.tar
   kiln build --ssh default --goprivate 'git.corp/*' --git-ssh-host git.corp
   kiln build --print-llb=dot > build.dot        # render: dot -Tsvg build.dot > build.svg
+  kiln build -o type=oci,dest=svc.tar --metadata-file build.json --iidfile build.iid
 
 Options can also live in DIR/kiln.toml (see `kiln init`); flags override it.")]
 pub struct BuildArgs {
@@ -160,6 +161,13 @@ pub struct BuildArgs {
     /// binary Definition, e.g. for `buildctl build`; first platform).
     #[arg(help_heading = "Outputs", long = "print-llb", value_name = "FORMAT", num_args = 0..=1, default_missing_value = "json")]
     pub print_llb: Option<crate::cmd::llb::LlbFormat>,
+    /// Write what the build produced as JSON, as buildx does (containerimage.digest,
+    /// containerimage.descriptor, containerimage.config.digest, image.name, and kiln.* facts).
+    #[arg(help_heading = "Outputs", long = "metadata-file", value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Write the image ID (its config digest, else its manifest or index digest) to FILE.
+    #[arg(help_heading = "Outputs", long = "iidfile", value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
     /// Fail if kiln.lock is missing or does not match the inputs.
     #[arg(help_heading = "Go", long)]
     pub locked: bool,

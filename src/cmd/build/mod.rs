@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use kiln_build::build::{lock as lock_build, Build, BuildFlags, FanOut, Request};
+use kiln_build::metadata::Metadata;
+use kiln_build::spec::OutputSpec;
 
 pub use args::BuildArgs;
 
@@ -16,6 +18,15 @@ use crate::progress::Mode;
 
 pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let request = Request::gather(&args.flags()?, true)?;
+    if args.iidfile.is_some()
+        && args.print_llb.is_none()
+        && request
+            .outputs
+            .iter()
+            .all(|o| matches!(o, OutputSpec::Tar { .. } | OutputSpec::Local { .. }))
+    {
+        anyhow::bail!("--iidfile: this build exports no image; add -t NAME, --push or -o type=image|oci|docker,…");
+    }
     // rawjson keeps stderr to JSON lines: the summary is one object at the end.
     let quiet = matches!(args.progress, Mode::Quiet | Mode::Rawjson);
     warn(&request.warnings);
@@ -51,6 +62,7 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
                     joined.wrote.join(", ")
                 );
             }
+            write_metadata(args, &Metadata::of_fanout(&joined, joined.plan.as_ref()))?;
             if let Some(d) = joined.digest {
                 outln!("{d}");
             }
@@ -109,10 +121,22 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
     if !built.has_outputs && !quiet {
         eprintln!("note: no -o/-t given: the image was built but not exported (use -t NAME to store it in the daemon's image store, --push to push it, or -o type=oci,dest=FILE)");
     }
+    write_metadata(args, &Metadata::of_build(&built))?;
     if let Some(d) = built.digest {
         outln!("{d}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--metadata-file` and `--iidfile`, each written whole or not at all.
+fn write_metadata(args: &BuildArgs, m: &Metadata) -> anyhow::Result<()> {
+    if let Some(path) = &args.metadata_file {
+        m.write(path)?;
+    }
+    if let Some(path) = &args.iidfile {
+        m.write_iid(path)?;
+    }
+    Ok(())
 }
 
 fn join(platforms: &[kiln_image::Platform]) -> String {

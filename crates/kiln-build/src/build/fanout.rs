@@ -224,6 +224,15 @@ pub struct Joined {
     pub wrote: Vec<String>,
     /// Things the user should know (kiln.lock updated, …).
     pub notes: Vec<String>,
+    /// The joined index as the registry has it (pushed builds).
+    pub descriptor: Option<Descriptor>,
+    /// The `-t` names the index was pushed under.
+    pub names: Vec<String>,
+    /// Each platform's manifest digest, in `--platform` order (pushed builds).
+    pub platform_digests: Vec<(Platform, Digest)>,
+    /// One endpoint's plan (the Go release and the pinned images are the
+    /// same on every endpoint).
+    pub plan: Option<super::Plan>,
 }
 
 /// A fanned-out build, connected and checked: nothing built yet.
@@ -426,18 +435,23 @@ impl FanOut {
             merged.push(m);
         }
         let mut printed = merged.first().map(|m| m.digest().clone());
+        let (mut descriptor, mut platform_digests) = (None, Vec::new());
         if let Some(registry) = &self.registry {
-            printed = Some(
-                join_in_registry(
-                    registry,
-                    &self.endpoints,
-                    &pushed_digests,
-                    &repos,
-                    &self.targets,
-                    &self.dest.tags,
-                )
-                .await?,
-            );
+            let (index, entries) = join_in_registry(
+                registry,
+                &self.endpoints,
+                &pushed_digests,
+                &repos,
+                &self.targets,
+                &self.dest.tags,
+            )
+            .await?;
+            printed = Some(index.digest.clone());
+            descriptor = Some(index);
+            platform_digests = entries
+                .into_iter()
+                .filter_map(|d| Some((d.platform?, d.digest)))
+                .collect();
         }
         for m in merged {
             m.commit()
@@ -447,9 +461,13 @@ impl FanOut {
         wrote.extend(self.dest.oci.iter().map(|(f, _)| f.display().to_string()));
         // One endpoint's plan speaks for the lock: the builder and base
         // are resolved by name, the same on every endpoint.
-        let notes = match outcomes.first() {
-            Some(Outcome::Built(_, plan)) => super::relock(&self.request, plan).await,
-            _ => Vec::new(),
+        let plan = match outcomes.into_iter().next() {
+            Some(Outcome::Built(_, plan)) => Some(plan),
+            _ => None,
+        };
+        let notes = match &plan {
+            Some(plan) => super::relock(&self.request, plan).await,
+            None => Vec::new(),
         };
         Ok(Joined {
             digest: printed,
@@ -457,12 +475,17 @@ impl FanOut {
             targets: self.targets.clone(),
             wrote,
             notes,
+            descriptor,
+            names: self.dest.tags.iter().map(ToString::to_string).collect(),
+            platform_digests,
+            plan,
         })
     }
 }
 
 /// Reads back what each endpoint pushed, joins the platform manifests in
-/// target order into one OCI index and pushes it under every tag.
+/// target order into one OCI index and pushes it under every tag; returns
+/// the index's descriptor and its entries.
 async fn join_in_registry(
     registry: &RegistryClient,
     endpoints: &[(Group, Client, Platform)],
@@ -470,7 +493,7 @@ async fn join_in_registry(
     repos: &[String],
     targets: &[Platform],
     tags: &[ImageRef],
-) -> Result<Digest, BuildError> {
+) -> Result<(Descriptor, Vec<Descriptor>), BuildError> {
     let repo = ImageRef::parse(&repos[0])
         .map_err(|e| BuildError::invalid(format!("-t {}", repos[0]), e.to_string()))?;
     let mut found: Vec<Descriptor> = Vec::new();
@@ -531,7 +554,13 @@ async fn join_in_registry(
             .put_manifest(t, media_type::OCI_INDEX, index.clone())
             .await?;
     }
-    Ok(index_digest)
+    let descriptor = Descriptor {
+        media_type: media_type::OCI_INDEX.to_string(),
+        digest: index_digest,
+        size: index.len() as u64,
+        platform: None,
+    };
+    Ok((descriptor, entries))
 }
 
 #[cfg(test)]

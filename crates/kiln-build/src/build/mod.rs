@@ -124,6 +124,11 @@ pub struct Built {
     pub notes: Vec<String>,
     /// Whether any output was asked for.
     pub has_outputs: bool,
+    /// What the exporters reported (`containerimage.digest`, …).
+    pub exporter_response: BTreeMap<String, String>,
+    /// The pushed image as the registry has it, when kiln pushed it itself
+    /// (classic image store).
+    pub descriptor: Option<kiln_image::manifest::Descriptor>,
 }
 
 impl Build {
@@ -228,10 +233,14 @@ impl Build {
             }
         };
         let mut digest = resp.exporter_response.get(response::IMAGE_DIGEST).cloned();
+        let mut descriptor = None;
         if let Some(engine) = &engine {
             // An Engine push (classic image store) reports the registry's digest.
             match run_after(engine, &fitted.after).await {
-                Ok(Some(d)) => digest = Some(d),
+                Ok(Some(d)) => {
+                    descriptor = pushed_descriptor(&self.request, &d).await;
+                    digest = Some(d);
+                }
                 Ok(None) => {}
                 Err(e) => {
                     let e = refused_push(&self.request, e).await;
@@ -247,6 +256,8 @@ impl Build {
             digest,
             notes,
             has_outputs: !self.request.outputs.is_empty(),
+            exporter_response: resp.exporter_response,
+            descriptor,
         })
     }
 
@@ -410,6 +421,26 @@ async fn write_lock(request: &Request, plan: &Plan) -> Result<Locked, BuildError
     })
 }
 
+/// The descriptor of what kiln pushed through the Engine, as the registry
+/// has it (for the metadata file); `None` if the registry cannot be asked.
+async fn pushed_descriptor(
+    request: &Request,
+    digest: &str,
+) -> Option<kiln_image::manifest::Descriptor> {
+    let name = request.outputs.iter().find_map(|o| match o {
+        OutputSpec::Image {
+            names, push: true, ..
+        } => names.first(),
+        _ => None,
+    })?;
+    let digest: Digest = digest.parse().ok()?;
+    let registry = crate::registry::client_for([name], &[]).await.ok()?;
+    registry
+        .head_manifest(&name.with_digest(digest))
+        .await
+        .ok()?
+}
+
 /// A build that pushed and failed: asks each registry it pushed to whether
 /// it takes a push with these credentials (the daemon reports a refusal
 /// only as text), and names the ones that refuse.
@@ -425,7 +456,7 @@ async fn refused_push(request: &Request, e: BuildError) -> BuildError {
         })
         .flatten()
         .collect();
-    if names.is_empty() || e.failed_step().is_none() {
+    if names.is_empty() {
         return e;
     }
     let Ok(registry) = crate::registry::client_for(names.iter().copied(), &[]).await else {

@@ -1,0 +1,142 @@
+//! `--metadata-file` and `--iidfile` (the CI runners issue): buildx's JSON,
+//! whose digests are what the registry has.
+
+use kiln_image::registry::RegistryClient;
+use kiln_image::{Digest, ImageRef};
+
+use crate::build::{build_args, sample_module, second_endpoint};
+use crate::common::*;
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_file_digests_match_the_registry() {
+    let h = harness();
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let name = format!("{}/kiln-test/meta:{m}", h.registry);
+    let meta = tmp.path().join("out/meta.json");
+    let iid = tmp.path().join("out/iid");
+    std::fs::create_dir_all(meta.parent().unwrap()).unwrap();
+    let args = build_args(
+        &dir,
+        &[
+            "-t",
+            &name,
+            "--push",
+            "--metadata-file",
+            meta.to_str().unwrap(),
+            "--iidfile",
+            iid.to_str().unwrap(),
+        ],
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(kiln(), &refs).await;
+    r.success();
+    let j = read_json(&meta);
+    let registry = RegistryClient::new().unwrap();
+    let pushed = registry
+        .get_manifest(&ImageRef::parse(&name).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        j["containerimage.digest"],
+        pushed.digest.to_string(),
+        "{j:#}"
+    );
+    assert_eq!(r.stdout.trim(), pushed.digest.to_string());
+    let desc = &j["containerimage.descriptor"];
+    assert_eq!(desc["digest"], pushed.digest.to_string(), "{j:#}");
+    assert_eq!(desc["size"], pushed.descriptor().size, "{j:#}");
+    assert_eq!(j["kiln.go-version"], crate::build::go_version());
+    // The base is pinned to what the registry has under its tag.
+    let base = registry
+        .get_manifest(&ImageRef::parse(&h.static_image).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        j["kiln.base-image"]["digest"],
+        base.digest.to_string(),
+        "{j:#}"
+    );
+    assert_eq!(j["kiln.base-image"]["name"], h.static_image);
+    // The image ID: the config digest when the exporter reported one.
+    let id = std::fs::read_to_string(&iid).unwrap();
+    let want = j["containerimage.config.digest"]
+        .as_str()
+        .unwrap_or_else(|| j["containerimage.digest"].as_str().unwrap());
+    assert_eq!(id, want);
+    let _: Digest = id.parse().unwrap();
+    if daemon().kind.is_docker() {
+        let _ = docker(&["image", "rm", &name]);
+    }
+
+    // --iidfile without an image to identify: refused before building.
+    let bad = tmp.path().join("none.iid");
+    let tar = tmp.path().join("fs.tar");
+    let o = format!("type=tar,dest={}", tar.display());
+    let args = build_args(&dir, &["-o", &o, "--iidfile", bad.to_str().unwrap()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(kiln(), &refs).await;
+    r.failure();
+    assert!(r.stderr.contains("--iidfile"), "{}", r.stderr);
+    assert!(!bad.exists() && !tar.exists(), "no partial output");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fanned_out_metadata_names_each_platform() {
+    if !daemon().supports(Need::PushByDigest) {
+        return;
+    }
+    let h = harness();
+    let relay = Relay::for_daemon(RelayOptions::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let name = format!("{}/kiln-test/meta-fanout:{m}", h.registry);
+    let meta = tmp.path().join("meta.json");
+    let arm = format!("linux/arm64={}", second_endpoint(&relay));
+    let args = build_args(
+        &dir,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--builder",
+            &arm,
+            "-t",
+            &name,
+            "--push",
+            "--metadata-file",
+            meta.to_str().unwrap(),
+        ],
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(kiln(), &refs).await.success();
+    let j = read_json(&meta);
+    let index = RegistryClient::new()
+        .unwrap()
+        .get_manifest(&ImageRef::parse(&name).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        j["containerimage.digest"],
+        index.digest.to_string(),
+        "{j:#}"
+    );
+    assert_eq!(
+        j["containerimage.descriptor"]["size"],
+        index.descriptor().size
+    );
+    assert_eq!(j["image.name"], name.as_str());
+    for (p, d) in index.manifest.platforms() {
+        assert_eq!(
+            j["kiln.platforms"][p.to_string()],
+            d.digest.to_string(),
+            "{j:#}"
+        );
+    }
+    assert_eq!(j["kiln.platforms"].as_object().unwrap().len(), 2);
+}
