@@ -5,6 +5,7 @@
 
 mod build;
 mod cache;
+mod cache_export;
 mod cli;
 mod common;
 mod errors;

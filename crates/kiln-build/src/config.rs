@@ -32,6 +32,16 @@ pub struct KilnToml {
     pub images: Vec<String>,
     /// The Go build itself.
     pub build: Option<GoBuildOptions>,
+    /// Layer cache sources and destinations (`--cache-from`/`--cache-to`).
+    pub cache: Option<CacheConfig>,
+}
+
+/// `[cache]`: `from = ["type=registry,ref=…"]`, `to = [...]`, as the flags.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    pub from: Vec<String>,
+    pub to: Vec<String>,
 }
 
 impl KilnToml {

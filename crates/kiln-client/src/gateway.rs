@@ -92,6 +92,9 @@ pub struct GatewayBuild {
     bridge: Bridge,
     go_bridge: GoBridge,
     solve: Option<JoinHandle<Result<SolveResponse, Error>>>,
+    /// The build's cache imports: every solve inside the build loads its
+    /// steps' cache from them (BuildKit applies them per solve request).
+    cache_imports: Vec<gateway::CacheOptionsEntry>,
 }
 
 impl std::fmt::Debug for GatewayBuild {
@@ -127,6 +130,18 @@ impl Client {
         req.build_ref = Some(build_ref.clone());
         req.definition = None;
         req.frontend = String::new();
+        let cache_imports: Vec<gateway::CacheOptionsEntry> = req
+            .cache_imports
+            .iter()
+            .map(|c| gateway::CacheOptionsEntry {
+                r#type: c.kind.clone(),
+                attrs: c
+                    .attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            })
+            .collect();
         let value = build_ref.parse().map_err(|_| Error::Handshake {
             address: self.address().to_string(),
             message: format!("build id {build_ref:?} is not valid metadata"),
@@ -148,6 +163,7 @@ impl Client {
             bridge,
             go_bridge,
             solve: None,
+            cache_imports,
         };
         // Wait until the forwarder answers, watching the Solve for an early failure.
         let mut last = None;
@@ -260,6 +276,7 @@ impl GatewayBuild {
                 allow_result_return: true,
                 allow_result_array_ref: true,
                 evaluate,
+                cache_imports: self.cache_imports.clone(),
                 ..Default::default()
             },
             Some(definition.into()),

@@ -234,6 +234,8 @@ impl BuildArgs {
             push: self.push,
             builders: self.builders.clone(),
             outputs: self.output.parse()?,
+            cache_from: self.cache_from.clone(),
+            cache_to: self.cache_to.clone(),
             locked: self.locked,
         })
     }

@@ -22,6 +22,7 @@ use super::probe::DaemonProbe;
 use super::request::Request;
 use super::resolve::{to_pb, GatewayResolver};
 use crate::error::BuildError;
+use crate::spec::{CacheKind, CacheSpec};
 
 /// Progress events of a build, as the daemon sends them.
 pub type Events = mpsc::UnboundedSender<StatusEvent>;
@@ -52,6 +53,9 @@ pub struct Endpoint<'a> {
     /// Label every step with its platform even for one target (several
     /// endpoints' steps share one progress view).
     pub label_platforms: bool,
+    /// In a fanned-out build, this endpoint's platforms as a name suffix
+    /// for its cache refs (`app:cache` → `app:cache-linux-arm64`).
+    pub cache_scope: Option<String>,
     pub events: Events,
     pub commands: ExecCommands,
 }
@@ -77,6 +81,24 @@ impl Endpoint<'_> {
                         vec![]
                     } else {
                         self.exporters
+                    },
+                    cache_imports: if self.plan_only {
+                        vec![]
+                    } else {
+                        self.request
+                            .cache_from
+                            .iter()
+                            .map(|c| wire_cache(c, self.cache_scope.as_deref()))
+                            .collect()
+                    },
+                    cache_exports: if self.plan_only {
+                        vec![]
+                    } else {
+                        self.request
+                            .cache_to
+                            .iter()
+                            .map(|c| wire_cache(c, self.cache_scope.as_deref()))
+                            .collect()
                     },
                     entitlements: if self.request.options.host_network {
                         vec!["network.host".to_string()]
@@ -306,8 +328,60 @@ fn golang_version(config: &[u8]) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A cache spec as BuildKit takes it, scoped to one fanned-out endpoint:
+/// a registry ref's tag (or `gha`'s scope) gets the endpoint's platforms.
+fn wire_cache(c: &CacheSpec, scope: Option<&str>) -> kiln_client::CacheSpec {
+    let mut attrs = c.attrs.clone();
+    if let Some(scope) = scope {
+        match c.kind {
+            CacheKind::Registry => {
+                if let Some(r) = attrs.get_mut("ref") {
+                    let name_end = r.rfind('/').map_or(0, |i| i + 1);
+                    *r = if r[name_end..].contains(':') {
+                        format!("{r}-{scope}")
+                    } else {
+                        format!("{r}:{scope}")
+                    };
+                }
+            }
+            CacheKind::Gha => {
+                let base = attrs.remove("scope").unwrap_or_else(|| "buildkit".into());
+                attrs.insert("scope".into(), format!("{base}-{scope}"));
+            }
+            _ => {}
+        }
+    }
+    kiln_client::CacheSpec {
+        kind: c.kind.as_str().to_string(),
+        attrs,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fanned_out_endpoints_get_their_own_cache_refs() {
+        let c = CacheSpec::export("type=registry,ref=r.example:5000/app:cache,mode=max").unwrap();
+        assert_eq!(
+            wire_cache(&c, None).attrs["ref"],
+            "r.example:5000/app:cache"
+        );
+        let w = wire_cache(&c, Some("linux-arm64"));
+        assert_eq!(w.attrs["ref"], "r.example:5000/app:cache-linux-arm64");
+        assert_eq!(w.attrs["mode"], "max");
+        assert_eq!(w.kind, "registry");
+        let untagged = CacheSpec::import("r.example:5000/app").unwrap();
+        assert_eq!(
+            wire_cache(&untagged, Some("linux-amd64")).attrs["ref"],
+            "r.example:5000/app:linux-amd64"
+        );
+        let gha = CacheSpec::export("type=gha,scope=main").unwrap();
+        assert_eq!(
+            wire_cache(&gha, Some("linux-amd64")).attrs["scope"],
+            "main-linux-amd64"
+        );
+    }
+
     use super::*;
 
     #[test]

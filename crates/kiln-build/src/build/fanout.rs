@@ -369,6 +369,15 @@ impl FanOut {
                         exporters: outputs.iter().map(|o| o.exporter.clone()).collect(),
                         plan_only: false,
                         label_platforms: true,
+                        // Each endpoint its own cache: one ref shared by
+                        // endpoints would be overwritten by the last one.
+                        cache_scope: Some(
+                            g.platforms
+                                .iter()
+                                .map(|p| p.to_string().replace('/', "-"))
+                                .collect::<Vec<_>>()
+                                .join("_"),
+                        ),
                         events,
                         commands,
                     }

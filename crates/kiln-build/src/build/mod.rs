@@ -45,7 +45,7 @@ use crate::error::BuildError;
 use crate::lock::{self, Lock, LockedImage};
 use crate::outputs::{discard, fit, run_after, Fitted};
 use crate::session::DaemonOutput;
-use crate::spec::OutputSpec;
+use crate::spec::{CacheKind, OutputSpec};
 use crate::SyncDirOptions;
 
 /// How to reach the default daemon.
@@ -162,6 +162,26 @@ impl Build {
     }
 
     fn fitted(&self) -> Result<Fitted, BuildError> {
+        // Docker's classic image store has BuildKit's inline cache only
+        // ("unknown cache exporter" otherwise): say so before building.
+        let classic = self.daemon.has_image_store() && !self.daemon.stores_multi_platform();
+        if classic {
+            if let Some(c) = self
+                .request
+                .cache_to
+                .iter()
+                .find(|c| c.kind != CacheKind::Inline)
+            {
+                return Err(BuildError::Unsupported {
+                    address: self.client.address().to_string(),
+                    daemon: self.daemon.describe(),
+                    reason: format!(
+                        "--cache-to type={} needs a cache exporter its classic image store does not have; use type=inline (with -t NAME --push), a buildkitd, or the containerd image store",
+                        c.kind.as_str()
+                    ),
+                });
+            }
+        }
         let mut f = fit(
             &self.daemon,
             &self.client.address().to_string(),
@@ -278,6 +298,7 @@ impl Build {
             exporters,
             plan_only,
             label_platforms: false,
+            cache_scope: None,
             events,
             commands,
         }

@@ -17,7 +17,7 @@ use crate::config::{KilnToml, DEFAULT_BASE_IMAGE, DEFAULT_BUILDER_IMAGE, DEFAULT
 use crate::error::BuildError;
 use crate::lock::{self, Lock};
 use crate::session::SessionSpec;
-use crate::spec::{parse_ssh, OutputSpec};
+use crate::spec::{parse_ssh, CacheKind, CacheSpec, OutputSpec};
 
 /// The options of a build as a user gives them (flags; kiln.toml fills in
 /// what is not given). The `kiln build` flags map onto these one to one.
@@ -63,6 +63,9 @@ pub struct BuildFlags {
     /// `--builder PLATFORM=ADDR` values.
     pub builders: Vec<String>,
     pub outputs: Vec<OutputSpec>,
+    /// `--cache-from` / `--cache-to` values (over kiln.toml's `[cache]`).
+    pub cache_from: Vec<String>,
+    pub cache_to: Vec<String>,
     /// Fail unless kiln.lock matches.
     pub locked: bool,
 }
@@ -84,6 +87,9 @@ pub struct Request {
     /// Whether images are pushed (`--push`).
     pub push: bool,
     pub outputs: Vec<OutputSpec>,
+    /// Layer cache sources and destinations.
+    pub cache_from: Vec<CacheSpec>,
+    pub cache_to: Vec<CacheSpec>,
     pub session: SessionSpec,
     /// The lock, when the build must use it.
     pub locked: Option<Lock>,
@@ -270,6 +276,33 @@ impl Request {
             })?;
         }
 
+        // Layer cache: flags, else kiln.toml's [cache].
+        let cache = toml.cache.clone().unwrap_or_default();
+        let pick = |flag: &Vec<String>, file: &Vec<String>| {
+            if flag.is_empty() {
+                file.clone()
+            } else {
+                flag.clone()
+            }
+        };
+        let cache_from = pick(&flags.cache_from, &cache.from)
+            .iter()
+            .map(|s| CacheSpec::import(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cache_to = pick(&flags.cache_to, &cache.to)
+            .iter()
+            .map(|s| CacheSpec::export(s))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        for (flag, specs) in [("--cache-from", &cache_from), ("--cache-to", &cache_to)] {
+            if specs.iter().any(|c| c.kind == CacheKind::Local) {
+                return Err(BuildError::invalid(
+                    format!("{flag} type=local"),
+                    "kiln cannot serve a cache directory to the daemon yet; use type=registry,ref=IMAGE (or type=inline with -t/--push)",
+                ));
+            }
+        }
+
         // Outputs: -o specs plus -t names.
         let mut outputs = flags.outputs.clone();
         let mut names = flags.tags.clone();
@@ -366,6 +399,8 @@ impl Request {
             go,
             go_source,
             outputs,
+            cache_from,
+            cache_to,
             session,
             locked,
             warnings,

@@ -1,10 +1,12 @@
 //! The user's specs (`-o`, `--secret`, `--ssh`, …) parsed once into typed
 //! values, with buildx's CSV syntax.
 
+mod cache;
 pub mod csv;
 mod output;
 mod secret;
 
+pub use cache::{CacheKind, CacheSpec};
 pub use output::{Dest, OutputSpec};
 pub use secret::{parse_secret, parse_ssh};
 

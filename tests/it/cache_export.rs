@@ -1,0 +1,179 @@
+//! `--cache-to` / `--cache-from` (the CI runners issue): a build on this
+//! row's daemon exports its layer cache to the registry; a fresh buildkitd
+//! (a new CI runner: empty state, its own root) imports it and runs neither
+//! `go mod download` nor `go build` again.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::build::{build_args, sample_module};
+use crate::common::*;
+use crate::session_common::Background;
+
+/// A buildkitd of its own (root, socket and config in `dir`), like a CI
+/// runner's: nothing cached.
+async fn fresh_buildkitd(dir: &Path) -> (String, Background) {
+    let h = harness();
+    let bin = h.dir.join("bin/buildkitd");
+    assert!(
+        bin.is_file(),
+        "{} missing: the harness installs it from ../shared/buildkit (./scripts/harness.sh up)",
+        bin.display()
+    );
+    let sock = dir.join("bk.sock");
+    let config = dir.join("buildkitd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "root = \"{root}\"\n[grpc]\n  address = [\"unix://{sock}\"]\n[worker.oci]\n  enabled = true\n  binary = \"/usr/sbin/runc\"\n[worker.containerd]\n  enabled = false\n[registry.\"{reg}\"]\n  http = true\n",
+            root = dir.join("root").display(),
+            sock = sock.display(),
+            reg = h.registry
+        ),
+    )
+    .unwrap();
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.arg("--config").arg(&config);
+    let bg = Background::spawn("buildkitd (fresh runner)", cmd, &dir.join("bk.log"));
+    let addr = format!("unix://{}", sock.display());
+    for _ in 0..100 {
+        if sock.exists() && kiln_at(&addr, &["info"]).await.code == Some(0) {
+            return (addr, bg);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the fresh buildkitd did not answer on {addr}: {}",
+        std::fs::read_to_string(dir.join("bk.log")).unwrap_or_default()
+    );
+}
+
+/// The names of the steps a rawjson stream reports as run (not cached).
+fn ran(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .flat_map(|v| v["vertexes"].as_array().cloned().unwrap_or_default())
+        .filter(|v| v["completed"].is_number() && v["cached"] != true)
+        .filter_map(|v| v["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_cache_makes_a_fresh_runner_skip_go_build() {
+    let h = harness();
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let cache = format!("{}/kiln-test/cache:{m}", h.registry);
+    let to = format!("type=registry,ref={cache},mode=max");
+    let from = format!("type=registry,ref={cache}");
+    if daemon().kind == kiln_test_support::DaemonKind::DockerClassic {
+        // Its BuildKit has the inline cache exporter only: refused up front.
+        let args = build_args(&dir, &["--cache-to", &to]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(kiln(), &refs).await;
+        r.failure();
+        assert!(
+            r.stderr.contains("--cache-to type=registry") && r.stderr.contains("type=inline"),
+            "{}",
+            r.stderr
+        );
+        return;
+    }
+    // Runner 1: this row's daemon builds and exports.
+    let args = build_args(&dir, &["--cache-to", &to, "--progress", "rawjson"]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = run(kiln(), &refs).await;
+    first.success();
+    assert!(
+        ran(&first.stderr).iter().any(|n| n.contains("go build")),
+        "the first build compiles"
+    );
+
+    // Runner 2: an empty buildkitd imports the cache.
+    let bk_dir = tempfile::tempdir().unwrap();
+    let (addr, _bk) = fresh_buildkitd(bk_dir.path()).await;
+    let second = on_fresh_runner(
+        &addr,
+        &dir,
+        &["--cache-from", &from, "--progress", "rawjson"],
+    )
+    .await;
+    second.success();
+    let ran2 = ran(&second.stderr);
+    assert!(
+        !ran2
+            .iter()
+            .any(|n| n.contains("go build") || n.contains("go mod download")),
+        "the fresh runner ran {ran2:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_cache_specs_name_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    for (flag, spec, says) in [
+        ("--cache-to", "type=floppy", "floppy"),
+        ("--cache-to", "type=registry", "ref"),
+        ("--cache-from", "type=registry,mode=max", "ref"),
+        ("--cache-to", "type=registry,ref=r/x,mode=most", "mode"),
+        ("--cache-to", "type=local", "dest"),
+        (
+            "--cache-from",
+            "type=local,src=/nonexistent/kiln-cache",
+            "/nonexistent/kiln-cache",
+        ),
+    ] {
+        let args = build_args(&dir, &[flag, spec, "--print-llb"]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(kiln(), &refs).await;
+        r.failure();
+        assert!(
+            r.stderr.contains(flag) && r.stderr.contains(says),
+            "{flag} {spec}: {}",
+            r.stderr
+        );
+    }
+}
+
+/// Runs `kiln build` of `dir` on the fresh runner at `addr` with `extra`.
+async fn on_fresh_runner(addr: &str, dir: &Path, extra: &[&str]) -> Run {
+    let args = build_args(dir, extra);
+    // The row's daemon address is replaced by the fresh runner's.
+    let at = args.iter().position(|a| a == "build").unwrap();
+    let mut full = vec!["--addr".to_string(), addr.to_string()];
+    full.extend(args[at..].iter().cloned());
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    run(kiln(), &refs).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inline_cache_image_is_a_cache_source() {
+    let h = harness();
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let name = format!("{}/kiln-test/inline:{m}", h.registry);
+    let args = build_args(&dir, &["-t", &name, "--push", "--cache-to", "type=inline"]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(kiln(), &refs).await.success();
+    if daemon().kind.is_docker() {
+        let _ = docker(&["image", "rm", &name]);
+    }
+    let bk_dir = tempfile::tempdir().unwrap();
+    let (addr, _bk) = fresh_buildkitd(bk_dir.path()).await;
+    let r = on_fresh_runner(
+        &addr,
+        &dir,
+        &["--cache-from", &name, "--progress", "rawjson"],
+    )
+    .await;
+    r.success();
+    let ran = ran(&r.stderr);
+    assert!(
+        !ran.iter().any(|n| n.contains("go build")),
+        "the fresh runner ran {ran:?}"
+    );
+}
