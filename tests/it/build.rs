@@ -831,6 +831,42 @@ async fn kiln_toml_and_the_lock_file() {
         .success();
 }
 
+/// A main module `example.test/app` in `root/app` that requires `module`
+/// v0.1.0 (whose go.mod is `go_mod` and whose one other file is `file`)
+/// with the go.sum a developer would have committed, and prints its
+/// `Hello()`.
+pub(crate) fn app_requiring(
+    root: &Path,
+    module: &str,
+    go_mod: &str,
+    file: (&str, &str),
+) -> PathBuf {
+    let app = root.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("go.mod"),
+        format!("module example.test/app\n\ngo 1.24\n\nrequire {module} v0.1.0\n"),
+    )
+    .unwrap();
+    let prefix = format!("{module}@v0.1.0");
+    let sum_zip = go_hash1(&[
+        (format!("{prefix}/go.mod"), go_mod.as_bytes().to_vec()),
+        (format!("{prefix}/{}", file.0), file.1.as_bytes().to_vec()),
+    ]);
+    let sum_mod = go_hash1(&[("go.mod".to_string(), go_mod.as_bytes().to_vec())]);
+    std::fs::write(
+        app.join("go.sum"),
+        format!("{module} v0.1.0 {sum_zip}\n{module} v0.1.0/go.mod {sum_mod}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("main.go"),
+        format!("package main\n\nimport (\n\t\"fmt\"\n\n\tlib \"{module}\"\n)\n\nfunc main() {{ fmt.Println(lib.Hello()) }}\n"),
+    )
+    .unwrap();
+    app
+}
+
 /// Go's `dirhash.Hash1` over `(name, content)` pairs: the `h1:` of go.sum.
 pub(crate) fn go_hash1(files: &[(String, Vec<u8>)]) -> String {
     use sha2::Digest as _;
@@ -903,29 +939,7 @@ async fn private_module_over_ssh_through_the_forwarded_agent() {
     );
 
     // The app, with the go.sum a developer would have committed.
-    let app = tmp.path().join("app");
-    std::fs::create_dir_all(&app).unwrap();
-    std::fs::write(
-        app.join("go.mod"),
-        format!("module example.test/app\n\ngo 1.24\n\nrequire {module} v0.1.0\n"),
-    )
-    .unwrap();
-    let zip_prefix = format!("{module}@v0.1.0");
-    let sum_zip = go_hash1(&[
-        (format!("{zip_prefix}/go.mod"), go_mod.clone().into_bytes()),
-        (format!("{zip_prefix}/lib.go"), lib_go.clone().into_bytes()),
-    ]);
-    let sum_mod = go_hash1(&[("go.mod".to_string(), go_mod.into_bytes())]);
-    std::fs::write(
-        app.join("go.sum"),
-        format!("{module} v0.1.0 {sum_zip}\n{module} v0.1.0/go.mod {sum_mod}\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        app.join("main.go"),
-        format!("package main\n\nimport (\n\t\"fmt\"\n\n\tlib \"{module}\"\n)\n\nfunc main() {{ fmt.Println(lib.Hello()) }}\n"),
-    )
-    .unwrap();
+    let app = app_requiring(tmp.path(), &module, &go_mod, ("lib.go", &lib_go));
     let known_hosts = tmp.path().join("known_hosts");
     std::fs::write(&known_hosts, &sshd.host_key_line).unwrap();
 

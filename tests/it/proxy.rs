@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::build::{build_args, go_hash1, plain_blobs};
+use crate::build::{app_requiring, build_args, plain_blobs};
 use crate::common::*;
 
 /// The GOPROXY host: it resolves nowhere, so Go can only reach it through
@@ -229,28 +229,7 @@ async fn proxy_from_env_reaches_apt_and_go_mod_download_as_secrets() {
     let proxy_url = format!("http://kiln:{password}@127.0.0.1:{}", proxy.port);
 
     // The app, with the go.sum a developer would have committed.
-    let app = tmp.path().join("app");
-    std::fs::create_dir_all(&app).unwrap();
-    std::fs::write(
-        app.join("go.mod"),
-        format!("module example.test/app\n\ngo 1.24\n\nrequire {module} v0.1.0\n"),
-    )
-    .unwrap();
-    let sum_zip = go_hash1(&[
-        (format!("{prefix}/go.mod"), go_mod.clone().into_bytes()),
-        (format!("{prefix}/hello.go"), lib_go.into_bytes()),
-    ]);
-    let sum_mod = go_hash1(&[("go.mod".to_string(), go_mod.into_bytes())]);
-    std::fs::write(
-        app.join("go.sum"),
-        format!("{module} v0.1.0 {sum_zip}\n{module} v0.1.0/go.mod {sum_mod}\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        app.join("main.go"),
-        format!("package main\n\nimport (\n\t\"fmt\"\n\n\thello \"{module}\"\n)\n\nfunc main() {{ fmt.Println(hello.Hello()) }}\n"),
-    )
-    .unwrap();
+    let app = app_requiring(tmp.path(), &module, &go_mod, ("hello.go", &lib_go));
     let goenv = tmp.path().join("goenv");
     std::fs::write(
         &goenv,
