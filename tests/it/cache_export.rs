@@ -177,3 +177,51 @@ async fn an_inline_cache_image_is_a_cache_source() {
         "the fresh runner ran {ran:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_cache_directory_makes_a_fresh_runner_skip_go_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    let cache = tmp.path().join("ci-cache");
+    let to = format!("type=local,dest={},mode=max", cache.display());
+    let args = build_args(&dir, &["--cache-to", &to]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(kiln(), &refs).await;
+    if daemon().kind == kiln_test_support::DaemonKind::DockerClassic {
+        r.failure();
+        assert!(r.stderr.contains("type=inline"), "{}", r.stderr);
+        return;
+    }
+    r.success();
+    // An OCI layout with the cache manifest tagged latest, like buildx's.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cache.join("index.json")).unwrap()).unwrap();
+    let latest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "latest")
+        .expect("a manifest tagged latest");
+    let digest = latest["digest"].as_str().unwrap();
+    let blob = cache
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    assert!(blob.is_file(), "{} missing", blob.display());
+    assert!(!cache.join("ingest").exists(), "no leftover ingest files");
+
+    let bk_dir = tempfile::tempdir().unwrap();
+    let (addr, _bk) = fresh_buildkitd(bk_dir.path()).await;
+    let from = format!("type=local,src={}", cache.display());
+    let r = on_fresh_runner(
+        &addr,
+        &dir,
+        &["--cache-from", &from, "--progress", "rawjson"],
+    )
+    .await;
+    r.success();
+    let ran = ran(&r.stderr);
+    assert!(
+        !ran.iter().any(|n| n.contains("go build")),
+        "the fresh runner ran {ran:?}"
+    );
+}

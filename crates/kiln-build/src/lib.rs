@@ -10,6 +10,7 @@
 //! the release to build with.
 
 pub mod build;
+pub mod cache_dir;
 pub mod config;
 pub mod error;
 pub mod go_mod;

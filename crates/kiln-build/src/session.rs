@@ -22,6 +22,9 @@ pub struct SessionSpec {
     pub ssh: Vec<SshSpec>,
     /// OCI layout directories by store id (`oci-layout://` sources).
     pub oci_layouts: Vec<(String, PathBuf)>,
+    /// `type=local` cache directories: (the `src`/`dest` attr, the
+    /// directory, writable for an export).
+    pub local_caches: Vec<(String, PathBuf, bool)>,
 }
 
 /// Where the session writes a daemon's file output.
@@ -92,6 +95,9 @@ impl SessionSpec {
         }
         for (id, dir) in &self.oci_layouts {
             b = b.oci_layout(id.clone(), dir.clone());
+        }
+        for (attr, dir, writable) in &self.local_caches {
+            b = b.local_cache(attr.clone(), dir.clone(), *writable);
         }
         b = b.auth(DockerAuth::from_env());
         for (i, o) in outputs.iter().enumerate() {

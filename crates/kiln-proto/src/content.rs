@@ -58,6 +58,58 @@ pub struct ReadContentResponse {
     pub data: Vec<u8>,
 }
 
+/// What a `Content/Write` message asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum WriteAction {
+    /// Report the write's state (the first message of every write).
+    Stat = 0,
+    /// Write `data` at `offset`.
+    Write = 1,
+    /// Write any `data`, check `total` and `expected`, store the blob.
+    Commit = 2,
+}
+
+/// One message of a `Content/Write` stream.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct WriteContentRequest {
+    #[prost(enumeration = "WriteAction", tag = "1")]
+    pub action: i32,
+    /// The pre-commit object's name (not a path).
+    #[prost(string, tag = "2")]
+    pub r#ref: String,
+    #[prost(int64, tag = "3")]
+    pub total: i64,
+    /// The digest the content must have.
+    #[prost(string, tag = "4")]
+    pub expected: String,
+    #[prost(int64, tag = "5")]
+    pub offset: i64,
+    #[prost(bytes = "vec", tag = "6")]
+    pub data: Vec<u8>,
+    #[prost(btree_map = "string, string", tag = "7")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The answer to each `Content/Write` message.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct WriteContentResponse {
+    #[prost(enumeration = "WriteAction", tag = "1")]
+    pub action: i32,
+    #[prost(message, optional, tag = "2")]
+    pub started_at: Option<Timestamp>,
+    #[prost(message, optional, tag = "3")]
+    pub updated_at: Option<Timestamp>,
+    /// Bytes written so far.
+    #[prost(int64, tag = "4")]
+    pub offset: i64,
+    #[prost(int64, tag = "5")]
+    pub total: i64,
+    /// On commit: the stored content's digest.
+    #[prost(string, tag = "6")]
+    pub digest: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,9 @@ pub const ATTACHABLE_EXPORTER_ID: &str = "buildkit-attachable-exporter-id";
 pub const ATTACHABLE_STORE_ID: &str = "buildkit-attachable-store-id";
 /// Prefix BuildKit puts before an OCI layout's store id.
 pub const OCI_STORE_PREFIX: &str = "oci:";
+/// The store id prefix of `type=local` cache exports and imports: the
+/// value is this + the `dest`/`src` attribute.
+pub const LOCAL_CACHE_STORE_PREFIX: &str = "local:";
 
 /// DiffCopy request metadata: the local directory's name.
 pub const FILESYNC_DIR_NAME: &str = "dir-name";

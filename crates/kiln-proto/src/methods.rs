@@ -42,3 +42,5 @@ pub const AUTH_VERIFY_TOKEN_AUTHORITY: &str = "/moby.filesync.v1.Auth/VerifyToke
 pub const CONTENT_INFO: &str = "/containerd.services.content.v1.Content/Info";
 /// Content store: a blob's bytes (server streaming).
 pub const CONTENT_READ: &str = "/containerd.services.content.v1.Content/Read";
+/// Content store: write a blob (bidirectional stream: stat, write, commit).
+pub const CONTENT_WRITE: &str = "/containerd.services.content.v1.Content/Write";

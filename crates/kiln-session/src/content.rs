@@ -1,5 +1,7 @@
 //! `containerd.services.content.v1.Content`: the daemon reads blobs of OCI
-//! layouts on the client's disk (`oci-layout://` sources).
+//! layouts on the client's disk (`oci-layout://` sources), and reads and
+//! writes `type=local` cache directories (store id `local:<dir>`; writes
+//! only where the client registered the directory as an export).
 //!
 //! BuildKit names the store in the `buildkit-attachable-store-id` metadata
 //! as `oci:<store id>` (the source op's `oci.store` attr) and reads only by
@@ -19,11 +21,13 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use kiln_proto::content::{
-    Info, InfoRequest, InfoResponse, ReadContentRequest, ReadContentResponse,
+    Info, InfoRequest, InfoResponse, ReadContentRequest, ReadContentResponse, WriteAction,
+    WriteContentRequest, WriteContentResponse,
 };
-use kiln_proto::headers::{ATTACHABLE_STORE_ID, OCI_STORE_PREFIX};
-use kiln_proto::methods::{CONTENT_INFO, CONTENT_READ};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use kiln_proto::headers::{ATTACHABLE_STORE_ID, LOCAL_CACHE_STORE_PREFIX, OCI_STORE_PREFIX};
+use kiln_proto::methods::{CONTENT_INFO, CONTENT_READ, CONTENT_WRITE};
+use sha2::Digest as _;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::server::{Grpc, NamedService};
@@ -35,10 +39,13 @@ use crate::error::{Error, Result};
 /// uses the same).
 const CHUNK: usize = 1 << 20;
 
-/// OCI layout directories the daemon may read, by store id.
+/// OCI layout directories the daemon may read, by store id, and local
+/// cache directories it may read (imports) or write (exports).
 #[derive(Debug, Clone, Default)]
 pub struct OciLayouts {
     stores: Arc<BTreeMap<String, PathBuf>>,
+    /// By the `src`/`dest` attribute as given: (directory, writable).
+    caches: Arc<BTreeMap<String, (PathBuf, bool)>>,
 }
 
 impl OciLayouts {
@@ -70,9 +77,37 @@ impl OciLayouts {
         Ok(())
     }
 
-    /// Whether no layout is registered.
+    /// Serves `dir` as the `type=local` cache store named `attr` (the
+    /// `src` or `dest` attribute the daemon was given, which names the
+    /// store `local:<attr>`): readable, and writable for an export. An
+    /// export's directory is created.
+    ///
+    /// # Errors
+    /// [`Error::NotAnOciLayout`] for an import whose `dir` has no
+    /// `index.json`; [`Error::Io`]-like failures to create an export's
+    /// directory as [`Error::NotAnOciLayout`] too (it cannot be one).
+    pub fn local_cache(
+        &mut self,
+        attr: impl Into<String>,
+        dir: impl Into<PathBuf>,
+        writable: bool,
+    ) -> Result<()> {
+        let dir = dir.into();
+        if writable {
+            std::fs::create_dir_all(dir.join("blobs"))
+                .map_err(|_| Error::NotAnOciLayout { path: dir.clone() })?;
+        } else if !dir.join("index.json").is_file() {
+            return Err(Error::NotAnOciLayout { path: dir });
+        }
+        let caches = Arc::make_mut(&mut self.caches);
+        let entry = caches.entry(attr.into()).or_insert((dir, writable));
+        entry.1 |= writable;
+        Ok(())
+    }
+
+    /// Whether nothing is registered.
     pub fn is_empty(&self) -> bool {
-        self.stores.is_empty()
+        self.stores.is_empty() && self.caches.is_empty()
     }
 
     /// The layout a call is for, by its store id metadata.
@@ -83,11 +118,24 @@ impl OciLayouts {
             .ok_or_else(|| {
                 Status::invalid_argument(format!("request lacks {ATTACHABLE_STORE_ID} metadata"))
             })?;
+        if let Some(attr) = raw.strip_prefix(LOCAL_CACHE_STORE_PREFIX) {
+            return match self.caches.get(attr) {
+                Some((dir, writable)) => Ok(Store {
+                    id: raw.to_owned(),
+                    dir: dir.clone(),
+                    writable: *writable,
+                }),
+                None => Err(Status::not_found(format!(
+                    "unknown cache store {raw:?} (this client serves no such --cache-to/--cache-from directory)"
+                ))),
+            };
+        }
         let id = raw.strip_prefix(OCI_STORE_PREFIX).unwrap_or(raw);
         match self.stores.get(id) {
             Some(dir) => Ok(Store {
                 id: id.to_owned(),
                 dir: dir.clone(),
+                writable: false,
             }),
             None => {
                 let known: Vec<&str> = self.stores.keys().map(String::as_str).collect();
@@ -105,6 +153,8 @@ impl OciLayouts {
 struct Store {
     id: String,
     dir: PathBuf,
+    /// A cache export's directory (the daemon may write blobs).
+    writable: bool,
 }
 
 impl Store {
@@ -233,6 +283,187 @@ async fn read(store: Store, req: ReadContentRequest) -> Result<Response<ReadStre
     Ok(Response::new(ReceiverStream::new(rx)))
 }
 
+type WriteStream = ReceiverStream<Result<WriteContentResponse, Status>>;
+
+fn now() -> kiln_proto::google::protobuf::Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    kiln_proto::google::protobuf::Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// One blob being written: appended in order, hashed as it goes, renamed
+/// into `blobs/` on commit once its size and digest check out.
+struct Ingest {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    hasher: sha2::Sha256,
+    offset: u64,
+}
+
+impl Ingest {
+    async fn append(&mut self, store: &Store, at: i64, data: &[u8]) -> Result<(), Status> {
+        let at = u64::try_from(at).unwrap_or(0);
+        if at == 0 && self.offset != 0 {
+            // containerd's writers may restart a write from the beginning.
+            self.file = None;
+            self.offset = 0;
+            self.hasher = sha2::Sha256::new();
+        }
+        if at != self.offset {
+            return Err(Status::out_of_range(format!(
+                "write at {at}, but {} bytes are written (cache store {:?} writes in order)",
+                self.offset, store.id
+            )));
+        }
+        if self.file.is_none() {
+            let f = tokio::fs::File::create(&self.path)
+                .await
+                .map_err(|e| store.failed("create", "an ingest file", &e))?;
+            self.file = Some(f);
+        }
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(data)
+                .await
+                .map_err(|e| store.failed("write", "an ingest file", &e))?;
+        }
+        self.hasher.update(data);
+        self.offset += data.len() as u64;
+        Ok(())
+    }
+}
+
+async fn write(
+    store: Store,
+    mut reqs: tonic::Streaming<WriteContentRequest>,
+) -> Result<Response<WriteStream>, Status> {
+    if !store.writable {
+        return Err(Status::permission_denied(format!(
+            "cache store {:?} is not an export of this build",
+            store.id
+        )));
+    }
+    let ingest_dir = store.dir.join("ingest");
+    tokio::fs::create_dir_all(&ingest_dir)
+        .await
+        .map_err(|e| store.failed("create", "the ingest directory", &e))?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let started = now();
+        let mut ingest: Option<Ingest> = None;
+        let (mut total, mut expected) = (0i64, String::new());
+        loop {
+            let msg = match reqs.message().await {
+                Ok(Some(m)) => m,
+                Ok(None) | Err(_) => break,
+            };
+            if msg.total > 0 {
+                total = msg.total;
+            }
+            if !msg.expected.is_empty() {
+                expected = msg.expected.clone();
+            }
+            let ing = ingest.get_or_insert_with(|| Ingest {
+                // The ref names the write; its hash names the file, so no
+                // ref can name a path.
+                path: ingest_dir.join(hex::encode(sha2::Sha256::digest(msg.r#ref.as_bytes()))),
+                file: None,
+                hasher: sha2::Sha256::new(),
+                offset: 0,
+            });
+            let answer = match WriteAction::try_from(msg.action) {
+                Ok(WriteAction::Stat) => {
+                    if !expected.is_empty() && blob_size(&store, &expected).await.is_ok() {
+                        Err(Status::already_exists(format!("{expected} already exists")))
+                    } else {
+                        Ok(WriteAction::Stat)
+                    }
+                }
+                Ok(WriteAction::Write) => ing
+                    .append(&store, msg.offset, &msg.data)
+                    .await
+                    .map(|()| WriteAction::Write),
+                Ok(WriteAction::Commit) => commit(&store, ing, &msg, total, &expected).await,
+                Err(_) => Err(Status::invalid_argument(format!(
+                    "unknown write action {}",
+                    msg.action
+                ))),
+            };
+            let done = !matches!(answer, Ok(WriteAction::Stat | WriteAction::Write));
+            let reply = answer.map(|action| WriteContentResponse {
+                action: action as i32,
+                started_at: Some(started),
+                updated_at: Some(now()),
+                offset: i64::try_from(ing.offset).unwrap_or(i64::MAX),
+                total,
+                digest: if action == WriteAction::Commit {
+                    expected.clone()
+                } else {
+                    String::new()
+                },
+            });
+            if tx.send(reply).await.is_err() || done {
+                break;
+            }
+        }
+        if let Some(ing) = ingest {
+            let _ = tokio::fs::remove_file(&ing.path).await;
+        }
+    });
+    Ok(Response::new(ReceiverStream::new(rx)))
+}
+
+/// Checks the written content against `total` and `expected` and stores
+/// it under its digest.
+async fn commit(
+    store: &Store,
+    ing: &mut Ingest,
+    msg: &WriteContentRequest,
+    total: i64,
+    expected: &str,
+) -> Result<WriteAction, Status> {
+    if !msg.data.is_empty() || ing.file.is_none() {
+        let at = i64::try_from(ing.offset).unwrap_or(i64::MAX);
+        ing.append(
+            store,
+            if msg.data.is_empty() { at } else { msg.offset },
+            &msg.data,
+        )
+        .await?;
+    }
+    if let Some(f) = ing.file.as_mut() {
+        f.flush()
+            .await
+            .map_err(|e| store.failed("flush", "an ingest file", &e))?;
+    }
+    ing.file = None;
+    if total > 0 && u64::try_from(total).ok() != Some(ing.offset) {
+        return Err(Status::failed_precondition(format!(
+            "{} bytes written, {total} expected",
+            ing.offset
+        )));
+    }
+    let got = format!("sha256:{}", hex::encode(ing.hasher.clone().finalize()));
+    if !expected.is_empty() && expected != got {
+        return Err(Status::failed_precondition(format!(
+            "unexpected digest {got}, expected {expected}"
+        )));
+    }
+    let target = blob_path(&store.dir, &got)?;
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| store.failed("create", &got, &e))?;
+    }
+    tokio::fs::rename(&ing.path, &target)
+        .await
+        .map_err(|e| store.failed("store", &got, &e))?;
+    Ok(WriteAction::Commit)
+}
+
 impl NamedService for OciLayouts {
     const NAME: &'static str = "containerd.services.content.v1.Content";
 }
@@ -279,6 +510,19 @@ where
                         read(store.clone(), r.into_inner())
                     });
                     grpc.server_streaming(svc, req).await
+                }
+                CONTENT_WRITE => {
+                    let mut grpc = Grpc::new(tonic_prost::ProstCodec::<
+                        WriteContentResponse,
+                        WriteContentRequest,
+                    >::default())
+                    .apply_max_message_size_config(Some(kiln_proto::MAX_MESSAGE_SIZE), None);
+                    let svc = tower::service_fn(
+                        move |r: Request<tonic::Streaming<WriteContentRequest>>| {
+                            write(store.clone(), r.into_inner())
+                        },
+                    );
+                    grpc.streaming(svc, req).await
                 }
                 _ => Status::unimplemented(format!("content method {path} is not served"))
                     .into_http(),
@@ -334,12 +578,80 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cache_export_writes_in_order_and_commits_by_digest() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut stores = OciLayouts::new();
+        let dest = tmp.path().join("cache");
+        stores
+            .local_cache(dest.display().to_string(), &dest, true)
+            .expect("export dir");
+        let mut h = http::HeaderMap::new();
+        let id = format!("local:{}", dest.display());
+        h.insert(ATTACHABLE_STORE_ID, id.parse().expect("header"));
+        let store = stores.store(&h).expect("the export's store");
+        assert!(store.writable);
+        std::fs::create_dir_all(dest.join("ingest")).expect("ingest");
+        let mut ing = Ingest {
+            path: dest.join("ingest/x"),
+            file: None,
+            hasher: sha2::Sha256::new(),
+            offset: 0,
+        };
+        ing.append(&store, 0, b"te").await.expect("first chunk");
+        let gap = ing.append(&store, 5, b"x").await.expect_err("a gap");
+        assert_eq!(gap.code(), tonic::Code::OutOfRange);
+        let msg = WriteContentRequest {
+            action: WriteAction::Commit as i32,
+            offset: 2,
+            data: b"st".to_vec(),
+            ..Default::default()
+        };
+        let wrong = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let e = commit(&store, &mut ing, &msg, 4, wrong)
+            .await
+            .expect_err("wrong digest");
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        // "test" again, from the start, with the right digest.
+        let mut ing = Ingest {
+            path: dest.join("ingest/y"),
+            file: None,
+            hasher: sha2::Sha256::new(),
+            offset: 0,
+        };
+        let msg = WriteContentRequest {
+            offset: 0,
+            data: b"test".to_vec(),
+            ..msg
+        };
+        commit(&store, &mut ing, &msg, 4, D).await.expect("commit");
+        let blob = blob_path(&dest, D).expect("path");
+        assert_eq!(std::fs::read(blob).expect("blob"), b"test");
+        // An import's directory is read-only; unknown cache stores are refused.
+        let mut ro = OciLayouts::new();
+        assert!(ro
+            .local_cache("nope", tmp.path().join("nope"), false)
+            .is_err());
+        ro.local_cache("c", &dest, false)
+            .expect_err("no index.json yet");
+        std::fs::write(dest.join("index.json"), "{}").expect("index");
+        ro.local_cache("c", &dest, false).expect("import dir");
+        h.insert(ATTACHABLE_STORE_ID, "local:c".parse().expect("header"));
+        assert!(!ro.store(&h).expect("store").writable);
+        h.insert(ATTACHABLE_STORE_ID, "local:other".parse().expect("header"));
+        assert_eq!(
+            ro.store(&h).expect_err("unknown").code(),
+            tonic::Code::NotFound
+        );
+    }
+
+    #[tokio::test]
     async fn info_and_read_serve_the_blob() {
         use tokio_stream::StreamExt;
         let (_tmp, dir) = layout();
         let store = Store {
             id: "st".into(),
             dir: dir.clone(),
+            writable: false,
         };
         let i = info(store.clone(), InfoRequest { digest: D.into() })
             .await

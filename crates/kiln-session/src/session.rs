@@ -285,6 +285,23 @@ impl SessionBuilder {
         self
     }
 
+    /// Serves `dir` as the `type=local` cache store the daemon knows as
+    /// `local:<attr>` (`attr` is the `src`/`dest` value it was given):
+    /// readable, and writable for an export (`writable`). Errors are
+    /// reported by [`SessionBuilder::build`].
+    #[must_use]
+    pub fn local_cache(
+        mut self,
+        attr: impl Into<String>,
+        dir: impl Into<PathBuf>,
+        writable: bool,
+    ) -> Self {
+        if let Err(e) = self.oci_layouts.local_cache(attr, dir, writable) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
     /// Builds the session.
     ///
     /// # Errors

@@ -161,13 +161,13 @@ pub struct BuildArgs {
     /// binary Definition, e.g. for `buildctl build`; first platform).
     #[arg(help_heading = "Outputs", long = "print-llb", value_name = "FORMAT", num_args = 0..=1, default_missing_value = "json")]
     pub print_llb: Option<crate::cmd::llb::LlbFormat>,
-    /// Import layer cache (repeatable), as buildx: type=registry,ref=IMAGE (or just IMAGE);
-    /// an image pushed with --cache-to type=inline is a registry source too.
+    /// Import layer cache (repeatable), as buildx: type=registry,ref=IMAGE (or just IMAGE),
+    /// type=local,src=DIR[,tag=T]; an image pushed with --cache-to type=inline is a registry source too.
     #[arg(help_heading = "Cache", long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
     /// Export layer cache (repeatable), as buildx: type=registry,ref=IMAGE[,mode=min|max]
     /// [,image-manifest=true][,oci-mediatypes=true][,compression=gzip|zstd][,ignore-error=true],
-    /// or type=inline; type=gha|s3|azblob go to BuildKit as given. Cache mounts (Go's module
+    /// type=local,dest=DIR[,mode=max][,tag=T], or type=inline; type=gha|s3|azblob go to BuildKit as given. Cache mounts (Go's module
     /// and build caches) are never exported by BuildKit.
     #[arg(help_heading = "Cache", long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,

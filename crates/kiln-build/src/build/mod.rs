@@ -270,6 +270,26 @@ impl Build {
         }
         let mut notes = plan.notes.clone();
         notes.extend(fitted.notes);
+        // type=local cache exports: the daemon wrote the blobs through the
+        // session; the index names the cache manifest, as the Go client does.
+        for c in self
+            .request
+            .cache_to
+            .iter()
+            .filter(|c| c.kind == CacheKind::Local)
+        {
+            let dest = c.attrs.get("dest").map(PathBuf::from).unwrap_or_default();
+            match resp.exporter_response.get("cache.manifest") {
+                Some(desc) => {
+                    let tag = c.attrs.get("tag").map_or("latest", String::as_str);
+                    crate::cache_dir::record(&dest, desc, tag)?;
+                }
+                None => notes.push(format!(
+                    "the daemon exported no cache to {} (nothing to export, or ignore-error=true hid a failure)",
+                    dest.display()
+                )),
+            }
+        }
         notes.extend(relock(&self.request, &plan).await);
         Ok(Built {
             plan,

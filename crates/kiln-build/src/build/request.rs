@@ -294,13 +294,36 @@ impl Request {
             .map(|s| CacheSpec::export(s))
             .collect::<Result<Vec<_>, _>>()?;
 
-        for (flag, specs) in [("--cache-from", &cache_from), ("--cache-to", &cache_to)] {
-            if specs.iter().any(|c| c.kind == CacheKind::Local) {
+        // Local cache directories travel through the session's content
+        // store; an import names the cache manifest by digest, from the
+        // directory's index.json (as BuildKit's Go client does).
+        let mut cache_from = cache_from;
+        for c in cache_from.iter_mut().filter(|c| c.kind == CacheKind::Local) {
+            let src = c.attrs.get("src").cloned().unwrap_or_default();
+            if !c.attrs.contains_key("digest") {
+                let tag = c
+                    .attrs
+                    .get("tag")
+                    .cloned()
+                    .unwrap_or_else(|| "latest".into());
+                let digest = crate::cache_dir::tagged(Path::new(&src), &tag)?;
+                c.attrs.insert("digest".into(), digest.to_string());
+            }
+            session
+                .local_caches
+                .push((src.clone(), PathBuf::from(&src), false));
+        }
+        for c in cache_to.iter().filter(|c| c.kind == CacheKind::Local) {
+            let dest = c.attrs.get("dest").cloned().unwrap_or_default();
+            if !flags.builders.is_empty() {
                 return Err(BuildError::invalid(
-                    format!("{flag} type=local"),
-                    "kiln cannot serve a cache directory to the daemon yet; use type=registry,ref=IMAGE (or type=inline with -t/--push)",
+                    format!("--cache-to type=local,dest={dest}"),
+                    "a fanned-out build (--builder) exports one cache per endpoint; use type=registry,ref=IMAGE (each endpoint gets its own tag)",
                 ));
             }
+            session
+                .local_caches
+                .push((dest.clone(), PathBuf::from(&dest), true));
         }
 
         // Outputs: -o specs plus -t names.
