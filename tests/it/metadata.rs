@@ -140,3 +140,51 @@ async fn fanned_out_metadata_names_each_platform() {
     }
     assert_eq!(j["kiln.platforms"].as_object().unwrap().len(), 2);
 }
+
+/// A matrix job's half: pushed by digest, no tag; the digest is in the
+/// metadata file and the registry has it.
+#[tokio::test(flavor = "multi_thread")]
+async fn push_by_digest_leaves_no_tag_and_records_the_digest() {
+    let h = harness();
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let repo = format!("{}/kiln-test/by-digest-{m}", h.registry);
+    let meta = tmp.path().join("meta.json");
+    let o = format!("type=image,name={repo},push-by-digest=true,name-canonical=true,push=true");
+    let args = build_args(&dir, &["-o", &o, "--metadata-file", meta.to_str().unwrap()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(kiln(), &refs).await;
+    if !daemon().supports(Need::PushByDigest) {
+        r.failure();
+        assert!(r.stderr.contains("push-by-digest"), "{}", r.stderr);
+        assert!(!meta.exists());
+        return;
+    }
+    r.success();
+    let j = read_json(&meta);
+    let digest: Digest = j["containerimage.digest"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let registry = RegistryClient::new().unwrap();
+    let pushed = registry
+        .get_manifest(&ImageRef::parse(&repo).unwrap().with_digest(digest.clone()))
+        .await
+        .unwrap();
+    assert_eq!(pushed.digest, digest);
+    // No tag: the repository's tag list is empty.
+    let tags = std::process::Command::new("curl")
+        .args([
+            "-s",
+            &format!("http://{}/v2/kiln-test/by-digest-{m}/tags/list", h.registry),
+        ])
+        .output()
+        .unwrap();
+    let tags: serde_json::Value = serde_json::from_slice(&tags.stdout).unwrap();
+    assert!(
+        tags["tags"].as_array().is_none_or(|t| t.is_empty()),
+        "tagged: {tags}"
+    );
+}

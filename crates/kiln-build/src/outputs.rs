@@ -98,6 +98,13 @@ pub fn fit(
             continue;
         }
         match o {
+            OutputSpec::Image { attrs, .. }
+                if attrs.get(ex::PUSH_BY_DIGEST).is_some_and(|v| v == "true") =>
+            {
+                return Err(unsupported(format!(
+                    "it cannot push by digest (push-by-digest=true) from its classic image store; use a buildkitd (unix:// or tcp://) or the Docker Engine's containerd image store"
+                )));
+            }
             OutputSpec::Image { names, push, .. } => {
                 if platforms > 1 {
                     return Err(unsupported(format!(

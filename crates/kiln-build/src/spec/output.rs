@@ -218,7 +218,18 @@ impl OutputSpec {
             }
             OutputSpec::Image { names, push, attrs } => {
                 let mut a = attrs.clone();
-                a.insert(ex::NAME.into(), join(names));
+                // By digest, BuildKit refuses a tagged name: the repository only.
+                let by_digest = attrs.get(ex::PUSH_BY_DIGEST).is_some_and(|v| v == "true");
+                let name = if by_digest {
+                    names
+                        .iter()
+                        .map(ImageRef::name)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                } else {
+                    join(names)
+                };
+                a.insert(ex::NAME.into(), name);
                 if *push {
                     a.insert(ex::PUSH.into(), "true".into());
                 }
@@ -242,6 +253,15 @@ mod tests {
 
     fn p(s: &str) -> OutputSpec {
         OutputSpec::parse(s).unwrap()
+    }
+
+    #[test]
+    fn push_by_digest_names_the_repository_only() {
+        let a = p("type=image,name=r.example/app:1,push-by-digest=true,push=true").exporter_attrs();
+        assert_eq!(a["name"], "r.example/app");
+        assert_eq!(a["push-by-digest"], "true");
+        let a = p("type=image,name=r.example/app:1,push=true").exporter_attrs();
+        assert_eq!(a["name"], "r.example/app:1");
     }
 
     #[test]
