@@ -101,9 +101,9 @@ pub fn fit(
             OutputSpec::Image { attrs, .. }
                 if attrs.get(ex::PUSH_BY_DIGEST).is_some_and(|v| v == "true") =>
             {
-                return Err(unsupported(format!(
-                    "it cannot push by digest (push-by-digest=true) from its classic image store; use a buildkitd (unix:// or tcp://) or the Docker Engine's containerd image store"
-                )));
+                return Err(unsupported(
+                    "it cannot push by digest (push-by-digest=true) from its classic image store; use a buildkitd (unix:// or tcp://) or the Docker Engine's containerd image store".to_string(),
+                ));
             }
             OutputSpec::Image { names, push, .. } => {
                 if platforms > 1 {
