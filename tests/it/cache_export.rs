@@ -92,22 +92,7 @@ async fn registry_cache_makes_a_fresh_runner_skip_go_build() {
     );
 
     // Runner 2: an empty buildkitd imports the cache.
-    let bk_dir = tempfile::tempdir().unwrap();
-    let (addr, _bk) = fresh_buildkitd(bk_dir.path()).await;
-    let second = on_fresh_runner(
-        &addr,
-        &dir,
-        &["--cache-from", &from, "--progress", "rawjson"],
-    )
-    .await;
-    second.success();
-    let ran2 = ran(&second.stderr);
-    assert!(
-        !ran2
-            .iter()
-            .any(|n| n.contains("go build") || n.contains("go mod download")),
-        "the fresh runner ran {ran2:?}"
-    );
+    a_fresh_runner_skips_the_go_steps(&dir, &from).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -138,6 +123,21 @@ async fn bad_cache_specs_name_the_flag() {
     }
 }
 
+/// A fresh, empty buildkitd (a new CI runner) builds `dir` with
+/// `--cache-from FROM` and runs neither `go mod download` nor `go build`.
+async fn a_fresh_runner_skips_the_go_steps(dir: &Path, from: &str) {
+    let bk_dir = tempfile::tempdir().unwrap();
+    let (addr, _bk) = fresh_buildkitd(bk_dir.path()).await;
+    let r = on_fresh_runner(&addr, dir, &["--cache-from", from, "--progress", "rawjson"]).await;
+    r.success();
+    let ran = ran(&r.stderr);
+    assert!(
+        !ran.iter()
+            .any(|n| n.contains("go build") || n.contains("go mod download")),
+        "the fresh runner ran {ran:?}"
+    );
+}
+
 /// Runs `kiln build` of `dir` on the fresh runner at `addr` with `extra`.
 async fn on_fresh_runner(addr: &str, dir: &Path, extra: &[&str]) -> Run {
     let args = build_args(dir, extra);
@@ -162,20 +162,7 @@ async fn an_inline_cache_image_is_a_cache_source() {
     if daemon().kind.is_docker() {
         let _ = docker(&["image", "rm", &name]);
     }
-    let bk_dir = tempfile::tempdir().unwrap();
-    let (addr, _bk) = fresh_buildkitd(bk_dir.path()).await;
-    let r = on_fresh_runner(
-        &addr,
-        &dir,
-        &["--cache-from", &name, "--progress", "rawjson"],
-    )
-    .await;
-    r.success();
-    let ran = ran(&r.stderr);
-    assert!(
-        !ran.iter().any(|n| n.contains("go build")),
-        "the fresh runner ran {ran:?}"
-    );
+    a_fresh_runner_skips_the_go_steps(&dir, &name).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -209,19 +196,6 @@ async fn local_cache_directory_makes_a_fresh_runner_skip_go_build() {
     assert!(blob.is_file(), "{} missing", blob.display());
     assert!(!cache.join("ingest").exists(), "no leftover ingest files");
 
-    let bk_dir = tempfile::tempdir().unwrap();
-    let (addr, _bk) = fresh_buildkitd(bk_dir.path()).await;
     let from = format!("type=local,src={}", cache.display());
-    let r = on_fresh_runner(
-        &addr,
-        &dir,
-        &["--cache-from", &from, "--progress", "rawjson"],
-    )
-    .await;
-    r.success();
-    let ran = ran(&r.stderr);
-    assert!(
-        !ran.iter().any(|n| n.contains("go build")),
-        "the fresh runner ran {ran:?}"
-    );
+    a_fresh_runner_skips_the_go_steps(&dir, &from).await;
 }

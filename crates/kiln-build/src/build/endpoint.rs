@@ -72,6 +72,14 @@ impl Endpoint<'_> {
             .client
             .attach(self.session, SessionTransport::Auto)
             .await?;
+        // Planning alone imports and exports nothing.
+        let caches = |specs: &[CacheSpec]| -> Vec<kiln_client::CacheSpec> {
+            if self.plan_only {
+                return Vec::new();
+            }
+            let scope = self.cache_scope.as_deref();
+            specs.iter().map(|c| wire_cache(c, scope)).collect()
+        };
         let gw = self
             .client
             .gateway(
@@ -82,24 +90,8 @@ impl Endpoint<'_> {
                     } else {
                         self.exporters
                     },
-                    cache_imports: if self.plan_only {
-                        vec![]
-                    } else {
-                        self.request
-                            .cache_from
-                            .iter()
-                            .map(|c| wire_cache(c, self.cache_scope.as_deref()))
-                            .collect()
-                    },
-                    cache_exports: if self.plan_only {
-                        vec![]
-                    } else {
-                        self.request
-                            .cache_to
-                            .iter()
-                            .map(|c| wire_cache(c, self.cache_scope.as_deref()))
-                            .collect()
-                    },
+                    cache_imports: caches(&self.request.cache_from),
+                    cache_exports: caches(&self.request.cache_to),
                     entitlements: if self.request.options.host_network {
                         vec!["network.host".to_string()]
                     } else {
