@@ -12,7 +12,7 @@ use crate::session_common::Background;
 
 /// A buildkitd of its own (root, socket and config in `dir`), like a CI
 /// runner's: nothing cached.
-async fn fresh_buildkitd(dir: &Path) -> (String, Background) {
+pub(crate) async fn fresh_buildkitd(dir: &Path) -> (String, Background) {
     let h = harness();
     let bin = h.dir.join("bin/buildkitd");
     assert!(
