@@ -14,7 +14,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::io::Write as _;
 use std::path::Path;
 
 use kiln_image::Digest;
@@ -88,21 +87,14 @@ pub fn record(dir: &Path, descriptor: &str, tag: &str) -> Result<(), BuildError>
     manifests.push(desc);
     idx["manifests"] = Value::Array(manifests);
     std::fs::create_dir_all(dir).map_err(|e| BuildError::file("create", dir, e))?;
-    write_atomic(dir, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    crate::write_atomic(
+        &dir.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
     let text = serde_json::to_vec(&idx).map_err(|e| BuildError::invalid(what(), e.to_string()))?;
-    write_atomic(dir, "index.json", &text)?;
+    crate::write_atomic(&dir.join("index.json"), &text)?;
     // The session's leftover ingest directory, when empty.
     let _ = std::fs::remove_dir(dir.join("ingest"));
-    Ok(())
-}
-
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), BuildError> {
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| BuildError::file("create a file in", dir, e))?;
-    tmp.write_all(bytes)
-        .map_err(|e| BuildError::file("write", tmp.path(), e))?;
-    tmp.persist(dir.join(name))
-        .map_err(|e| BuildError::file("write", dir.join(name), e.error))?;
     Ok(())
 }
 

@@ -23,6 +23,23 @@ pub mod session;
 pub mod solve;
 pub mod spec;
 
+/// Writes `bytes` to `path` whole or not at all: a temporary file beside
+/// it, renamed over it at the end (no reader ever sees half a file).
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), BuildError> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| BuildError::file("create a file in", dir, e))?;
+    tmp.write_all(bytes)
+        .map_err(|e| BuildError::file("write", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| BuildError::file("write", path, e.error))?;
+    Ok(())
+}
+
 /// Options of a local directory the session serves.
 pub use kiln_client::kiln_session::SyncDirOptions;
 /// The Go recipe and version rules.

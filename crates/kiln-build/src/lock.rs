@@ -94,11 +94,7 @@ impl Lock {
         let body = format!(
             "# kiln.lock: written by `kiln lock`; `kiln build` uses these exact inputs.\n{encoded}"
         );
-        let path = dir.join(FILE);
-        let tmp = dir.join(format!(".{FILE}.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, body).map_err(|e| BuildError::file("write", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| BuildError::file("write", &path, e))?;
-        Ok(())
+        crate::write_atomic(&dir.join(FILE), body.as_bytes())
     }
 }
 

@@ -17,7 +17,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -120,7 +119,7 @@ impl Metadata {
     pub fn write(&self, path: &Path) -> Result<(), BuildError> {
         let text = serde_json::to_string_pretty(&self.0)
             .map_err(|e| BuildError::invalid("--metadata-file", e.to_string()))?;
-        write_atomic(path, text.as_bytes())
+        crate::write_atomic(path, text.as_bytes())
     }
 
     /// Writes [`Metadata::image_id`] to `path` atomically.
@@ -135,7 +134,7 @@ impl Metadata {
                 "the build exported no image (give -t NAME, --push or -o type=image|oci|docker)",
             )
         })?;
-        write_atomic(path, id.as_bytes())
+        crate::write_atomic(path, id.as_bytes())
     }
 }
 
@@ -152,20 +151,6 @@ fn decode(v: &str) -> Value {
 
 fn descriptor(d: &kiln_image::manifest::Descriptor) -> Value {
     json!({"mediaType": d.media_type, "digest": d.digest.to_string(), "size": d.size})
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| BuildError::file("create a file in", dir, e))?;
-    tmp.write_all(bytes)
-        .map_err(|e| BuildError::file("write", tmp.path(), e))?;
-    tmp.persist(path)
-        .map_err(|e| BuildError::file("write", path, e.error))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -66,6 +66,38 @@ pub fn daemon_output(spec: &OutputSpec) -> DaemonOutput {
 
 const REMEDY: &str = "build one --platform, use a buildkitd (unix:// or tcp://), or turn on the Docker Engine's containerd image store (daemon.json: \"features\": {\"containerd-snapshotter\": true})";
 
+/// Docker's classic image store: one platform per image, the `moby`
+/// exporter, BuildKit's inline cache exporter only.
+fn classic_store(daemon: &DaemonInfo) -> bool {
+    daemon.has_image_store() && !daemon.stores_multi_platform()
+}
+
+/// Checks `cache_to` against what `daemon` can export before building.
+///
+/// # Errors
+/// [`BuildError::Unsupported`] for a cache exporter the daemon lacks (the
+/// classic image store has `inline` only: "unknown cache exporter").
+pub fn fit_caches(
+    daemon: &DaemonInfo,
+    address: &str,
+    cache_to: &[crate::spec::CacheSpec],
+) -> Result<(), BuildError> {
+    let lacking = cache_to
+        .iter()
+        .find(|c| c.kind != crate::spec::CacheKind::Inline);
+    match lacking {
+        Some(c) if classic_store(daemon) => Err(BuildError::Unsupported {
+            address: address.to_string(),
+            daemon: daemon.describe(),
+            reason: format!(
+                "--cache-to type={} needs a cache exporter its classic image store does not have; use type=inline (with -t NAME --push), a buildkitd, or the containerd image store",
+                c.kind.as_str()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Fits `outputs` to `daemon` for a build of `platforms` platforms.
 ///
 /// # Errors
@@ -78,7 +110,7 @@ pub fn fit(
     platforms: usize,
 ) -> Result<Fitted, BuildError> {
     let mut fitted = Fitted::default();
-    let classic = daemon.has_image_store() && !daemon.stores_multi_platform();
+    let classic = classic_store(daemon);
     let unsupported = |reason: String| BuildError::Unsupported {
         address: address.to_string(),
         daemon: daemon.describe(),

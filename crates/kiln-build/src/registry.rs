@@ -66,13 +66,11 @@ pub async fn why_unresolvable(
     match client.resolve_platforms(image).await {
         Err(kiln_image::RegistryError::NotFound { .. }) => Some(Unresolvable::NotFound),
         Ok(list) => {
-            let want = platform.clone().normalize();
+            // The matcher BuildKit picks a platform of an index with.
+            let matcher = kiln_image::PlatformMatcher::only(platform);
             let available: Vec<kiln_image::Platform> = list.into_iter().map(|(p, _)| p).collect();
-            let has = available.iter().any(|p| {
-                let p = p.clone().normalize();
-                p.os == want.os && p.architecture == want.architecture && p.variant == want.variant
-            });
-            (!has).then_some(Unresolvable::NoPlatform { available })
+            (!available.iter().any(|p| matcher.matches(p)))
+                .then_some(Unresolvable::NoPlatform { available })
         }
         Err(_) => None,
     }

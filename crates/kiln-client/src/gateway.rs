@@ -133,14 +133,7 @@ impl Client {
         let cache_imports: Vec<gateway::CacheOptionsEntry> = req
             .cache_imports
             .iter()
-            .map(|c| gateway::CacheOptionsEntry {
-                r#type: c.kind.clone(),
-                attrs: c
-                    .attrs
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            })
+            .map(crate::solve::gateway_cache_entry)
             .collect();
         let value = build_ref.parse().map_err(|_| Error::Handshake {
             address: self.address().to_string(),

@@ -89,6 +89,14 @@ fn cache_entry(c: &CacheSpec) -> control::CacheOptionsEntry {
     }
 }
 
+/// The same entry for the gateway's own solves (another proto package).
+pub(crate) fn gateway_cache_entry(c: &CacheSpec) -> kiln_proto::gateway::CacheOptionsEntry {
+    kiln_proto::gateway::CacheOptionsEntry {
+        r#type: c.kind.clone(),
+        attrs: hashmap(&c.attrs),
+    }
+}
+
 /// A unary call whose request is encoded as Go encodes it (see
 /// [`kiln_proto::wire`]) and whose reply is decoded by prost.
 pub(crate) async fn go_unary<T, E, D>(

@@ -374,36 +374,35 @@ async fn write(
                 hasher: sha2::Sha256::new(),
                 offset: 0,
             });
+            // The action answered, and on commit the stored digest.
             let answer = match WriteAction::try_from(msg.action) {
                 Ok(WriteAction::Stat) => {
                     if !expected.is_empty() && blob_size(&store, &expected).await.is_ok() {
                         Err(Status::already_exists(format!("{expected} already exists")))
                     } else {
-                        Ok(WriteAction::Stat)
+                        Ok((WriteAction::Stat, String::new()))
                     }
                 }
                 Ok(WriteAction::Write) => ing
                     .append(&store, msg.offset, &msg.data)
                     .await
-                    .map(|()| WriteAction::Write),
-                Ok(WriteAction::Commit) => commit(&store, ing, &msg, total, &expected).await,
+                    .map(|()| (WriteAction::Write, String::new())),
+                Ok(WriteAction::Commit) => commit(&store, ing, &msg, total, &expected)
+                    .await
+                    .map(|digest| (WriteAction::Commit, digest)),
                 Err(_) => Err(Status::invalid_argument(format!(
                     "unknown write action {}",
                     msg.action
                 ))),
             };
-            let done = !matches!(answer, Ok(WriteAction::Stat | WriteAction::Write));
-            let reply = answer.map(|action| WriteContentResponse {
+            let done = !matches!(answer, Ok((WriteAction::Stat | WriteAction::Write, _)));
+            let reply = answer.map(|(action, digest)| WriteContentResponse {
                 action: action as i32,
                 started_at: Some(started),
                 updated_at: Some(now()),
                 offset: i64::try_from(ing.offset).unwrap_or(i64::MAX),
                 total,
-                digest: if action == WriteAction::Commit {
-                    expected.clone()
-                } else {
-                    String::new()
-                },
+                digest,
             });
             if tx.send(reply).await.is_err() || done {
                 break;
@@ -417,14 +416,14 @@ async fn write(
 }
 
 /// Checks the written content against `total` and `expected` and stores
-/// it under its digest.
+/// it under its digest, which it returns.
 async fn commit(
     store: &Store,
     ing: &mut Ingest,
     msg: &WriteContentRequest,
     total: i64,
     expected: &str,
-) -> Result<WriteAction, Status> {
+) -> Result<String, Status> {
     if !msg.data.is_empty() || ing.file.is_none() {
         let at = i64::try_from(ing.offset).unwrap_or(i64::MAX);
         ing.append(
@@ -461,7 +460,7 @@ async fn commit(
     tokio::fs::rename(&ing.path, &target)
         .await
         .map_err(|e| store.failed("store", &got, &e))?;
-    Ok(WriteAction::Commit)
+    Ok(got)
 }
 
 impl NamedService for OciLayouts {
@@ -623,7 +622,8 @@ mod tests {
             data: b"test".to_vec(),
             ..msg
         };
-        commit(&store, &mut ing, &msg, 4, D).await.expect("commit");
+        let stored = commit(&store, &mut ing, &msg, 4, D).await.expect("commit");
+        assert_eq!(stored, D);
         let blob = blob_path(&dest, D).expect("path");
         assert_eq!(std::fs::read(blob).expect("blob"), b"test");
         // An import's directory is read-only; unknown cache stores are refused.

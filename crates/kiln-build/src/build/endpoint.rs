@@ -351,6 +351,20 @@ fn wire_cache(c: &CacheSpec, scope: Option<&str>) -> kiln_client::CacheSpec {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_go_release_of_an_image_config() {
+        let c = br#"{"config":{"Env":["PATH=/usr/bin","GOLANG_VERSION=1.24.4","GOPATH=/go"]}}"#;
+        assert_eq!(golang_version(c).as_deref(), Some("1.24.4"));
+        assert_eq!(
+            golang_version(br#"{"config":{"Env":["GOLANG_VERSIONX=1"]}}"#),
+            None
+        );
+        assert_eq!(golang_version(br#"{"config":{}}"#), None);
+        assert_eq!(golang_version(b"not json"), None);
+    }
+
     #[test]
     fn fanned_out_endpoints_get_their_own_cache_refs() {
         let c = CacheSpec::export("type=registry,ref=r.example:5000/app:cache,mode=max").unwrap();
@@ -372,19 +386,5 @@ mod tests {
             wire_cache(&gha, Some("linux-amd64")).attrs["scope"],
             "main-linux-amd64"
         );
-    }
-
-    use super::*;
-
-    #[test]
-    fn the_go_release_of_an_image_config() {
-        let c = br#"{"config":{"Env":["PATH=/usr/bin","GOLANG_VERSION=1.24.4","GOPATH=/go"]}}"#;
-        assert_eq!(golang_version(c).as_deref(), Some("1.24.4"));
-        assert_eq!(
-            golang_version(br#"{"config":{"Env":["GOLANG_VERSIONX=1"]}}"#),
-            None
-        );
-        assert_eq!(golang_version(br#"{"config":{}}"#), None);
-        assert_eq!(golang_version(b"not json"), None);
     }
 }

@@ -43,7 +43,7 @@ pub use resolve::{GatewayResolver, ImageResolver, Resolved, Unresolvable};
 
 use crate::error::BuildError;
 use crate::lock::{self, Lock, LockedImage};
-use crate::outputs::{discard, fit, run_after, Fitted};
+use crate::outputs::{discard, fit, fit_caches, run_after, Fitted};
 use crate::session::DaemonOutput;
 use crate::spec::{CacheKind, OutputSpec};
 use crate::SyncDirOptions;
@@ -162,26 +162,11 @@ impl Build {
     }
 
     fn fitted(&self) -> Result<Fitted, BuildError> {
-        // Docker's classic image store has BuildKit's inline cache only
-        // ("unknown cache exporter" otherwise): say so before building.
-        let classic = self.daemon.has_image_store() && !self.daemon.stores_multi_platform();
-        if classic {
-            if let Some(c) = self
-                .request
-                .cache_to
-                .iter()
-                .find(|c| c.kind != CacheKind::Inline)
-            {
-                return Err(BuildError::Unsupported {
-                    address: self.client.address().to_string(),
-                    daemon: self.daemon.describe(),
-                    reason: format!(
-                        "--cache-to type={} needs a cache exporter its classic image store does not have; use type=inline (with -t NAME --push), a buildkitd, or the containerd image store",
-                        c.kind.as_str()
-                    ),
-                });
-            }
-        }
+        fit_caches(
+            &self.daemon,
+            &self.client.address().to_string(),
+            &self.request.cache_to,
+        )?;
         let mut f = fit(
             &self.daemon,
             &self.client.address().to_string(),
@@ -561,13 +546,6 @@ pub fn init(dir: &Path, force: bool) -> Result<PathBuf, BuildError> {
             "it has no go.mod: kiln init goes in a Go module's root",
         ));
     }
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        crate::config::FILE,
-        std::process::id()
-    ));
-    std::fs::write(&tmp, crate::config::TEMPLATE)
-        .map_err(|e| BuildError::file("write", &tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| BuildError::file("write", &path, e))?;
+    crate::write_atomic(&path, crate::config::TEMPLATE.as_bytes())?;
     Ok(path)
 }

@@ -285,7 +285,7 @@ impl Request {
                 flag.clone()
             }
         };
-        let cache_from = pick(&flags.cache_from, &cache.from)
+        let mut cache_from = pick(&flags.cache_from, &cache.from)
             .iter()
             .map(|s| CacheSpec::import(s))
             .collect::<Result<Vec<_>, _>>()?;
@@ -297,7 +297,6 @@ impl Request {
         // Local cache directories travel through the session's content
         // store; an import names the cache manifest by digest, from the
         // directory's index.json (as BuildKit's Go client does).
-        let mut cache_from = cache_from;
         for c in cache_from.iter_mut().filter(|c| c.kind == CacheKind::Local) {
             let src = c.attrs.get("src").cloned().unwrap_or_default();
             if !c.attrs.contains_key("digest") {
