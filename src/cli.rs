@@ -70,6 +70,8 @@ pub enum Command {
     Solve(crate::cmd::solve::SolveArgs),
     /// Print the Go release a module builds with: the newest patch of its go.mod's minor line.
     GoVersion(crate::cmd::go_version::GoVersionArgs),
+    /// Join images in a registry into one multi-platform index; inspect indexes and attestations.
+    Imagetools(crate::cmd::imagetools::ImagetoolsArgs),
     /// Print a marshaled LLB Definition as JSON or Graphviz DOT.
     Llb(crate::cmd::llb::LlbArgs),
     /// Print a shell completion script.

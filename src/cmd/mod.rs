@@ -3,6 +3,7 @@
 pub mod build;
 mod cache;
 pub mod go_version;
+pub mod imagetools;
 mod info;
 pub mod llb;
 pub mod report;
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init { dir, force } => build::init(&dir, force),
         Command::Lock(args) => build::lock(&cli.global, &args).await,
         Command::GoVersion(args) => go_version::run(&cli.global, &args).await,
+        Command::Imagetools(args) => imagetools::run(&args).await,
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             // Generated into memory: clap_complete panics on a closed stdout.

@@ -699,11 +699,30 @@ async fn secrets_are_mounted_but_never_in_the_graph_image_or_logs() {
         "rawjson".into(),
         "--debug".into(),
     ]);
+    // Provenance (with the build's parameters) and the SBOM too, where the
+    // store keeps attestations: they are searched with the image.
+    let attest = daemon().supports(Need::Attestations);
+    if attest {
+        args.extend(["--provenance=mode=max".to_string(), "--sbom".into()]);
+    }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let r = run(with_env(kiln()), &refs).await;
     r.success();
     // Every blob, layers decompressed: a gzip stream would hide the bytes.
     let image = plain_blobs(&oci, &tmp.path().join("img"));
+    if attest {
+        for predicate in [
+            "https://slsa.dev/provenance/v1",
+            "https://spdx.dev/Document",
+        ] {
+            assert!(
+                image
+                    .windows(predicate.len())
+                    .any(|w| w == predicate.as_bytes()),
+                "no {predicate} attestation in the image"
+            );
+        }
+    }
     for v in &values {
         assert!(!llb.contains(v.as_str()), "a secret value is in the LLB");
         assert!(

@@ -12,6 +12,7 @@ mod errors;
 mod examples;
 mod gateway;
 mod go_version;
+mod imagetools;
 mod llb_digests;
 mod llb_exec;
 mod llb_files;

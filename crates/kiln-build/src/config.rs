@@ -34,6 +34,11 @@ pub struct KilnToml {
     pub build: Option<GoBuildOptions>,
     /// Layer cache sources and destinations (`--cache-from`/`--cache-to`).
     pub cache: Option<CacheConfig>,
+    /// SLSA provenance as `--provenance` takes it: "mode=min", "mode=max"
+    /// or "false" (default: mode=min when pushing).
+    pub provenance: Option<String>,
+    /// Attach kiln's SPDX SBOM to every platform's image (`--sbom`).
+    pub sbom: Option<bool>,
 }
 
 /// `[cache]`: `from = ["type=registry,ref=…"]`, `to = [...]`, as the flags.

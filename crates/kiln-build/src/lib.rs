@@ -9,12 +9,14 @@
 //! Go releases (module proxy, go.dev, git tags), caches the list and picks
 //! the release to build with.
 
+pub mod attest;
 pub mod build;
 pub mod cache_dir;
 pub mod config;
 pub mod error;
 pub mod go_mod;
 pub mod go_release;
+pub mod imagetools;
 pub mod lock;
 pub mod metadata;
 pub mod outputs;

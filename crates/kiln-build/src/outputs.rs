@@ -68,7 +68,7 @@ const REMEDY: &str = "build one --platform, use a buildkitd (unix:// or tcp://),
 
 /// Docker's classic image store: one platform per image, the `moby`
 /// exporter, BuildKit's inline cache exporter only.
-fn classic_store(daemon: &DaemonInfo) -> bool {
+pub(crate) fn classic_store(daemon: &DaemonInfo) -> bool {
     daemon.has_image_store() && !daemon.stores_multi_platform()
 }
 
@@ -96,6 +96,27 @@ pub fn fit_caches(
         }),
         _ => Ok(()),
     }
+}
+
+/// Refuses attestations asked for explicitly where the daemon's image
+/// store cannot keep them (Docker's classic store). Provenance on by
+/// default (a push) is dropped there without a word, as buildx does.
+///
+/// # Errors
+/// [`BuildError::Unsupported`] naming the remedy.
+pub fn fit_attestations(
+    daemon: &DaemonInfo,
+    address: &str,
+    attestations: &crate::spec::Attestations,
+) -> Result<(), BuildError> {
+    if attestations.explicit && attestations.any() && classic_store(daemon) {
+        return Err(BuildError::Unsupported {
+            address: address.to_string(),
+            daemon: daemon.describe(),
+            reason: "its classic image store cannot keep attestations (--provenance, --sbom, --attest); use a buildkitd or the containerd image store, or drop them with --provenance=false --sbom=false".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Fits `outputs` to `daemon` for a build of `platforms` platforms.

@@ -83,6 +83,24 @@ pub struct GatewayResult {
     pub image_configs: BTreeMap<String, Vec<u8>>,
     /// Extra metadata.
     pub metadata: BTreeMap<String, Vec<u8>>,
+    /// In-toto attestations per platform id (the keys of `refs`; the only
+    /// ref's id for a single-platform result).
+    pub attestations: BTreeMap<String, Vec<InTotoAttestation>>,
+}
+
+/// An in-toto statement's predicate, read by the exporter from a file of
+/// a solved ref; its subject is the platform's image (BuildKit's `Self`
+/// subject), and it lands in the image index as an attestation manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InTotoAttestation {
+    /// The ref holding the predicate file.
+    pub ref_id: String,
+    /// The file's path in it.
+    pub path: String,
+    /// e.g. `https://spdx.dev/Document`.
+    pub predicate_type: String,
+    /// BuildKit's attestation metadata (`reason` = `sbom`/`provenance`).
+    pub metadata: BTreeMap<String, Vec<u8>>,
 }
 
 /// A running gateway build. Drop it to cancel.
@@ -312,6 +330,37 @@ impl GatewayBuild {
         Ok(resp.data)
     }
 
+    /// Reads `length` bytes at `offset` of a file in a solved ref (fewer at
+    /// its end): how a large file is looked into without sending it all.
+    ///
+    /// # Errors
+    /// [`Error::Rpc`] (missing file, or the ref's build failed).
+    pub async fn read_file_range(
+        &self,
+        ref_id: &str,
+        path: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let resp = self
+            .bridge
+            .clone()
+            .read_file(gateway::ReadFileRequest {
+                r#ref: ref_id.to_string(),
+                file_path: path.to_string(),
+                range: Some(gateway::FileRange {
+                    offset: clamp(offset),
+                    length: clamp(length),
+                }),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| self.err("LLBBridge.ReadFile", s))?
+            .into_inner();
+        Ok(resp.data)
+    }
+
     /// Returns the result, lets the exporters run, and waits for the build.
     ///
     /// # Errors
@@ -361,10 +410,31 @@ impl GatewayBuild {
                     .collect(),
             })
         };
+        let attestations = result
+            .attestations
+            .into_iter()
+            .map(|(pid, list)| {
+                let list = list
+                    .into_iter()
+                    .map(|a| gateway::Attestation {
+                        kind: gateway::AttestationKind::InToto as i32,
+                        metadata: a.metadata.into_iter().collect(),
+                        r#ref: Some(gateway::Ref {
+                            id: a.ref_id,
+                            def: None,
+                        }),
+                        path: a.path,
+                        in_toto_predicate_type: a.predicate_type,
+                        in_toto_subjects: Vec::new(),
+                    })
+                    .collect();
+                (pid, gateway::Attestations { attestation: list })
+            })
+            .collect();
         self.r#return(gateway::ReturnRequest {
             result: Some(gateway::Result {
                 metadata,
-                attestations: Default::default(),
+                attestations,
                 result: Some(wire),
             }),
             error: None,

@@ -47,10 +47,17 @@
 //! assert_eq!(candidates.versions.len(), 2); // 1.24.7 and 1.24.2; 1.24.0 is below go 1.24.1
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! **SBOMs**: [`buildinfo::read`] reads the build info the Go linker embeds
+//! in a binary (Go version, modules with their `go.sum` hashes, build
+//! settings) from the binary's bytes, and [`sbom::spdx`] turns it, with the
+//! base image, into a reproducible SPDX 2.3 JSON document.
 
+pub mod buildinfo;
 pub mod error;
 pub mod gomod;
 pub mod recipe;
+pub mod sbom;
 pub mod version;
 
 pub use error::{Error, VersionError};

@@ -92,6 +92,9 @@ pub enum Need {
     /// Pushing each platform by digest, for a fanned-out build: Docker's
     /// classic store cannot (kiln refuses such an endpoint up front).
     PushByDigest,
+    /// Attestation manifests (provenance, SBOM) in an image index: Docker's
+    /// classic image store cannot keep them (kiln refuses them there).
+    Attestations,
 }
 
 impl Need {
@@ -101,7 +104,7 @@ impl Need {
             Need::OciExporters => kind != DaemonKind::DockerClassic,
             Need::ContainerdImageStore => kind == DaemonKind::Docker,
             Need::IsolatedNetwork => kind.is_docker(),
-            Need::MergeDiff | Need::OciLayoutSource | Need::PushByDigest => {
+            Need::MergeDiff | Need::OciLayoutSource | Need::PushByDigest | Need::Attestations => {
                 kind != DaemonKind::DockerClassic
             }
         }
@@ -128,6 +131,9 @@ impl Need {
             }
             Need::PushByDigest => {
                 "needs per-platform pushes by digest (fan-out), which Docker's classic image store cannot do"
+            }
+            Need::Attestations => {
+                "needs attestation manifests, which Docker's classic image store cannot keep"
             }
             Need::IsolatedNetwork => {
                 "needs RUN steps isolated from the host's network; buildkitd without CNI runs them on the host network"

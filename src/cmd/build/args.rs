@@ -171,6 +171,17 @@ pub struct BuildArgs {
     /// and build caches) are never exported by BuildKit.
     #[arg(help_heading = "Cache", long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
+    /// SLSA v1 provenance from BuildKit (true, false, mode=min, mode=max). Default: mode=min when
+    /// pushing (not on Docker's classic image store, which cannot keep attestations).
+    #[arg(help_heading = "Attestations", long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true")]
+    pub provenance: Option<String>,
+    /// An SPDX 2.3 SBOM of each platform's binary (its Go module, every dependency with its
+    /// hash, Go itself, the base image by digest), written by kiln from the binary's build info.
+    #[arg(help_heading = "Attestations", long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub sbom: Option<String>,
+    /// buildx's spelling (repeatable): type=provenance[,mode=min|max], type=sbom, or either with disabled=true.
+    #[arg(help_heading = "Attestations", long, value_name = "SPEC")]
+    pub attest: Vec<String>,
     /// Write what the build produced as JSON, as buildx does (containerimage.digest,
     /// containerimage.descriptor, containerimage.config.digest, image.name, and kiln.* facts).
     #[arg(help_heading = "Outputs", long = "metadata-file", value_name = "FILE")]

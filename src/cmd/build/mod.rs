@@ -236,6 +236,11 @@ impl BuildArgs {
             outputs: self.output.parse()?,
             cache_from: self.cache_from.clone(),
             cache_to: self.cache_to.clone(),
+            attest: kiln_build::spec::AttestFlags {
+                provenance: self.provenance.clone(),
+                sbom: self.sbom.clone(),
+                attest: self.attest.clone(),
+            },
             locked: self.locked,
         })
     }

@@ -22,7 +22,7 @@ use super::probe::DaemonProbe;
 use super::request::Request;
 use super::resolve::{to_pb, GatewayResolver};
 use crate::error::BuildError;
-use crate::spec::{CacheKind, CacheSpec};
+use crate::spec::{Attestations, CacheKind, CacheSpec};
 
 /// Progress events of a build, as the daemon sends them.
 pub type Events = mpsc::UnboundedSender<StatusEvent>;
@@ -58,6 +58,31 @@ pub struct Endpoint<'a> {
     pub cache_scope: Option<String>,
     pub events: Events,
     pub commands: ExecCommands,
+    /// What to attach to each platform's image (fitted to the outputs).
+    pub attestations: Attestations,
+}
+
+/// The Solve's frontend attributes: the target platforms (the exporters
+/// compare the result's platforms with these) and BuildKit's provenance
+/// (its controller writes it for any build that asks, gateway builds
+/// included).
+fn frontend_attrs(targets: &[Platform], attestations: Attestations) -> BTreeMap<String, String> {
+    let mut attrs = BTreeMap::from([(
+        "platform".to_string(),
+        targets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    )]);
+    if let Some(mode) = attestations.provenance {
+        attrs.insert(
+            "attest:provenance".to_string(),
+            // SLSA v1 named: Docker 28's BuildKit defaults to v0.2.
+            format!("mode={},version=v1", mode.as_str()),
+        );
+    }
+    attrs
 }
 
 impl Endpoint<'_> {
@@ -97,15 +122,7 @@ impl Endpoint<'_> {
                     } else {
                         vec![]
                     },
-                    // The exporters compare the result's platforms with these.
-                    frontend_attrs: BTreeMap::from([(
-                        "platform".to_string(),
-                        self.targets
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    )]),
+                    frontend_attrs: frontend_attrs(self.targets, self.attestations),
                     ..Default::default()
                 },
                 Some(self.events),
@@ -147,6 +164,33 @@ impl Endpoint<'_> {
                 format!("{}/{pid}", result_attrs::IMAGE_CONFIG)
             };
             result.image_configs.insert(key, p.image_config.clone());
+            if self.attestations.sbom {
+                let base = plan
+                    .base
+                    .1
+                    .as_ref()
+                    .map(|d| (plan.base.0.to_string(), d.to_string()));
+                let sbom = crate::attest::sbom(
+                    &gw,
+                    &r,
+                    &p.image_config,
+                    &self.request.sbom_name(),
+                    base.as_ref().map(|(n, d)| (n.as_str(), d.as_str())),
+                    &self.request.created_rfc3339(),
+                    &p.target,
+                )
+                .await;
+                match sbom {
+                    Ok(a) => {
+                        result.attestations.insert(pid.clone(), vec![a]);
+                    }
+                    Err(e) => {
+                        let _ = gw.fail("kiln: the SBOM could not be made").await;
+                        attached.close().await;
+                        return Err(e);
+                    }
+                }
+            }
             result.refs.push((pid, r, to_pb(&p.target)));
         }
         let resp = gw.finish(result).await;

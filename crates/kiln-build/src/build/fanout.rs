@@ -380,6 +380,7 @@ impl FanOut {
                         ),
                         events,
                         commands,
+                        attestations: self.request.attestations,
                     }
                     .run()
                     .await
@@ -506,6 +507,7 @@ async fn join_in_registry(
     let repo = ImageRef::parse(&repos[0])
         .map_err(|e| BuildError::invalid(format!("-t {}", repos[0]), e.to_string()))?;
     let mut found: Vec<Descriptor> = Vec::new();
+    let mut attestations: Vec<serde_json::Value> = Vec::new();
     for ((g, _, _), digest) in endpoints.iter().zip(pushed) {
         let at = g.addr.as_deref().unwrap_or("--addr");
         let digest: Digest = digest
@@ -530,6 +532,7 @@ async fn join_in_registry(
                     ..d
                 });
             }
+            attestations.extend(attestation_entries(&got.bytes));
         } else {
             let [only] = g.platforms.as_slice() else {
                 return Err(BuildError::invalid(
@@ -557,6 +560,7 @@ async fn join_in_registry(
     }
     let index = oci_index(&entries)
         .map_err(|e| BuildError::invalid("the joined image index", e.to_string()))?;
+    let index = with_attestations(index, &entries, attestations)?;
     let mut index_digest = Digest::sha256_of(&index);
     for t in tags {
         index_digest = registry
@@ -570,6 +574,49 @@ async fn join_in_registry(
         platform: None,
     };
     Ok((descriptor, entries))
+}
+
+/// The attestation manifests of an index (BuildKit's provenance and
+/// SBOM), as written there.
+fn attestation_entries(index: &[u8]) -> Vec<serde_json::Value> {
+    use crate::imagetools::{ATTESTATION_MANIFEST, REFERENCE_TYPE};
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(index) else {
+        return Vec::new();
+    };
+    doc.get("manifests")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|d| d["annotations"][REFERENCE_TYPE] == ATTESTATION_MANIFEST)
+        .cloned()
+        .collect()
+}
+
+/// `index` with the attestation manifests of the joined entries appended
+/// (each after all platforms, as BuildKit orders them).
+fn with_attestations(
+    index: Vec<u8>,
+    entries: &[Descriptor],
+    attestations: Vec<serde_json::Value>,
+) -> Result<Vec<u8>, BuildError> {
+    use crate::imagetools::REFERENCE_DIGEST;
+    let kept: Vec<serde_json::Value> = attestations
+        .into_iter()
+        .filter(|a| {
+            entries
+                .iter()
+                .any(|e| a["annotations"][REFERENCE_DIGEST] == e.digest.as_str())
+        })
+        .collect();
+    if kept.is_empty() {
+        return Ok(index);
+    }
+    let bad = |e: serde_json::Error| BuildError::invalid("the joined image index", e.to_string());
+    let mut doc: serde_json::Value = serde_json::from_slice(&index).map_err(bad)?;
+    if let Some(list) = doc["manifests"].as_array_mut() {
+        list.extend(kept);
+    }
+    serde_json::to_vec(&doc).map_err(bad)
 }
 
 #[cfg(test)]
@@ -682,5 +729,50 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(d.insecure_registries(), ["myreg.corp:5000"]);
+    }
+
+    #[test]
+    fn attestations_of_joined_entries_are_kept() {
+        let d = |b: &[u8]| Digest::sha256_of(b);
+        let (amd, arm, other) = (d(b"amd64"), d(b"arm64"), d(b"gone"));
+        let pushed = serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [
+                {"mediaType": media_type::OCI_MANIFEST, "digest": amd.to_string(), "size": 1,
+                 "platform": {"os": "linux", "architecture": "amd64"}},
+                {"mediaType": media_type::OCI_MANIFEST, "digest": d(b"att-amd").to_string(), "size": 2,
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                 "vnd.docker.reference.digest": amd.to_string()}},
+                {"mediaType": media_type::OCI_MANIFEST, "digest": d(b"att-gone").to_string(), "size": 3,
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                 "vnd.docker.reference.digest": other.to_string()}}
+            ]
+        });
+        let found = attestation_entries(&serde_json::to_vec(&pushed).unwrap());
+        assert_eq!(found.len(), 2);
+        let entry = |digest: &Digest, arch: &str| Descriptor {
+            media_type: media_type::OCI_MANIFEST.into(),
+            digest: digest.clone(),
+            size: 1,
+            platform: Some(p(&format!("linux/{arch}"))),
+        };
+        let entries = [entry(&amd, "amd64"), entry(&arm, "arm64")];
+        let index = oci_index(&entries).unwrap();
+        let joined = with_attestations(index.clone(), &entries, found).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&joined).unwrap();
+        let list = doc["manifests"].as_array().unwrap();
+        // Both platforms, then only the attestation of a joined entry.
+        assert_eq!(list.len(), 3, "{doc:#}");
+        assert_eq!(
+            list[2]["annotations"]["vnd.docker.reference.digest"],
+            amd.as_str()
+        );
+        // Nothing to attach: the index as it was.
+        assert_eq!(
+            with_attestations(index.clone(), &entries, Vec::new()).unwrap(),
+            index
+        );
     }
 }

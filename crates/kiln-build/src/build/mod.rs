@@ -161,7 +161,22 @@ impl Build {
         &self.client
     }
 
+    /// What this build attaches, fitted to the daemon: nothing on the
+    /// classic image store, which cannot keep attestations (an error when
+    /// asked for explicitly, see [`Build::run`]).
+    fn attestations(&self) -> crate::spec::Attestations {
+        if crate::outputs::classic_store(&self.daemon) {
+            return crate::spec::Attestations::default();
+        }
+        self.request.attestations
+    }
+
     fn fitted(&self) -> Result<Fitted, BuildError> {
+        crate::outputs::fit_attestations(
+            &self.daemon,
+            &self.client.address().to_string(),
+            &self.request.attestations,
+        )?;
         fit_caches(
             &self.daemon,
             &self.client.address().to_string(),
@@ -306,6 +321,7 @@ impl Build {
             cache_scope: None,
             events,
             commands,
+            attestations: self.attestations(),
         }
     }
 }

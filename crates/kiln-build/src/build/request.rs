@@ -17,7 +17,7 @@ use crate::config::{KilnToml, DEFAULT_BASE_IMAGE, DEFAULT_BUILDER_IMAGE, DEFAULT
 use crate::error::BuildError;
 use crate::lock::{self, Lock};
 use crate::session::SessionSpec;
-use crate::spec::{parse_ssh, CacheKind, CacheSpec, OutputSpec};
+use crate::spec::{parse_ssh, AttestFlags, Attestations, CacheKind, CacheSpec, OutputSpec};
 
 /// The options of a build as a user gives them (flags; kiln.toml fills in
 /// what is not given). The `kiln build` flags map onto these one to one.
@@ -68,6 +68,8 @@ pub struct BuildFlags {
     pub cache_to: Vec<String>,
     /// Fail unless kiln.lock matches.
     pub locked: bool,
+    /// `--provenance`, `--sbom`, `--attest` (over kiln.toml's keys).
+    pub attest: AttestFlags,
 }
 
 /// A build's inputs, gathered and checked.
@@ -90,6 +92,8 @@ pub struct Request {
     /// Layer cache sources and destinations.
     pub cache_from: Vec<CacheSpec>,
     pub cache_to: Vec<CacheSpec>,
+    /// Provenance and SBOM attached to each platform's image.
+    pub attestations: Attestations,
     pub session: SessionSpec,
     /// The lock, when the build must use it.
     pub locked: Option<Lock>,
@@ -362,6 +366,16 @@ impl Request {
             });
         }
 
+        let pushing = outputs.iter().any(|o| match o {
+            OutputSpec::Image { push, attrs, .. } => {
+                *push || attrs.get("push").is_some_and(|v| v == "true")
+            }
+            _ => false,
+        });
+        let attestations = flags
+            .attest
+            .resolve(toml.provenance.as_deref(), toml.sbom, pushing)?;
+
         let warnings = Vec::new();
         let locked = match if use_lock { Lock::load(&dir)? } else { None } {
             Some(l) => Some(l),
@@ -423,6 +437,7 @@ impl Request {
             outputs,
             cache_from,
             cache_to,
+            attestations,
             session,
             locked,
             warnings,
@@ -559,6 +574,34 @@ impl Request {
             }
         }
         Ok(out)
+    }
+
+    /// The name an SBOM describes: the first image name, else the module.
+    #[must_use]
+    pub fn sbom_name(&self) -> String {
+        self.outputs
+            .iter()
+            .find_map(|o| match o {
+                OutputSpec::Image { names, .. } => names.first().map(ToString::to_string),
+                OutputSpec::Oci { name, .. } | OutputSpec::Docker { name, .. } => {
+                    name.as_ref().map(ToString::to_string)
+                }
+                _ => None,
+            })
+            .or_else(|| self.go_mod.module.clone())
+            .unwrap_or_else(|| self.options.module_name.clone())
+    }
+
+    /// When the image was made, RFC 3339 (SOURCE_DATE_EPOCH or the last
+    /// commit when known, so attestations are reproducible too).
+    #[must_use]
+    pub fn created_rfc3339(&self) -> String {
+        let secs = self
+            .options
+            .source_date_epoch
+            .or(self.options.created)
+            .unwrap_or(0);
+        kiln_image::config::rfc3339_utc(secs)
     }
 
     /// Adds kiln's defaults to an exporter: OCI media types and, with a

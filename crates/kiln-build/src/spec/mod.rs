@@ -1,11 +1,13 @@
 //! The user's specs (`-o`, `--secret`, `--ssh`, …) parsed once into typed
 //! values, with buildx's CSV syntax.
 
+mod attest;
 mod cache;
 pub mod csv;
 mod output;
 mod secret;
 
+pub use attest::{AttestFlags, Attestations, Provenance};
 pub use cache::{CacheKind, CacheSpec};
 pub use output::{Dest, OutputSpec};
 pub use secret::{parse_secret, parse_ssh};

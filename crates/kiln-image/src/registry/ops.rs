@@ -396,6 +396,95 @@ impl RegistryClient {
         Ok(digest)
     }
 
+    /// Makes blob `digest` of `from` (a repository of the same registry)
+    /// available in `repository` without uploading it: the registry's
+    /// cross-repository mount. `Ok(true)` when mounted (or already there),
+    /// `Ok(false)` when the registry declines (it then opens an upload
+    /// session, which is cancelled here): the caller copies the bytes.
+    ///
+    /// # Errors
+    /// [`RegistryError::Unauthorized`] without push rights,
+    /// [`RegistryError::Unreachable`], [`RegistryError::Protocol`].
+    pub async fn mount_blob(
+        &self,
+        repository: &ImageRef,
+        digest: &Digest,
+        from: &ImageRef,
+    ) -> Result<bool, RegistryError> {
+        let target = blob_target(repository, digest, true);
+        if from.domain() != repository.domain() {
+            return Ok(false);
+        }
+        let timeout = self.inner.request_timeout;
+        let blob_url = self.blob_url(repository, digest);
+        let head = self
+            .send(&target, |http| http.head(&blob_url).timeout(timeout))
+            .await?;
+        if head.status().is_success() {
+            return Ok(true);
+        }
+        let start_url = format!(
+            "{}/v2/{}/blobs/uploads/",
+            self.base_url(repository.domain()),
+            repository.path()
+        );
+        let mut url = url::Url::parse(&start_url).map_err(|_| {
+            target.protocol(ProtocolError::InvalidHeader {
+                header: "Location",
+                value: start_url.clone(),
+            })
+        })?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest.as_str())
+            .append_pair("from", from.path());
+        let answer = self
+            .send(&target, |http| {
+                http.post(url.clone())
+                    .header(CONTENT_LENGTH, "0")
+                    .timeout(timeout)
+            })
+            .await?;
+        match answer.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => {
+                if let Some(location) = header_str(answer.headers(), LOCATION.as_str()) {
+                    if let Ok(upload) = url.join(location) {
+                        let _ = self
+                            .send(&target, |http| http.delete(upload.clone()).timeout(timeout))
+                            .await;
+                    }
+                }
+                Ok(false)
+            }
+            _ => Err(self.status_error(&target, answer).await),
+        }
+    }
+
+    /// Makes blob `digest` of `from` available in `repository`: mounted
+    /// when the registry allows it, else downloaded and uploaded (held in
+    /// memory). Returns whether it was mounted (or already there).
+    ///
+    /// # Errors
+    /// As [`RegistryClient::mount_blob`], [`RegistryClient::get_blob`] and
+    /// [`RegistryClient::push_blob`].
+    pub async fn copy_blob(
+        &self,
+        repository: &ImageRef,
+        digest: &Digest,
+        from: &ImageRef,
+    ) -> Result<bool, RegistryError> {
+        if self.mount_blob(repository, digest, from).await? {
+            return Ok(true);
+        }
+        let bytes = self.get_blob(from, digest).await?;
+        let pushed = self.push_blob(repository, bytes).await?;
+        if pushed != *digest {
+            let target = blob_target(repository, digest, true);
+            return Err(mismatch(&target, digest, pushed));
+        }
+        Ok(false)
+    }
+
     /// Uploads a manifest or index under `image`'s tag (or digest) with the
     /// given media type. Returns its digest. The blobs and manifests it
     /// refers to must be in the repository already.
