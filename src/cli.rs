@@ -70,7 +70,7 @@ pub enum Command {
     Solve(crate::cmd::solve::SolveArgs),
     /// Print the Go release a module builds with: the newest patch of its go.mod's minor line.
     GoVersion(crate::cmd::go_version::GoVersionArgs),
-    /// Join images in a registry into one multi-platform index; inspect indexes and attestations.
+    /// Join images into one index in a registry; inspect an index.
     Imagetools(crate::cmd::imagetools::ImagetoolsArgs),
     /// Print a marshaled LLB Definition as JSON or Graphviz DOT.
     Llb(crate::cmd::llb::LlbArgs),

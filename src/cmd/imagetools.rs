@@ -16,7 +16,7 @@ use crate::cli::Format;
   kiln imagetools create -t 127.0.0.1:5000/svc:1 127.0.0.1:5000/svc:amd64 127.0.0.1:5000/svc:arm64
   kiln imagetools create --dry-run -t 127.0.0.1:5000/svc:1 127.0.0.1:5000/svc:amd64
   kiln imagetools create --append -t 127.0.0.1:5000/svc:1 127.0.0.1:5000/svc:arm64
-  kiln imagetools create -t 127.0.0.1:5000/mirror/svc:1 127.0.0.1:5000/svc:1   # another repository: blobs are mounted
+  kiln imagetools create -t 127.0.0.1:5000/mirror/svc:1 127.0.0.1:5000/svc:1  # blobs mounted
   kiln imagetools inspect 127.0.0.1:5000/svc:1
   kiln imagetools inspect 127.0.0.1:5000/svc:1 --format json
   kiln imagetools inspect 127.0.0.1:5000/svc:1 --raw

@@ -183,7 +183,7 @@ async fn every_help_example_runs() {
         .collect();
     assert_eq!(
         with_examples,
-        ["build", "lock", "solve", "go-version", "llb", "completion"],
+        ["build", "lock", "solve", "go-version", "imagetools", "llb", "completion"],
         "subcommands with examples changed: teach tests/it/examples.rs to run them"
     );
 
@@ -301,6 +301,31 @@ async fn every_help_example_runs() {
         assert!(r.stdout.contains("1.24."), "{e}: {}", r.stdout);
     }
 
+    // kiln imagetools --help: the two runners' images first (svc:amd64,
+    // svc:arm64, one platform each), then the examples in order. Other
+    // daemon rows push the same names: any of their images is as good.
+    let s = Sandbox::new("app");
+    module_at(&s.dir.join("svc"));
+    for arch in ["amd64", "arm64"] {
+        let line = format!(
+            "kiln build ./svc -t 127.0.0.1:5000/svc:{arch} --push --platform linux/{arch}"
+        );
+        ok(&line, &s.sh(&s.dir, &line).await);
+    }
+    let tools = help_examples(&["imagetools"]);
+    assert_eq!(tools.len(), 7, "{tools:?}");
+    for e in &tools {
+        let r = s.sh(&s.dir, e).await;
+        ok(e, &r);
+        if e.contains("--dry-run") {
+            let index: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+            assert!(index["manifests"].is_array(), "{e}: {}", r.stdout);
+        }
+        if e.contains("inspect") && e.ends_with(":1") {
+            assert!(r.stdout.contains("linux/arm64"), "{e}: {}", r.stdout);
+        }
+    }
+
     // kiln completion --help: into the HOME the examples name.
     let s = Sandbox::new("app");
     for d in [
@@ -365,6 +390,11 @@ async fn readme_sh_examples_run() {
             "kiln build . -t registry.example.com/team/my-service:1 --push --platform linux/amd64,linux/arm64",
             "./scripts/try.sh",
             "./scripts/test.sh",
+            "kiln build . --platform linux/amd64 -o type=image,name=127.0.0.1:5000/svc,push-by-digest=true,name-canonical=true,push=true --provenance=mode=max --sbom --metadata-file amd64.json",
+            "kiln build . --platform linux/arm64 -o type=image,name=127.0.0.1:5000/svc,push-by-digest=true,name-canonical=true,push=true --attest type=provenance,mode=max --attest type=sbom --metadata-file arm64.json",
+            "kiln imagetools create --dry-run -t 127.0.0.1:5000/svc:1 127.0.0.1:5000/svc@$(jq -r '.\"containerimage.digest\"' amd64.json)",
+            "kiln imagetools create -t 127.0.0.1:5000/svc:1 127.0.0.1:5000/svc@$(jq -r '.\"containerimage.digest\"' amd64.json) 127.0.0.1:5000/svc@$(jq -r '.\"containerimage.digest\"' arm64.json)",
+            "kiln imagetools inspect 127.0.0.1:5000/svc:1",
         ],
         "README's sh blocks changed: teach tests/it/examples.rs to run them"
     );
@@ -409,6 +439,40 @@ async fn readme_sh_examples_run() {
             r.stderr
         );
     }
+}
+
+/// README's CI matrix: two one-platform builds pushed by digest with
+/// attestations, joined by `kiln imagetools create`, as written.
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_ci_matrix_runs() {
+    let blocks = readme_blocks("sh");
+    let matrix = blocks
+        .iter()
+        .find(|b| b.iter().any(|l| l.contains("imagetools create -t")))
+        .expect("README's CI matrix block");
+    let s = Sandbox::new("app");
+    let script: Vec<&str> = matrix.iter().map(|l| command(l)).collect();
+    let r = s.sh(&s.dir, &format!("set -e\n{}", script.join("\n"))).await;
+    if !daemon().supports(Need::PushByDigest) {
+        // Refused before building, naming the store (it can neither push
+        // by digest nor keep attestations).
+        assert_eq!(r.code, Some(1), "{}", r.stderr);
+        assert!(r.stderr.contains("classic image store"), "{}", r.stderr);
+        assert!(!s.dir.join("amd64.json").exists());
+        return;
+    }
+    ok("README's CI matrix", &r);
+    // Each runner's digest is what the registry has, and the joined index
+    // lists both platforms with their attestations.
+    for f in ["amd64.json", "arm64.json"] {
+        let j: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(s.dir.join(f)).unwrap()).unwrap();
+        let d = j["containerimage.digest"].as_str().unwrap();
+        assert!(r.stdout.contains(d), "{f}: {d} not in\n{}", r.stdout);
+    }
+    assert!(r.stdout.contains("linux/arm64") && r.stdout.contains("linux/amd64"), "{}", r.stdout);
+    assert!(r.stdout.matches("https://spdx.dev/Document").count() >= 2, "{}", r.stdout);
+    assert!(r.stdout.matches("https://slsa.dev/provenance/v1").count() >= 2, "{}", r.stdout);
 }
 
 /// README's example session: each `$` command runs in one shell, in order,

@@ -349,6 +349,10 @@ impl FanOut {
                     target: Some(Target::File(Dest::File(part))),
                 });
             }
+            // The pushed image's exporter last: with attestations the two
+            // exporters' indexes differ, and the response's
+            // containerimage.digest is the last exporter's.
+            outs.reverse();
             for o in &mut outs {
                 self.request.decorate_exporter(&mut o.exporter);
             }
