@@ -183,7 +183,15 @@ async fn every_help_example_runs() {
         .collect();
     assert_eq!(
         with_examples,
-        ["build", "lock", "solve", "go-version", "imagetools", "llb", "completion"],
+        [
+            "build",
+            "lock",
+            "solve",
+            "go-version",
+            "imagetools",
+            "llb",
+            "completion"
+        ],
         "subcommands with examples changed: teach tests/it/examples.rs to run them"
     );
 
@@ -307,9 +315,8 @@ async fn every_help_example_runs() {
     let s = Sandbox::new("app");
     module_at(&s.dir.join("svc"));
     for arch in ["amd64", "arm64"] {
-        let line = format!(
-            "kiln build ./svc -t 127.0.0.1:5000/svc:{arch} --push --platform linux/{arch}"
-        );
+        let line =
+            format!("kiln build ./svc -t 127.0.0.1:5000/svc:{arch} --push --platform linux/{arch}");
         ok(&line, &s.sh(&s.dir, &line).await);
     }
     let tools = help_examples(&["imagetools"]);
@@ -452,7 +459,9 @@ async fn readme_ci_matrix_runs() {
         .expect("README's CI matrix block");
     let s = Sandbox::new("app");
     let script: Vec<&str> = matrix.iter().map(|l| command(l)).collect();
-    let r = s.sh(&s.dir, &format!("set -e\n{}", script.join("\n"))).await;
+    let r = s
+        .sh(&s.dir, &format!("set -e\n{}", script.join("\n")))
+        .await;
     if !daemon().supports(Need::PushByDigest) {
         // Refused before building, naming the store (it can neither push
         // by digest nor keep attestations).
@@ -470,9 +479,21 @@ async fn readme_ci_matrix_runs() {
         let d = j["containerimage.digest"].as_str().unwrap();
         assert!(r.stdout.contains(d), "{f}: {d} not in\n{}", r.stdout);
     }
-    assert!(r.stdout.contains("linux/arm64") && r.stdout.contains("linux/amd64"), "{}", r.stdout);
-    assert!(r.stdout.matches("https://spdx.dev/Document").count() >= 2, "{}", r.stdout);
-    assert!(r.stdout.matches("https://slsa.dev/provenance/v1").count() >= 2, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("linux/arm64") && r.stdout.contains("linux/amd64"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.matches("https://spdx.dev/Document").count() >= 2,
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.matches("https://slsa.dev/provenance/v1").count() >= 2,
+        "{}",
+        r.stdout
+    );
 }
 
 /// README's example session: each `$` command runs in one shell, in order,

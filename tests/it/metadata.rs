@@ -139,6 +139,25 @@ async fn fanned_out_metadata_names_each_platform() {
         );
     }
     assert_eq!(j["kiln.platforms"].as_object().unwrap().len(), 2);
+    // The push's default provenance: each endpoint's attestation manifest
+    // is kept in the joined index, naming its platform's image.
+    let doc: serde_json::Value = serde_json::from_slice(&index.bytes).unwrap();
+    let attestations: Vec<&serde_json::Value> = doc["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+        .collect();
+    assert_eq!(attestations.len(), 2, "{doc:#}");
+    for (_, d) in index.manifest.platforms() {
+        assert!(
+            attestations
+                .iter()
+                .any(|a| a["annotations"]["vnd.docker.reference.digest"] == d.digest.as_str()),
+            "no attestation for {}: {doc:#}",
+            d.digest
+        );
+    }
 }
 
 /// A matrix job's half: pushed by digest, no tag; the digest is in the
