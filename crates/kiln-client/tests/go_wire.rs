@@ -350,6 +350,15 @@ async fn gateway_solve_and_return_are_encoded_as_go_does() {
                 b"{}".to_vec(),
             )]),
             metadata: BTreeMap::from([("empty".into(), Vec::new())]),
+            attestations: BTreeMap::from([(
+                "linux/amd64".into(),
+                vec![kiln_client::gateway::InTotoAttestation {
+                    ref_id: "ref-3".into(),
+                    path: "/kiln.spdx.json".into(),
+                    predicate_type: "https://spdx.dev/Document".into(),
+                    metadata: BTreeMap::from([("reason".into(), b"sbom".to_vec())]),
+                }],
+            )]),
         })
         .await
         .expect("finish");
@@ -371,8 +380,13 @@ async fn gateway_solve_and_return_are_encoded_as_go_does() {
     );
     let result = &fields(&ret[0].body)[0].1;
     let tags: Vec<u32> = fields(result).into_iter().map(|(t, _)| t).collect();
-    // Metadata entries (sorted), then the refs oneof last.
-    assert_eq!(tags, [10, 10, 10, 4]);
+    // Metadata entries (sorted), the attestations, then the refs oneof last.
+    assert_eq!(tags, [10, 10, 10, 12, 4]);
+    let att = &decoded.result.as_ref().expect("result").attestations["linux/amd64"].attestation[0];
+    assert_eq!(att.r#ref.as_ref().map(|r| r.id.as_str()), Some("ref-3"));
+    assert_eq!(att.path, "/kiln.spdx.json");
+    assert_eq!(att.in_toto_predicate_type, "https://spdx.dev/Document");
+    assert_eq!(att.metadata["reason"], b"sbom");
     let keys: Vec<Vec<u8>> = fields(result)
         .into_iter()
         .filter(|(t, _)| *t == 10)

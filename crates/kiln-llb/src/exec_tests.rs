@@ -23,6 +23,33 @@ fn exec_basic() {
                 .dir("cmd")
                 .hostname("builder"),
         );
+    // Go (BuildKit v0.29.0 client/llb), marshaled with llb.LinuxAmd64:
+    //   llb.Image("alpine").Dir("/src").AddEnv("GOFLAGS", "-mod=vendor").User("1000:1000").
+    //       Run(llb.Args([]string{"go", "build", "./..."}), llb.AddEnv("CGO_ENABLED", "0"),
+    //           llb.Dir("cmd"), llb.Hostname("builder"))
+    // - digest / inputs[].digest: sha256 of the op bytes (kiln's encoding), checked against the
+    //   daemon separately (tests/it/llb_digests.rs). The alpine input a7f9733e… was re-derived by
+    //   hand: platform{amd64,linux} + empty WorkerConstraints + SourceOp{identifier}, the layout of
+    //   the Go fixture /work/shared/llb-fixtures/image_run.pb (its golang source hashes to 325521c8…).
+    // - inputs[0].index 0: a source output has no getIndex — state.go (*output).ToInput.
+    // - caps exec.meta.base — exec.go (*ExecOp).Marshal, always; exec.mount.bind — same function,
+    //   the root mount has a source. No network/security caps: both sandbox (the defaults).
+    // - args from llb.Args; cwd "/src/cmd": a relative llb.Dir joins the previous dir — meta.go dirf.
+    // - env order GOFLAGS, CGO_ENABLED: EnvList.ToArray keeps insertion order — meta.go; a
+    //   StateOption given to Run applies to the exec's state — exec.go StateOption.SetRunOption.
+    // - DIFFERS FROM GO: "PATH=…" last. Go adds it only when the marshal constraints carry daemon
+    //   caps without exec.meta.setsdefaultpath (exec.go (*ExecOp).Marshal, `if c.Caps != nil`);
+    //   with no caps (this test: amd64() has none) Go writes no PATH — see image_run.pb, whose
+    //   exec env is just FOO=bar. The golden equals Go's output under llb.WithCaps(<old daemon>).
+    //   Kiln's choice is in exec.rs (ExecOp marshal, "Unlike Go …"); the digest follows it.
+    // - user, hostname: meta.go User/Hostname; remove_mount_stubs_recursive: always true — exec.go
+    //   (*ExecOp).Marshal builds pb.Meta with RemoveMountStubsRecursive: true.
+    // - mounts: only the root mount "/", input 0, output 0 (read-write root is output 0 —
+    //   exec.go getMountIndexFn), type bind (MountType BIND = 0).
+    // - platform linux/amd64: e.constraints.Platform and the image state's platform are nil, so
+    //   MarshalConstraints takes the marshal platform — marshal.go MarshalConstraints.
+    // - worker_constraints []: MarshalConstraints always sets an (empty) pb.WorkerConstraints.
+    // - no description / ignore_cache: none given.
     golden(
         "exec_basic",
         &head(&st),
@@ -106,6 +133,41 @@ fn exec_mounts_outputs_and_inputs() {
             .mount(Mount::bind("/discard", &base()).no_output())
             .mount(Mount::bind("/cc", &src).content_cache(ContentCache::On)),
     );
+    // Go (marshaled with llb.LinuxAmd64):
+    //   src := llb.Local("context"); goBase := llb.Image("golang:1.24")
+    //   e := llb.Image("alpine").Run(llb.Args([]string{"/bin/sh", "-c", "build"}),
+    //     llb.AddMount("/src", src, llb.Readonly, llb.SourcePath("app")),
+    //     llb.AddMount("/out", llb.Scratch()),
+    //     llb.AddMount("/work", src),
+    //     llb.AddMount("/root/.cache", goBase, llb.AsPersistentCacheDir("go", llb.CacheMountPrivate)),
+    //     llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs(llb.TmpfsSize(1<<20))),
+    //     llb.AddMount("/discard", llb.Image("alpine"), llb.ForceNoOutput),
+    //     llb.AddMount("/cc", src, llb.ContentCache(llb.MountContentCacheOn)))
+    //   e.GetMount("/out")
+    // - digest / input digests: sha256 of the op bytes, checked against the daemon separately.
+    //   alpine a7f9733e… and golang:1.24 114d1f0c… re-derived by hand (layout of the Go fixture
+    //   image_run.pb). The local input 6051f8dd… is kiln's local source WITHOUT local.unique: Go
+    //   adds local.unique=<random id> there (see the local_default golden), so Go's input digest
+    //   (and therefore this exec's) would differ.
+    // - mount order "/", "/cc", "/discard", "/out", "/root/.cache", "/src", "/tmp", "/work": sorted
+    //   by target with strings.Compare — exec.go (*ExecOp).Marshal (slices.SortFunc).
+    // - inputs deduplicated with Input.EqualVT, in mount order — exec.go (*ExecOp).Marshal: alpine 0
+    //   ("/" and the second llb.Image("alpine") on "/discard": same digest), local 1 ("/cc", "/src",
+    //   "/work"), golang 2. Scratch sources ("/out", "/tmp") get input -1 (pb.Empty).
+    // - output: a counter over mounts that are not noOutput/readonly/cache/tmpfs — exec.go
+    //   (*ExecOp).Marshal and getMountIndexFn: "/" 0, "/cc" 1, "/out" 2, "/work" 3; the others -1
+    //   (pb.SkipOutput).
+    // - cache mount: type cache, CacheOpt{ID "go", Sharing PRIVATE} — exec.go (*ExecOp).Marshal.
+    // - tmpfs: type tmpfs, TmpfsOpt{Size 1048576}; content_cache ON only on "/cc" (DEFAULT = 0
+    //   elsewhere, omitted); selector "app" + readonly on "/src" — exec.go (*ExecOp).Marshal.
+    // - caps, all from exec.go (*ExecOp).Marshal: exec.meta.base (always); exec.mount.bind (a mount
+    //   with a source); exec.mount.cache + exec.mount.cache.sharing (both whenever cacheID != "");
+    //   exec.mount.cache.content (contentCache != default); exec.mount.selector (selector != "");
+    //   exec.mount.tmpfs + exec.mount.tmpfs.size (tmpfs, size > 0).
+    // - cwd "/": NewState sets Dir("/") — state.go NewState.
+    // - DIFFERS FROM GO: env ["PATH=…"]; Go without daemon caps writes no env at all (exec.go
+    //   (*ExecOp).Marshal, `if c.Caps != nil`) — same issue as exec_basic.
+    // - platform linux/amd64 from the marshal constraints — marshal.go MarshalConstraints.
     golden(
         "exec_mounts",
         &head(&e.get_mount("/out")),
@@ -273,6 +335,28 @@ fn exec_secrets_and_ssh() {
                     .optional(),
             ),
     );
+    // Go (marshaled with llb.LinuxAmd64):
+    //   llb.Image("alpine").Run(llb.Args([]string{"/bin/sh", "-c", "npm ci"}),
+    //     llb.AddSecret("/root/.npmrc", llb.SecretID("npmrc"), llb.SecretFileOpt(1, 2, 0440), llb.SecretOptional),
+    //     llb.AddSecretWithDest("token", nil, llb.SecretAsEnvName("NPM_TOKEN")),
+    //     llb.AddSecret("/run/both", llb.SecretID("both"), llb.SecretAsEnvName("BOTH")),
+    //     llb.AddSSHSocket(),
+    //     llb.AddSSHSocket(llb.SSHID("deploy"), llb.SSHSocketTarget("/run/deploy.sock"), llb.SSHOptional))
+    // - digest / input digest: sha256 of the op bytes, checked against the daemon separately.
+    // - secret mounts come after the sorted regular mounts, in secret order, then SSH mounts in
+    //   order — exec.go (*ExecOp).Marshal (loops over e.secrets, then e.ssh, after peo.Mounts).
+    // - secret/ssh mounts: input -1 (pb.Empty), output 0 (Output never set), type secret/ssh.
+    // - secret mode default 0400 ("400") — exec.go AddSecret/AddSecretWithDest; uid/gid 0 unless
+    //   SecretFileOpt; "npmrc" 0440/1/2/optional from SecretFileOpt + SecretOptional.
+    // - secretenv in secret order (token, both), optional false omitted — exec.go (*ExecOp).Marshal.
+    // - ssh: mode default 0600 ("600") — exec.go AddSSHSocket; empty target becomes
+    //   "/run/buildkit/ssh_agent.<index>" (index 0) and SSH_AUTH_SOCK is set to the first target
+    //   when unset — exec.go (*ExecOp).Marshal, before the PATH default (so it comes first).
+    // - caps: exec.meta.base, exec.mount.bind (root), exec.mount.secret (any secret),
+    //   exec.secretenv (a secret with Env), exec.mount.ssh (any ssh) — exec.go (*ExecOp).Marshal.
+    // - DIFFERS FROM GO: "PATH=…" in env; Go without daemon caps writes only SSH_AUTH_SOCK (same
+    //   issue as exec_basic).
+    // - platform linux/amd64 from the marshal constraints — marshal.go MarshalConstraints.
     golden(
         "exec_secrets_ssh",
         &head(&st),
@@ -409,6 +493,30 @@ fn exec_meta_options_and_caps() {
                 .ignore_cache()
                 .custom_name("privileged step"),
         );
+    // Go (marshaled with llb.LinuxAmd64):
+    //   llb.Image("alpine").AddExtraHost("db", net.ParseIP("10.0.0.2")).Run(
+    //     llb.Args([]string{"/bin/sh", "-c", "true"}),
+    //     llb.Network(llb.NetModeHost), llb.Security(llb.SecurityModeInsecure),
+    //     llb.ValidExitCodes(0, 1), llb.WithProxy(llb.ProxyEnv{HTTPProxy: "http://proxy:3128"}),
+    //     llb.AddUlimit(llb.UlimitNofile, 1024, 4096), llb.WithCgroupParent("kiln"),
+    //     llb.AddExtraHost("cache", net.ParseIP("::1")),
+    //     llb.IgnoreCache, llb.WithCustomName("privileged step"))
+    // - digest / input digest: sha256 of the op bytes, checked against the daemon separately.
+    // - caps, all from exec.go (*ExecOp).Marshal: exec.meta.base; exec.meta.network (network !=
+    //   sandbox); exec.meta.security (security != sandbox); exec.meta.proxyenv (proxyEnv != nil);
+    //   exec.meta.ulimit (any ulimit); exec.validexitcode (codes != nil); exec.mount.bind (root).
+    //   No cap for cgroup_parent or extra hosts: Go adds none (exec.meta.cgroup.parent exists in
+    //   caps.go but the client never sets it).
+    // - ignore_cache / description{"llb.customname"}: constraints options given to Run land in the
+    //   exec's constraints — state.go IgnoreCache, WithCustomName; exec.go NewExecOp.
+    // - extra_hosts in insertion order, ip as net.IP.String() — meta.go extraHost; exec.go
+    //   (*ExecOp).Marshal.
+    // - proxy_env: all five fields present (empty strings) because the message is set — exec.go
+    //   (*ExecOp).Marshal.
+    // - network "HOST", security "INSECURE": pb.NetMode / pb.SecurityMode names.
+    // - DIFFERS FROM GO: env ["PATH=…"]; Go without daemon caps writes no env (same issue as
+    //   exec_basic).
+    // - platform linux/amd64 from the marshal constraints — marshal.go MarshalConstraints.
     golden(
         "exec_meta",
         &head(&st),

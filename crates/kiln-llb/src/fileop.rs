@@ -418,7 +418,6 @@ impl FileOp {
         if let Some(action) = &self.action {
             b.add(ctx, action)?;
         }
-        let mut op_caps: BTreeSet<&'static str> = BTreeSet::from([caps::FILE_BASE]);
         let n_inputs = b.inputs.len() as i64;
         let index = |i: Index| match i {
             Index::Input(i) => i,
@@ -434,7 +433,7 @@ impl FileOp {
                 .as_ref()
                 .map(State::get_dir)
                 .unwrap_or_default();
-            let action = action_to_pb(&st.fa.0.action, &parent, st.base, &mut op_caps)?;
+            let action = action_to_pb(&st.fa.0.action, &parent, st.base)?;
             actions.push(pb::FileAction {
                 input: index(st.input),
                 secondary_input: index(st.input2),
@@ -445,6 +444,14 @@ impl FileOp {
         // Like Go's FileOp.Marshal (BuildKit >= v0.12): a file op is not
         // platform specific, so it carries no platform, and its digest is
         // the one Go's client and the daemon compute for the same op.
+        //
+        // Caps: only `file.base`, exactly as Go v0.29.0 writes them. Go's
+        // per-action caps (file.symlink.create, file.copy.modestring,
+        // file.copy.includeexcludepatterns, …, from each action's
+        // `addCaps`) never reach the metadata: `(*FileOp).Marshal` runs its
+        // capAdder loop over the actions of a marshalState it has just
+        // created, before `state.add` fills it (fileop.go, lines 844-849).
+        let op_caps = BTreeSet::from([caps::FILE_BASE]);
         let (mut pop, md) = envelope(ctx.c, oc, None, &op_caps);
         pop.inputs = b.inputs;
         pop.op = Some(pb::op::Op::File(pb::FileOp { actions }));
@@ -467,7 +474,6 @@ fn action_to_pb(
     action: &Action,
     parent: &str,
     base: i64,
-    op_caps: &mut BTreeSet<&'static str>,
 ) -> Result<pb::file_action::Action, LlbError> {
     use pb::file_action::Action as A;
     let owner = |o: &Option<Chown>| o.as_ref().map(|c| c.to_pb(base));
@@ -503,7 +509,6 @@ fn action_to_pb(
         Action::Symlink(a) => {
             non_empty(&a.oldpath, "symlink oldpath")?;
             non_empty(&a.newpath, "symlink newpath")?;
-            op_caps.insert(caps::FILE_SYMLINK_CREATE);
             A::Symlink(pb::FileActionSymlink {
                 oldpath: a.oldpath.clone(),
                 newpath: a.newpath.clone(),
@@ -525,19 +530,10 @@ fn action_to_pb(
                     }
                 }
             };
-            if !a.include_patterns.is_empty() || !a.exclude_patterns.is_empty() {
-                op_caps.insert(caps::FILE_COPY_INCLUDE_EXCLUDE_PATTERNS);
-            }
-            if a.always_replace_existing_dest_paths {
-                op_caps.insert(caps::FILE_COPY_ALWAYS_REPLACE_EXISTING_DEST_PATHS);
-            }
             let (mode, mode_str) = match &a.mode {
                 None => (-1, String::new()),
                 Some(CopyMode::Bits(m)) => (*m as i32, String::new()),
-                Some(CopyMode::Symbolic(s)) => {
-                    op_caps.insert(caps::FILE_COPY_MODE_STRING_FORMAT);
-                    (0, s.clone())
-                }
+                Some(CopyMode::Symbolic(s)) => (0, s.clone()),
             };
             A::Copy(pb::FileActionCopy {
                 src: path::join(&[&src_dir, &src]),

@@ -25,6 +25,22 @@ fn mkdir_action() {
             .owner(Chown::parse("app:staff"))
             .created_time(0),
     );
+    // Go: llb.Image("alpine").Dir("/app").File(llb.Mkdir("data/cache", 0755|os.ModeDir,
+    //         llb.WithParents(true), llb.WithUser("app:staff"), llb.WithCreatedTime(time.Unix(0, 0))))
+    // - digest / input digest: sha256 of the op bytes, checked against the daemon separately.
+    // - path "/app/data/cache": normalizePath(state dir, p, false) — fileop.go normalizePath.
+    // - mode "755": int32(mode & 0777) — fileop.go (*fileActionMkdir).toProtoAction (kiln's
+    //   0o40755 is masked the same way).
+    // - owner by name, input 0: WithUser("app:staff") keeps names that are not numbers/"root"
+    //   (fileop.go WithUser, parseUID); a name carries the action's base input — fileop.go
+    //   (*UserOpt).marshal; base = index of the state's output in the op inputs = 0 —
+    //   fileop.go (*marshalState).add.
+    // - timestamp 0: time.Unix(0,0).UnixNano() — fileop.go marshalTime.
+    // - input 0 / secondary_input -1 / output 0: first action takes its base; no copy source;
+    //   the last action is output 0 — fileop.go (*marshalState).add, (*FileOp).Marshal.
+    // - caps: file.base only — fileop.go (*FileOp).Marshal.
+    // - no platform: fileop.go (*FileOp).Marshal sets pop.Platform = nil ("file op is not
+    //   platform specific"); worker_constraints []: MarshalConstraints always sets it (marshal.go).
     golden(
         "file_mkdir",
         &head(&st),
@@ -81,6 +97,18 @@ fn mkfile_action() {
             .owner(Chown::ids(0, 0))
             .created_time(1_700_000_000_000_000_000),
     );
+    // Go: llb.Scratch().File(llb.Mkfile("/etc/passwd", 0644, []byte("root:x:0:0::/root:/bin/sh\n"),
+    //         llb.WithUIDGID(0, 0), llb.WithCreatedTime(time.Unix(0, 1700000000000000000))))
+    // - digest: sha256 of the op bytes, checked against the daemon separately.
+    // - no inputs, input -1: scratch has no output, so base = -1 and the first action's input is
+    //   its base — fileop.go (*marshalState).add.
+    // - owner {"id": 0} for user and group: WithUIDGID — fileop.go WithUIDGID, (*UserOpt).marshal
+    //   (UserOpt_ByID is a oneof, so id 0 is still written).
+    // - mode "644": mode & 0777 — fileop.go (*fileActionMkfile).toProtoAction.
+    // - timestamp: UnixNano — fileop.go marshalTime.
+    // - caps: file.base only — fileop.go (*FileOp).Marshal.
+    // - no platform: fileop.go (*FileOp).Marshal sets pop.Platform = nil ("file op is not
+    //   platform specific"); worker_constraints []: MarshalConstraints always sets it (marshal.go).
     golden(
         "file_mkfile",
         &head(&st),
@@ -129,6 +157,15 @@ fn rm_action() {
         .rm(Rm::new("/var/cache/apk/*")
             .allow_not_found()
             .allow_wildcard());
+    // Go: llb.Image("alpine").File(llb.Rm("/var/cache/apk/*",
+    //         llb.WithAllowNotFound(true), llb.WithAllowWildcard(true)))
+    // - digest / input digest: sha256 of the op bytes, checked against the daemon separately.
+    // - path normalized against the state dir "/" — fileop.go (*fileActionRm).toProtoAction.
+    // - allow_not_found / allow_wildcard copied from RmInfo — same function.
+    // - caps: file.base only; Go adds no cap for wildcards (file.rm.wildcard exists in caps.go
+    //   but the client never sets it).
+    // - no platform: fileop.go (*FileOp).Marshal sets pop.Platform = nil ("file op is not
+    //   platform specific"); worker_constraints []: MarshalConstraints always sets it (marshal.go).
     golden(
         "file_rm",
         &head(&st),
@@ -170,6 +207,21 @@ fn rm_action() {
 #[test]
 fn symlink_action() {
     let st = scratch().symlink(Symlink::new("/usr/bin/app", "/app").owner(Chown::parse("1000")));
+    // Go: llb.Scratch().File(llb.Symlink("/usr/bin/app", "/app", llb.WithUser("1000")))
+    // - digest: sha256 of the op bytes, checked against the daemon separately (caps are metadata,
+    //   not part of the digest).
+    // - oldpath/newpath written as given (no normalizePath) — fileop.go
+    //   (*fileActionSymlink).toProtoAction.
+    // - owner user {"id": 1000}, group null: WithUser("1000") sets only User — fileop.go WithUser.
+    // - timestamp -1: no created time — fileop.go marshalTime.
+    // - input -1 (scratch), secondary -1, output 0 — fileop.go (*marshalState).add.
+    // - caps: "file.base" only. Go v0.29.0's (*FileOp).Marshal runs the capAdder loop over
+    //   `state.actions` of a marshalState it has just created (fileop.go, lines 844-849, before
+    //   state.add fills it), so (*fileActionSymlink).addCaps never runs and "file.symlink.create"
+    //   is never written. Kiln used to add it; FileOp::marshal now writes only file.base, so kiln
+    //   matches Go (the digest, over the op bytes alone, did not change).
+    // - no platform: fileop.go (*FileOp).Marshal sets pop.Platform = nil ("file op is not
+    //   platform specific"); worker_constraints []: MarshalConstraints always sets it (marshal.go).
     golden(
         "file_symlink",
         &head(&st),
@@ -178,8 +230,7 @@ fn symlink_action() {
   "digest": "sha256:c9e0517eaa15198cc494dd77e27aae5e17cffc6e409ecc258d07cca186b2f91d",
   "metadata": {
     "caps": [
-      "file.base",
-      "file.symlink.create"
+      "file.base"
     ]
   },
   "op": {
@@ -227,6 +278,36 @@ fn copy_action_with_every_option() {
             .created_time(42)
             .always_replace_existing_dest_paths(),
     );
+    // Go: ctx := llb.Local("context").Dir("/repo")
+    //     llb.Image("alpine").Dir("/work").File(llb.Copy(ctx, "src/", "out/.", &llb.CopyInfo{
+    //         Mode: &llb.ChmodOpt{Mode: 0755}, FollowSymlinks: true, CopyDirContentsOnly: true,
+    //         IncludePatterns: []string{"**/*.go"}, ExcludePatterns: []string{"vendor"},
+    //         AttemptUnpack: true, CreateDestPath: true, AllowWildcard: true,
+    //         AllowEmptyWildcard: true, AlwaysReplaceExistingDestPaths: true},
+    //       llb.WithUser("1000:1000"), llb.WithCreatedTime(time.Unix(0, 42))))
+    //   (CopyInfo replaces the whole info, so it goes first — fileop.go (*CopyInfo).SetCopyOption.)
+    // - digest / input digests: sha256 of the op bytes, checked against the daemon separately.
+    //   The local input 6051f8dd… has no local.unique; Go's would (see local_default).
+    // - src "/repo/src": path.Clean, then joined with the SOURCE state's dir — fileop.go
+    //   (*fileActionCopy).sourcePath.
+    // - dest "/work/out/.": normalizePath(dest state dir, dest, keepSlash=true) keeps a trailing
+    //   "/." — fileop.go normalizePath.
+    // - mode "755": int32(ChmodOpt.Mode), no mask; -1 only when Mode is nil — fileop.go
+    //   (*fileActionCopy).toProtoAction. Flags follow_symlink, dir_copy_contents,
+    //   attempt_unpack (AttemptUnpackDockerCompatibility), create_dest_path, allow_wildcard,
+    //   allow_empty_wildcard, include/exclude patterns, always_replace_existing_dest_paths:
+    //   copied one to one from CopyInfo — same function.
+    // - owner ids 1000/1000: WithUser parses numbers — fileop.go WithUser, parseUID.
+    // - timestamp 42 — fileop.go marshalTime.
+    // - input 0 (alpine, the dest state), secondary_input 1 (local, the copy source), output 0 —
+    //   fileop.go (*marshalState).add / addInput (inputs deduplicated in that order).
+    // - caps: "file.base" only. Go v0.29.0 never calls (*fileActionCopy).addCaps because
+    //   (*FileOp).Marshal iterates the still-empty `state.actions` (fileop.go lines 844-849), so
+    //   file.copy.includeexcludepatterns and file.copy.alwaysreplaceexistingdestpaths are not
+    //   written. Kiln used to add them; FileOp::marshal now writes only file.base, so kiln
+    //   matches Go (the digest, over the op bytes alone, did not change).
+    // - no platform: fileop.go (*FileOp).Marshal sets pop.Platform = nil ("file op is not
+    //   platform specific"); worker_constraints []: MarshalConstraints always sets it (marshal.go).
     golden(
         "file_copy",
         &head(&st),
@@ -245,9 +326,7 @@ fn copy_action_with_every_option() {
   ],
   "metadata": {
     "caps": [
-      "file.base",
-      "file.copy.alwaysreplaceexistingdestpaths",
-      "file.copy.includeexcludepatterns"
+      "file.base"
     ]
   },
   "op": {
@@ -294,16 +373,41 @@ fn copy_action_with_every_option() {
 }
 
 #[test]
-fn copy_mode_string_needs_a_cap() {
+fn copy_mode_string_declares_only_file_base_as_go_does() {
+    // Go: llb.Scratch().File(llb.Copy(llb.Local("c"), "/a", "/b",
+    //         &llb.CopyInfo{Mode: &llb.ChmodOpt{ModeStr: "u+x"}}))
+    // - mode_str "u+x" and mode 0 (Mode is left unset when ModeStr is given) — fileop.go
+    //   (*fileActionCopy).toProtoAction.
+    // - caps: "file.base" only. (*fileActionCopy).addCaps would add file.copy.modestring, but
+    //   Go v0.29.0 never calls it: (*FileOp).Marshal runs its capAdder loop over the actions of
+    //   a marshalState it has just created, before state.add fills it (fileop.go, lines
+    //   844-849). A daemon without mode strings therefore gets no cap to refuse the op by.
     let st =
         scratch().copy(Copy::new(local("c"), "/a", "/b").mode(CopyMode::Symbolic("u+x".into())));
     let h = head(&st);
     assert_eq!(h["op"]["actions"][0]["copy"]["mode_str"], "u+x");
     assert_eq!(h["op"]["actions"][0]["copy"]["mode"], "0");
-    assert_eq!(
-        h["metadata"]["caps"],
-        json!(["file.base", "file.copy.modestring"])
-    );
+    assert_eq!(h["metadata"]["caps"], json!(["file.base"]));
+}
+
+#[test]
+fn file_op_caps_are_file_base_whatever_the_actions() {
+    // Go v0.29.0 writes no per-action cap (fileop.go lines 844-849, see above): a chain with a
+    // symlink and a copy using patterns, always-replace and a mode string still has file.base
+    // alone; op-level caps and the marshal's metadata are kept.
+    let src = local("c");
+    let actions = FileAction::from(Symlink::new("/x", "/y"))
+        .copy(
+            Copy::new(&src, "/a", "/b")
+                .include_patterns(["*.go"])
+                .exclude_patterns(["vendor"])
+                .always_replace_existing_dest_paths()
+                .mode(CopyMode::Symbolic("g+r".into())),
+        )
+        .copy(Copy::new(&src, "/c", "/d").mode(CopyMode::Bits(0o600)));
+    let h = head(&scratch().file(actions));
+    assert_eq!(h["op"]["actions"].as_array().map(Vec::len), Some(3));
+    assert_eq!(h["metadata"]["caps"], json!(["file.base"]));
 }
 
 #[test]
@@ -317,6 +421,26 @@ fn chained_actions_and_copy_from_another_chain() {
         "./baz",
     ));
     let st = image("alpine").expect("valid").dir("/abc").file(c);
+    // Go (the example in fileop.go's header comment):
+    //   a := llb.Mkdir("./foo", 0755); b := llb.Mkdir("./bar", 0755)
+    //   c := b.Copy(a.WithState(llb.Scratch().Dir("/ced")), "./foo", "./baz")
+    //   llb.Image("alpine").Dir("/abc").File(c)
+    // - digest / input digest: sha256 of the op bytes, checked against the daemon separately.
+    // - action order b, a, c: (*marshalState).add visits prev first, then the copy source
+    //   action, then appends itself — fileop.go (*marshalState).add.
+    // - b: input 0 (alpine, its base), path "/abc/bar" (bound to the /abc state by NewFileOp →
+    //   bind), output -1 (not last) — fileop.go NewFileOp, (*FileOp).Marshal.
+    // - a: input -1 (bound to scratch: no output), path "/ced/foo" — WithState binds it to the
+    //   /ced state — fileop.go (*FileAction).WithState.
+    // - c: input 1 = len(inputs) + b's target 0, secondary_input 2 = 1 + a's target 1 — fileop.go
+    //   getIndex; output 0 (last action).
+    // - copy src "/ced/foo": relative src joined with the source action's state dir — fileop.go
+    //   (*fileActionCopy).sourcePath; dest "/abc/baz" — normalizePath.
+    // - mkdir mode "755"; copy mode -1 (no ChmodOpt); timestamps -1; no owner — fileop.go
+    //   toProtoAction functions, marshalTime.
+    // - caps: file.base — fileop.go (*FileOp).Marshal.
+    // - no platform: fileop.go (*FileOp).Marshal sets pop.Platform = nil ("file op is not
+    //   platform specific"); worker_constraints []: MarshalConstraints always sets it (marshal.go).
     golden(
         "file_chain",
         &head(&st),

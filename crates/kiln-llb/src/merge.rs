@@ -61,8 +61,11 @@ pub fn merge_with(states: &[State], opts: MergeOptions) -> State {
         _ => {
             let mut oc = opts.into_op();
             oc.add_cap(caps::MERGE_OP);
+            // Like Go's llb.Merge, the result keeps the first input's
+            // metadata (dir, env, user, platform) with the merge as output.
+            let first = inputs[0].clone();
             let node = Node::new(OpNode::Merge(MergeOp { inputs }), oc);
-            State::from_head(Head::Output(Output { node, index: 0 }))
+            first.with_head(Head::Output(Output { node, index: 0 }))
         }
     }
 }
@@ -84,18 +87,17 @@ impl MergeOp {
         Ok(out)
     }
 
-    /// Go's `MergeOp.Marshal`: every input listed, duplicates included.
+    /// Go's `MergeOp.Marshal`: every input listed, duplicates included, and
+    /// no platform.
     pub fn marshal(
         &self,
         oc: &OpConstraints,
         ctx: &Ctx<'_>,
     ) -> Result<(pb::Op, pb::OpMetadata), LlbError> {
-        let (mut pop, md) = envelope(
-            ctx.c,
-            oc,
-            Some(oc.platform.as_ref().unwrap_or(&ctx.c.platform)),
-            &BTreeSet::new(),
-        );
+        // Like Go's MergeOp.Marshal (`pop.Platform = nil`): a merge op is
+        // not platform specific, so it carries no platform, not even one
+        // given with `MergeOptions::platform`.
+        let (mut pop, md) = envelope(ctx.c, oc, None, &BTreeSet::new());
         let mut merge = pb::MergeOp::default();
         for o in self.inputs()? {
             merge.inputs.push(pb::MergeInput {
@@ -126,12 +128,33 @@ mod tests {
             &[alpine(), scratch(), app.clone(), alpine()],
             MergeOptions::new().custom_name("merge"),
         );
+        // Go: app := llb.Scratch().File(llb.Mkfile("/app", 0755, []byte("x")))
+        //     llb.Merge([]llb.State{llb.Image("alpine"), llb.Scratch(), app, llb.Image("alpine")},
+        //         llb.WithCustomName("merge"))
+        // - input digests: sha256 of the op bytes, checked against the daemon separately;
+        //   alpine a7f9733e… re-derived by hand (layout of the Go fixture image_run.pb).
+        // - scratch inputs dropped before the op is built — merge.go Merge.
+        // - inputs not deduplicated: one pb.Input and one MergeInput{Input: len(inputs)} per
+        //   state, so alpine appears twice and "inputs" is [0, 1, 2] — merge.go (*MergeOp).Marshal.
+        // - caps: mergeop — merge.go Merge (addCap CapMergeOp).
+        // - description llb.customname — state.go WithCustomName.
+        // - no platform: Go's (*MergeOp).Marshal sets pop.Platform = nil ("merge op is not
+        //   platform specific", merge.go line 47, there since MergeOp was added). Kiln used to
+        //   write {amd64, linux} here; MergeOp::marshal now passes no platform to envelope, as
+        //   diff.rs does, so kiln matches Go.
+        // - digest cf2051f6…: the sha256 of the op bytes, recomputed from kiln's output after the
+        //   fix and checked by hand against Go's layout: three pb.Input (digest only, index 0
+        //   omitted), an empty WorkerConstraints (field 11), then the oneof merge (field 6) with
+        //   MergeInput{} / {1} / {2} — and no field 10. The app input 8cc88554… re-derived the
+        //   same way (FileOp with one mkfile: input/secondary -1, path "/app", mode 493, data
+        //   "x", timestamp -1).
+        // - worker_constraints []: MarshalConstraints always sets it (marshal.go).
         golden(
             "merge",
             &head(&st),
             r#"
 {
-  "digest": "sha256:6fcc6768c93683892c76700c07b0f7aa52cb8e3864dc62c3268802845648139e",
+  "digest": "sha256:cf2051f60f9271ecd106c4c17bc0c946a64ae444bfbf5b0ab243b2d60e7d7416",
   "inputs": [
     {
       "digest": "sha256:a7f9733e307dd352c82d43053b783dd17bb2ec2c36214908ce393e41545c8b51",
@@ -162,16 +185,39 @@ mod tests {
     ],
     "kind": "merge"
   },
-  "platform": {
-    "architecture": "amd64",
-    "os": "linux"
-  },
   "worker_constraints": []
 }
         "#,
         );
         // Go lists duplicate inputs again; the definition lists each op once.
         assert_eq!(def(&st).len(), 4); // alpine, app, merge, terminal
+    }
+
+    #[test]
+    fn merge_op_has_no_platform_even_when_given_one() {
+        // Go: pop.Platform = nil after MarshalConstraints, whatever llb.Platform the merge
+        // was given — merge.go (*MergeOp).Marshal.
+        let arm = Platform::parse("linux/arm64").expect("valid");
+        let st = merge_with(
+            &[alpine(), scratch().mkfile(Mkfile::new("/a", 0o644, ""))],
+            MergeOptions::new().platform(arm),
+        );
+        let h = head(&st);
+        assert_eq!(h["op"]["kind"], "merge");
+        assert!(h.get("platform").is_none(), "{h}");
+        let plain = merge(&[alpine(), scratch().mkfile(Mkfile::new("/a", 0o644, ""))]);
+        assert_eq!(h["digest"], head(&plain)["digest"]);
+    }
+
+    #[test]
+    fn merged_state_keeps_the_first_inputs_metadata() {
+        // Go: llb.Merge returns filtered[0].WithOutput(mergeOp.Output()).
+        let first = alpine().dir("/work");
+        let st = merge(&[
+            first,
+            scratch().mkfile(Mkfile::new("/a", 0o644, "")).dir("/other"),
+        ]);
+        assert_eq!(st.get_dir(), "/work");
     }
 
     #[test]
@@ -186,6 +232,16 @@ mod tests {
     fn diff_op() {
         let upper = alpine().run(ExecOptions::shell("apk add git")).root();
         let st = diff(&alpine(), &upper);
+        // Go: llb.Diff(llb.Image("alpine"),
+        //         llb.Image("alpine").Run(llb.Args([]string{"/bin/sh", "-c", "apk add git"})).Root())
+        // - digest / input digests: sha256 of the op bytes, checked against the daemon
+        //   separately. The upper input (the exec) has kiln's default PATH in its env, which Go
+        //   without daemon caps leaves out (see exec_basic), so Go's upper digest would differ.
+        // - lower 0 / upper 1: LowerDiffInput{len(inputs)} then append, same for upper; -1
+        //   (pb.Empty) only for a scratch side — diff.go (*DiffOp).Marshal.
+        // - caps: diffop — diff.go NewDiff.
+        // - no platform: diff.go (*DiffOp).Marshal sets proto.Platform = nil.
+        // - worker_constraints []: MarshalConstraints always sets it (marshal.go).
         golden(
             "diff",
             &head(&st),

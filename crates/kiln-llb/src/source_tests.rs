@@ -89,6 +89,25 @@ fn image_with_options() {
         st.get_platform().map(ToString::to_string).as_deref(),
         Some("linux/arm64")
     );
+    // Go: llb.Image("127.0.0.1:5000/kiln-fixtures/golang:1.24-trixie@sha256:e3b0c442…b855",
+    //         llb.ResolveModeForcePull, llb.MarkImageInternal, llb.WithLayerLimit(2),
+    //         llb.Platform(platforms.MustParse("linux/aarch64")), llb.WithCustomName("base"))
+    //   (kiln's .digest() pins the digest in the reference; Go's llb.WithImageChecksum would
+    //   instead write image.checksum + source.image.checksum, which this golden does not use.)
+    // - digest: sha256 of the op bytes, checked against the daemon separately.
+    // - identifier: ParseNormalizedNamed + TagNameOnly + String keeps "name:tag@digest" — source.go
+    //   Image.
+    // - attrs image.resolvemode "pull" (ResolveModeForcePull.String()), image.recordtype "internal"
+    //   (MarkImageInternal), image.layerlimit "2" (strconv.FormatInt) — source.go Image,
+    //   ResolveMode.String, MarkImageInternal; resolver.go WithLayerLimit.
+    // - caps source.image (always), source.image.resolvemode (only for ForcePull),
+    //   source.image.layerlimit — source.go Image.
+    // - description llb.customname — state.go WithCustomName.
+    // - platform linux/arm64: the source's own constraint platform overrides the marshal's —
+    //   marshal.go MarshalConstraints; kept because docker-image is platform specific — source.go
+    //   (*SourceOp).Marshal, platformSpecificSource. "aarch64" is normalized to "arm64" with no
+    //   variant by containerd platforms.Parse (llb.Platform itself does not normalize).
+    // - worker_constraints []: MarshalConstraints always sets it.
     golden(
         "image_with_options",
         &head(&st),
@@ -145,6 +164,18 @@ fn image_rejects_bad_reference() {
 #[test]
 fn local_has_no_unique_id_by_default() {
     let h = head(&local("context"));
+    // Go: llb.Local("context")
+    // - digest: sha256 of the op bytes, checked against the daemon separately.
+    // - identifier "local://context" — source.go Local; no platform: local is not platform
+    //   specific — source.go (*SourceOp).Marshal, platformSpecificSource.
+    // - DIFFERS FROM GO: attrs and caps. Without local.session Go always writes
+    //   attrs["local.unique"] = the op's or the marshal's LocalUniqueID (random by default:
+    //   state.go NewConstraints uses identity.NewID()) and adds cap "source.local.unique" —
+    //   source.go (*SourceOp).Marshal, lines 64-73. The Go fixture
+    //   /work/shared/llb-fixtures/local_copy_include.json lists source.local.unique for its local
+    //   op. Kiln writes attrs {} and caps [source.local] — a deliberate choice in source.rs
+    //   (SourceOp::marshal: "Go writes a random id here; kiln only writes one it is given"), so
+    //   the digest differs from Go's too.
     golden(
         "local_default",
         &h,
@@ -179,6 +210,20 @@ fn local_with_options() {
             .shared_key_hint("ctx")
             .differ(DiffType::None, true),
     );
+    // Go: llb.Local("context", llb.SessionID("s1"),
+    //         llb.IncludePatterns([]string{"go.mod", "**/*.go"}), llb.ExcludePatterns([]string{"<tmp>&"}),
+    //         llb.FollowPaths([]string{"vendor"}), llb.SharedKeyHint("ctx"), llb.Differ(llb.DiffNone, true))
+    // - digest: sha256 of the op bytes, checked against the daemon separately.
+    // - attr keys from solver/pb/attr.go: local.session, local.includepattern (singular),
+    //   local.excludepatterns, local.followpaths, local.sharedkeyhint, local.differ.
+    // - pattern values: encoding/json.Marshal of the list, which escapes <, >, & as \u003c,
+    //   \u003e, \u0026 — source.go IncludePatterns/ExcludePatterns/FollowPaths.
+    // - local.differ "none" (pb.AttrLocalDifferNone) and cap source.local.differ because
+    //   required = true — source.go Local.
+    // - caps source.local.{sessionid,includepatterns,excludepatterns,followpaths,sharedkeyhint,
+    //   differ} + source.local — source.go Local.
+    // - no local.unique: a session id is present — source.go (*SourceOp).Marshal.
+    // - no platform: local is not platform specific — source.go platformSpecificSource.
     golden(
         "local_with_options",
         &head(&st),
@@ -237,6 +282,18 @@ fn git_https() {
         "v0.11.6",
         GitOptions::new().keep_git_dir().subdir("client/llb"),
     );
+    // Go: llb.Git("https://github.com/moby/buildkit.git", "v0.11.6", llb.KeepGitDir(),
+    //         llb.GitSubDir("client/llb"))
+    // - digest: sha256 of the op bytes, checked against the daemon separately.
+    // - identifier "git://" + host + path.Join("/", path) + "#" + ref + ":" + subdir — source.go Git
+    //   (gitutil.ParseURL: Host "github.com", Path "/moby/buildkit.git").
+    // - git.fullurl = remote.Remote (URL without fragment) + cap source.git.fullurl — source.go Git.
+    // - git.keepgitdir "true" + cap source.git.keepgitdir — source.go Git.
+    // - git.authtokensecret "GIT_AUTH_TOKEN" / git.authheadersecret "GIT_AUTH_HEADER": GitInfo
+    //   defaults (GitAuthTokenKey, GitAuthHeaderKey); no source.git.httpauth cap because neither
+    //   AuthTokenSecret nor AuthHeaderSecret was called (addAuthCap) — source.go Git.
+    // - https: no known-hosts / mountsshsock attrs (SSH only); cap source.git always.
+    // - no platform: git is not platform specific — source.go platformSpecificSource.
     golden(
         "git_https",
         &head(&st),
@@ -275,6 +332,19 @@ fn git_ssh_and_fragment_subdir() {
             .known_ssh_hosts("github.com ssh-ed25519 AAAA\n")
             .auth_token_secret("tok"),
     );
+    // Go: llb.Git("git@github.com:moby/buildkit.git", "main:/docs/../cmd/",
+    //         llb.KnownSSHHosts("github.com ssh-ed25519 AAAA\n"), llb.AuthTokenSecret("tok"))
+    // - digest: sha256 of the op bytes, checked against the daemon separately.
+    // - fragment "main:/docs/../cmd/": ref "main"; subdir path.Join("/", …) with the leading "/"
+    //   trimmed = "cmd" — source.go Git; identifier "git://github.com/moby/buildkit.git#main:cmd"
+    //   (scp-style URL: Host "github.com", Path "moby/buildkit.git" — util/gitutil ParseURL).
+    // - git.fullurl is the scp-style remote as given + cap source.git.fullurl.
+    // - git.authtokensecret "tok" and cap source.git.httpauth (AuthTokenSecret sets addAuthCap);
+    //   git.authheadersecret keeps the default "GIT_AUTH_HEADER" — source.go AuthTokenSecret, Git.
+    // - git.knownsshhosts: the key with one trailing "\n" — source.go KnownSSHHosts; cap
+    //   source.git.knownsshhosts; git.mountsshsock "default" + cap source.git.mountsshsock —
+    //   source.go Git (SSH scheme only).
+    // - no platform: git is not platform specific.
     golden(
         "git_ssh",
         &head(&st),
@@ -334,6 +404,17 @@ fn http_with_options() {
             .chmod(0o100755)
             .chown(1000, 0),
     );
+    // Go: llb.HTTP("https://example.com/tool.tar.gz", llb.Checksum(dgst), llb.Filename("tool.tgz"),
+    //         llb.Chmod(0755), llb.Chown(1000, 0))
+    //   (Chmod keeps int(perm) & 0777, so kiln's 0o100755 gives the same 0755 — source.go Chmod.)
+    // - digest: sha256 of the op bytes, checked against the daemon separately.
+    // - http.checksum = digest string + cap source.http.checksum — source.go HTTP.
+    // - http.filename, no cap — source.go HTTP.
+    // - http.perm "0755": "0" + octal — source.go HTTP; cap source.http.perm.
+    // - http.uid "1000" + cap "soruce.http.uidgid" (the historical typo is the real cap id —
+    //   solver/pb/caps.go CapSourceHTTPUIDGID); gid 0 is not written — source.go HTTP.
+    // - cap source.http always; identifier is the URL itself.
+    // - no platform: http is not platform specific — source.go platformSpecificSource.
     golden(
         "http_with_options",
         &head(&st),
@@ -374,6 +455,15 @@ fn oci_layout_source() {
         &digest,
         OciLayoutOptions::new().session_id("s").store_id("st"),
     );
+    // Go: llb.OCILayout("docker.io/library/app@sha256:e3b0c442…b855", llb.OCIStore("s", "st"))
+    //   Go's OCILayout takes the reference verbatim ("oci-layout://" + ref); the normalization
+    //   (docker.io/library/, tag dropped) is kiln's oci_layout_with. Note: the Dockerfile
+    //   frontend (frontend/dockerui/namedcontext.go) builds it with reference.WithDigest, which
+    //   KEEPS a tag ("…/app:ignored-tag@sha256:…"); kiln drops it — not a client/llb difference.
+    // - digest: sha256 of the op bytes, checked against the daemon separately.
+    // - attrs oci.session, oci.store — source.go OCILayout, OCIStore; cap source.ocilayout only.
+    // - platform linux/amd64 from the marshal constraints: oci-layout is platform specific —
+    //   source.go platformSpecificSource; marshal.go MarshalConstraints.
     golden(
         "oci_layout",
         &head(&st),
