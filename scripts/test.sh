@@ -118,6 +118,22 @@ for r in unit "${ROWS[@]}"; do
   SECS[$r]=$(awk -v a="${T0[$r]}" -v b="$(cat "$LOGS/$r.end" 2>/dev/null || echo "$EPOCHREALTIME")" 'BEGIN { printf "%.0f", b - a }')
 done
 
+# The exclusive phase: tests that prune a daemon's whole build cache
+# (tests/it/exclusive.rs), once every row is done, one row at a time (the
+# buildkitd rows share one daemon).
+# Skipped when a filter names other tests.
+if [ $# -eq 0 ] || [[ " $* " == *exclusive* ]]; then
+  for d in "${ROWS[@]}"; do
+    rc=0
+    (
+      cd "$ROOT"
+      KILN_TEST_DAEMON=$d KILN_TEST_EXCLUSIVE=1 "$IT_BIN" exclusive:: 2>&1 | sed -u "s/^/[$d exclusive] /"
+      exit "${PIPESTATUS[0]}"
+    ) >>"$LOGS/$d.log" 2>&1 || rc=$?
+    [ "${RC[$d]}" = 0 ] && RC[$d]=$rc
+  done
+fi
+
 # README's first command, kiln's main job (./scripts/try.sh), after the
 # suite so it does not compete for the two cores; only for a whole run.
 if [ $# -eq 0 ]; then

@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod errors;
 mod examples;
+mod exclusive;
 mod gateway;
 mod go_version;
 mod imagetools;
