@@ -123,6 +123,38 @@ async fn bad_cache_specs_name_the_flag() {
     }
 }
 
+/// A registry that cannot take the cache export: the failure names the
+/// `--cache-to` and the remedy; with `ignore-error=true` the build passes
+/// and says nothing was exported.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_cache_export_names_the_flag_unless_ignored() {
+    if daemon().kind == kiln_test_support::DaemonKind::DockerClassic {
+        // No registry cache exporter there (refused up front, tested above).
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    // Nothing listens on port 9 (discard): the export cannot connect.
+    let to = "type=registry,ref=127.0.0.1:9/kiln-test/cache,mode=max";
+    let args = build_args(&dir, &["--cache-to", to]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(kiln(), &refs).await;
+    r.failure();
+    assert!(
+        r.stderr.contains("--cache-to type=registry")
+            && r.stderr.contains("127.0.0.1:9 cannot be reached")
+            && r.stderr.contains("ignore-error=true"),
+        "{}",
+        r.stderr
+    );
+    let ignored = format!("{to},ignore-error=true");
+    let args = build_args(&dir, &["--cache-to", &ignored, "--progress", "plain"]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(kiln(), &refs).await;
+    r.success();
+    assert!(r.stderr.contains("no cache was exported"), "{}", r.stderr);
+}
+
 /// A fresh, empty buildkitd (a new CI runner) builds `dir` with
 /// `--cache-from FROM` and runs neither `go mod download` nor `go build`.
 async fn a_fresh_runner_skips_the_go_steps(dir: &Path, from: &str) {

@@ -70,7 +70,11 @@ async fn a_pruned_daemon_builds_from_its_exported_cache() {
                 format!("type=local,src={}", local.display()),
                 vec![],
             ),
-            _ => ("type=inline".into(), name.clone(), vec!["-t", &name, "--push"]),
+            _ => (
+                "type=inline".into(),
+                name.clone(),
+                vec!["-t", &name, "--push"],
+            ),
         };
         export_extra.extend(["--cache-to", &to, "--progress", "rawjson"]);
         let first = build(&dir, &export_extra).await;
@@ -90,7 +94,10 @@ async fn a_pruned_daemon_builds_from_its_exported_cache() {
         let in_use = records["records"]
             .as_array()
             .map_or(0, |r| r.iter().filter(|x| x["in_use"] == false).count());
-        assert_eq!(in_use, 0, "{kind}: records left after prune --all: {records:#}");
+        assert_eq!(
+            in_use, 0,
+            "{kind}: records left after prune --all: {records:#}"
+        );
 
         let again = build(&dir, &["--cache-from", &from, "--progress", "rawjson"]).await;
         again.success();

@@ -127,6 +127,17 @@ pub enum BuildError {
         #[source]
         source: Box<BuildError>,
     },
+    /// A `--cache-to` export failed: its registry refused the push or could
+    /// not be reached (asked after the failure).
+    #[error("{source}")]
+    CacheExport {
+        /// The flag and spec, e.g. `--cache-to type=registry,ref=r/app:cache`.
+        flag: String,
+        /// What the registry answered.
+        why: String,
+        #[source]
+        source: Box<BuildError>,
+    },
     /// A fanned-out endpoint cannot be reached (its platforms named).
     #[error("cannot reach the builder for {platforms}: {source}")]
     Unreachable {
@@ -192,6 +203,7 @@ impl BuildError {
             BuildError::Resolve { source, .. }
             | BuildError::Partial { source, .. }
             | BuildError::PushRefused { source, .. }
+            | BuildError::CacheExport { source, .. }
             | BuildError::Endpoint { source, .. }
             | BuildError::Unreachable { source, .. } => source.daemon(),
             _ => None,
@@ -207,9 +219,9 @@ impl BuildError {
     pub fn failed_step(&self) -> Option<&kiln_client::Error> {
         match self {
             BuildError::Daemon(e) => Some(e),
-            BuildError::Partial { source, .. } | BuildError::PushRefused { source, .. } => {
-                source.failed_step()
-            }
+            BuildError::Partial { source, .. }
+            | BuildError::PushRefused { source, .. }
+            | BuildError::CacheExport { source, .. } => source.failed_step(),
             _ => None,
         }
     }
@@ -219,7 +231,9 @@ impl BuildError {
     pub fn written(&self) -> &[String] {
         match self {
             BuildError::Partial { written, .. } => written,
-            BuildError::PushRefused { source, .. } => source.written(),
+            BuildError::PushRefused { source, .. } | BuildError::CacheExport { source, .. } => {
+                source.written()
+            }
             _ => &[],
         }
     }
@@ -239,6 +253,9 @@ impl BuildError {
                     registries.first().map_or("REGISTRY", String::as_str)
                 ))
             }
+            BuildError::CacheExport { flag, why, .. } => Some(format!(
+                "{flag}: {why}; fix it, or add ignore-error=true to the spec to build without exporting the cache"
+            )),
             BuildError::Daemon(d) => d.hint(),
             BuildError::Resolve { source, .. }
             | BuildError::Partial { source, .. }

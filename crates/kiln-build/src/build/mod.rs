@@ -234,6 +234,7 @@ impl Build {
             Ok(o) => o,
             Err(e) => {
                 let e = refused_push(&self.request, e).await;
+                let e = failed_cache_export(&self.request, e).await;
                 let Some(engine) = &engine else {
                     return Err(e);
                 };
@@ -290,6 +291,7 @@ impl Build {
                 )),
             }
         }
+        notes.extend(ignored_cache_failures(&self.request).await);
         notes.extend(relock(&self.request, &plan).await);
         Ok(Built {
             plan,
@@ -519,6 +521,79 @@ async fn refused_push(request: &Request, e: BuildError) -> BuildError {
             source: Box::new(e),
         }
     }
+}
+
+/// The registry `--cache-to` specs (without `ignore-error=true`) and their refs.
+fn registry_cache_refs(request: &Request, ignored: bool) -> Vec<(String, ImageRef)> {
+    request
+        .cache_to
+        .iter()
+        .filter(|c| c.kind == CacheKind::Registry)
+        .filter(|c| c.attrs.get("ignore-error").is_some_and(|v| v == "true") == ignored)
+        .filter_map(|c| {
+            let r = ImageRef::parse(c.attrs.get("ref")?).ok()?;
+            let spec: Vec<String> = std::iter::once("type=registry".to_string())
+                .chain(c.attrs.iter().map(|(k, v)| format!("{k}={v}")))
+                .collect();
+            Some((format!("--cache-to {}", spec.join(",")), r))
+        })
+        .collect()
+}
+
+/// A failed build that exported cache to a registry: when that registry
+/// refuses these credentials a push, or cannot be reached, says so naming
+/// the `--cache-to` (asked of the registry, not read from the error).
+async fn failed_cache_export(request: &Request, e: BuildError) -> BuildError {
+    if e.failed_step().is_none() {
+        return e;
+    }
+    let caches = registry_cache_refs(request, false);
+    if caches.is_empty() {
+        return e;
+    }
+    let Ok(registry) = crate::registry::client_for(caches.iter().map(|(_, r)| r), &[]).await else {
+        return e;
+    };
+    for (flag, r) in caches {
+        let why = match registry.may_push(&r).await {
+            Ok(true) => continue,
+            Ok(false) => format!(
+                "{} refused to take a push from these credentials",
+                r.domain()
+            ),
+            Err(kiln_image::RegistryError::Unreachable { registry, .. }) => {
+                format!("the registry {registry} cannot be reached")
+            }
+            Err(_) => continue,
+        };
+        return BuildError::CacheExport {
+            flag,
+            why,
+            source: Box::new(e),
+        };
+    }
+    e
+}
+
+/// Notes for `--cache-to type=registry,…,ignore-error=true` exports that
+/// left nothing in the registry (the export failed and was let pass).
+async fn ignored_cache_failures(request: &Request) -> Vec<String> {
+    let caches = registry_cache_refs(request, true);
+    if caches.is_empty() {
+        return Vec::new();
+    }
+    let Ok(registry) = crate::registry::client_for(caches.iter().map(|(_, r)| r), &[]).await else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    for (flag, r) in caches {
+        if !matches!(registry.head_manifest(&r).await, Ok(Some(_))) {
+            notes.push(format!(
+                "{flag}: no cache was exported (the export failed; ignore-error=true let the build pass)"
+            ));
+        }
+    }
+    notes
 }
 
 /// After a successful build from settings a stale kiln.lock disagreed
