@@ -255,3 +255,39 @@ async fn imagetools_errors_name_the_problem() {
     r.failure();
     assert!(r.stderr.contains("UPPER/case"), "{}", r.stderr);
 }
+
+/// Sources in another registry cannot be mounted: kiln copies the blobs
+/// and manifests through itself, and the index is whole on the other side.
+#[tokio::test(flavor = "multi_thread")]
+async fn imagetools_copies_across_registries() {
+    let h = harness();
+    let other = crate::registry::TestRegistry::start(tempfile::tempdir().unwrap(), "").await;
+    let m = unique();
+    // The static fixture: an index (or manifest) already in the harness's registry.
+    let tag = format!("{}/kiln-test/copied-{m}:v1", other.addr);
+    let r = kiln_ok(&["imagetools", "create", "-t", &tag, &h.static_image]).await;
+    assert!(r.stderr.contains("0 blobs mounted"), "{}", r.stderr);
+    assert!(!r.stderr.contains(" 0 copied"), "{}", r.stderr);
+    let registry = RegistryClient::new().unwrap();
+    let got = registry
+        .get_manifest(&ImageRef::parse(&tag).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.stdout.trim(), got.digest.to_string());
+    // Every manifest and blob it names is there.
+    let repo = ImageRef::parse(&tag).unwrap();
+    for e in got.manifest.entries() {
+        let image = registry
+            .get_manifest(&repo.with_digest(e.digest.clone()))
+            .await
+            .unwrap();
+        for blob in image
+            .manifest
+            .config()
+            .into_iter()
+            .chain(image.manifest.layers())
+        {
+            registry.get_blob(&repo, &blob.digest).await.unwrap();
+        }
+    }
+}

@@ -192,8 +192,8 @@ async fn unreachable_registry_names_it() {
 // Registries with authentication, started by the tests.
 
 /// A `docker-registry` process with its own storage, killed on drop.
-struct TestRegistry {
-    addr: String,
+pub(crate) struct TestRegistry {
+    pub(crate) addr: String,
     _child: tokio::process::Child,
     _dir: tempfile::TempDir,
 }
@@ -208,7 +208,7 @@ fn free_port() -> u16 {
 impl TestRegistry {
     /// Starts a registry whose config has `auth` (YAML, indented by four
     /// spaces) as its `auth:` section.
-    async fn start(dir: tempfile::TempDir, auth: &str) -> TestRegistry {
+    pub(crate) async fn start(dir: tempfile::TempDir, auth: &str) -> TestRegistry {
         assert!(
             Path::new(REGISTRY_BINARY).exists(),
             "{REGISTRY_BINARY} is missing: `./scripts/harness.sh up` installs Debian's docker-registry"
