@@ -231,3 +231,95 @@ async fn local_cache_directory_makes_a_fresh_runner_skip_go_build() {
     let from = format!("type=local,src={}", cache.display());
     a_fresh_runner_skips_the_go_steps(&dir, &from).await;
 }
+
+/// The Go cache's bad inputs: a missing or corrupt source is a note and a
+/// normal build; an unreachable `--go-cache-to` registry fails before the
+/// build unless `ignore-error=true`; a bad spec names the flag.
+#[tokio::test(flavor = "multi_thread")]
+async fn go_cache_sources_never_fail_a_build_and_bad_destinations_are_named() {
+    let h = harness();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    let build = |extra: Vec<String>| {
+        let dir = dir.clone();
+        async move {
+            let args = build_args(&dir, &extra.iter().map(String::as_str).collect::<Vec<_>>());
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(kiln(), &refs).await
+        }
+    };
+    // Missing: a directory that is not there, a tag the registry lacks.
+    let missing = tmp.path().join("no-such-cache");
+    let r = build(vec![
+        "--go-cache-from".into(),
+        format!("type=local,src={}", missing.display()),
+        "--go-cache-from".into(),
+        format!(
+            "type=registry,ref={}/kiln-test/no-go-cache:{}",
+            h.registry,
+            unique()
+        ),
+    ])
+    .await;
+    r.success();
+    assert_eq!(
+        r.stderr.matches("building without it").count(),
+        2,
+        "{}",
+        r.stderr
+    );
+    // Corrupt: a stamp that is not a time, junk instead of a cache.
+    let corrupt = tmp.path().join("corrupt");
+    let plat = corrupt.join("linux-amd64");
+    std::fs::create_dir_all(plat.join("gocache/zz")).unwrap();
+    std::fs::write(plat.join("kiln-go-cache"), "not a time").unwrap();
+    std::fs::write(plat.join("gocache/zz/junk"), "junk").unwrap();
+    let r = build(vec![
+        "--go-cache-from".into(),
+        format!("type=local,src={}", corrupt.display()),
+        "--progress".into(),
+        "plain".into(),
+    ])
+    .await;
+    r.success();
+    assert!(
+        r.stderr.contains("has no stamp: building without it"),
+        "{}",
+        r.stderr
+    );
+
+    // An unreachable destination: refused before anything is built.
+    let to = "type=registry,ref=127.0.0.1:9/kiln-test/go-cache";
+    let r = build(vec!["--go-cache-to".into(), to.into()]).await;
+    r.failure();
+    if daemon().kind == kiln_test_support::DaemonKind::DockerClassic {
+        assert!(r.stderr.contains("type=local"), "{}", r.stderr);
+    } else {
+        assert!(
+            r.stderr.contains("--go-cache-to") && r.stderr.contains("cannot be reached"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("go build"), "built first: {}", r.stderr);
+        let r = build(vec![
+            "--go-cache-to".into(),
+            format!("{to},ignore-error=true"),
+        ])
+        .await;
+        r.success();
+        assert!(
+            r.stderr.contains("ignore-error=true let the build pass"),
+            "{}",
+            r.stderr
+        );
+    }
+    // Specs that do not parse name the flag.
+    for (flag, spec) in [
+        ("--go-cache-to", "type=floppy"),
+        ("--go-cache-from", "type=local"),
+    ] {
+        let r = build(vec![flag.into(), spec.into()]).await;
+        r.failure();
+        assert!(r.stderr.contains(flag), "{flag} {spec}: {}", r.stderr);
+    }
+}

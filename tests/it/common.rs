@@ -216,3 +216,20 @@ pub fn script_file(path: &Path, body: &str) {
     std::fs::write(path, format!("#!/bin/bash\n{body}\n")).expect("write script");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
+
+/// Every file under `dir`, concatenated (to search for a value).
+pub fn all_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                out.extend(std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
+}

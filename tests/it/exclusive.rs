@@ -109,3 +109,145 @@ async fn a_pruned_daemon_builds_from_its_exported_cache() {
         );
     }
 }
+
+/// The Go packages `go build -v` (GOFLAGS from a GOENV file) compiled.
+fn compiled(stderr: &str) -> Vec<String> {
+    let mut out: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .flat_map(|v| v["logs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|l| l["data"].as_str().map(str::to_string))
+        .flat_map(|d| d.lines().map(|l| l.trim().to_string()).collect::<Vec<_>>())
+        .filter(|l| !l.is_empty() && !l.contains(' ') && !l.starts_with("kiln:"))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The Go issue: on a pruned daemon (a fresh runner), a build of a
+/// one-file edit with `--go-cache-from` compiles only the edited package
+/// and what imports it; the image is the one a cold build makes; the
+/// exported cache holds no secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pruned_daemon_with_the_go_cache_compiles_only_the_edit() {
+    if !exclusive() {
+        return;
+    }
+    let h = harness();
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let canary = format!("go-cache-canary-{m}");
+    let netrc = tmp.path().join("netrc");
+    std::fs::write(
+        &netrc,
+        format!("machine example.org login me password {canary}\n"),
+    )
+    .unwrap();
+    // GOFLAGS=-v: go build names each package it compiles (cached ones not).
+    let goenv = tmp.path().join("goenv");
+    std::fs::write(
+        &goenv,
+        format!("GOFLAGS=-v\nGOPROXY=https://me:{canary}@proxy.invalid\n"),
+    )
+    .unwrap();
+    let classic = daemon().kind == kiln_test_support::DaemonKind::DockerClassic;
+    let local = tmp.path().join("go-cache");
+    let reg = format!("{}/kiln-test/go-cache-{m}:gc", h.registry);
+    let mut to = vec![format!("type=local,dest={}", local.display())];
+    if !classic {
+        to.push(format!("type=registry,ref={reg}"));
+    }
+    let rootfs = |name: &str| tmp.path().join(format!("rootfs-{name}"));
+    let build_with = |extra: Vec<String>| {
+        let dir = dir.clone();
+        let (netrc, goenv) = (netrc.clone(), goenv.clone());
+        async move {
+            let mut args = build_args(
+                &dir,
+                &[
+                    "--source-date-epoch",
+                    "1700000000",
+                    "--netrc",
+                    netrc.to_str().unwrap(),
+                    "--goenv",
+                    "--progress",
+                    "rawjson",
+                ],
+            );
+            args.extend(extra);
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut c = kiln();
+            c.env("GOENV", &goenv);
+            let r = run(c, &refs).await;
+            r.success();
+            r
+        }
+    };
+    // Runner 1: builds and exports its Go cache.
+    let mut extra = Vec::new();
+    for t in &to {
+        extra.extend(["--go-cache-to".to_string(), t.clone()]);
+    }
+    let first = build_with(extra).await;
+    assert!(first.stderr.contains("exported"), "{}", first.stderr);
+    let exported = local.join("linux-amd64");
+    assert!(exported.join("kiln-go-cache").is_file());
+    let blobs = crate::common::all_bytes(&exported);
+    assert!(
+        !blobs.windows(canary.len()).any(|w| w == canary.as_bytes()),
+        "a secret is in the exported Go cache"
+    );
+
+    // The edit, on a pruned daemon (a fresh runner), for each source.
+    std::fs::write(
+        dir.join("internal/greet/greet.go"),
+        "package greet\n\n// Greet greets.\nfunc Greet(s string) string { return \"hello, \" + s }\n",
+    )
+    .unwrap();
+    let mut froms = vec![format!("type=local,src={}", local.display())];
+    if !classic {
+        froms.push(format!("type=registry,ref={reg}"));
+    }
+    let mut binaries = Vec::new();
+    for (i, from) in froms.iter().enumerate() {
+        kiln_d(&["prune", "--all"]).await.success();
+        let out = rootfs(&format!("warm-{i}"));
+        let r = build_with(vec![
+            "--go-cache-from".into(),
+            from.clone(),
+            "-o".into(),
+            format!("type=local,dest={}", out.display()),
+        ])
+        .await;
+        let built = compiled(&r.stderr);
+        assert!(
+            !built.is_empty()
+                && built
+                    .iter()
+                    .all(|p| p == "example.com/svc" || p == "example.com/svc/internal/greet"),
+            "{from}: go build compiled {built:?}"
+        );
+        assert!(r.stderr.contains("filled from the import"), "{from}");
+        binaries.push(std::fs::read(out.join("app/bin")).unwrap());
+    }
+    // Without the Go cache, a fresh daemon compiles everything, into the
+    // same binary.
+    kiln_d(&["prune", "--all"]).await.success();
+    let cold_dir = rootfs("cold");
+    let cold = build_with(vec![
+        "-o".into(),
+        format!("type=local,dest={}", cold_dir.display()),
+    ])
+    .await;
+    let all = compiled(&cold.stderr);
+    assert!(
+        all.iter().any(|p| p == "fmt" || p == "runtime"),
+        "cold: {all:?}"
+    );
+    let cold_bin = std::fs::read(cold_dir.join("app/bin")).unwrap();
+    for b in &binaries {
+        assert!(b == &cold_bin, "the binary differs from a cold build's");
+    }
+}

@@ -34,6 +34,8 @@ pub struct KilnToml {
     pub build: Option<GoBuildOptions>,
     /// Layer cache sources and destinations (`--cache-from`/`--cache-to`).
     pub cache: Option<CacheConfig>,
+    /// Go build cache sources and destinations (`--go-cache-from`/`--go-cache-to`).
+    pub go_cache: Option<CacheConfig>,
     /// SLSA provenance as `--provenance` takes it: "mode=min", "mode=max"
     /// or "false" (default: mode=min when pushing).
     pub provenance: Option<String>,

@@ -14,6 +14,7 @@ pub mod build;
 pub mod cache_dir;
 pub mod config;
 pub mod error;
+pub mod go_cache;
 pub mod go_mod;
 pub mod go_release;
 pub mod imagetools;

@@ -182,6 +182,16 @@ pub struct BuildArgs {
     /// buildx's spelling (repeatable): type=provenance[,mode=min|max], type=sbom, or either with disabled=true.
     #[arg(help_heading = "Attestations", long, value_name = "SPEC")]
     pub attest: Vec<String>,
+    /// Import Go's build cache (repeatable; the first that has one for the platform wins):
+    /// type=registry,ref=IMAGE or type=local,src=DIR. Filled into the build cache mount before
+    /// go build where that is empty or older; missing is a note, never a failure.
+    #[arg(help_heading = "Cache", long = "go-cache-from", value_name = "SPEC")]
+    pub go_cache_from: Vec<String>,
+    /// Export Go's build cache after the build (repeatable): type=registry,ref=IMAGE (pushed as
+    /// IMAGE:TAG-<platform>, zstd) or type=local,dest=DIR (DIR/<platform>), [,ignore-error=true].
+    /// Entries used in the last five days; never secrets; nothing when the build fails.
+    #[arg(help_heading = "Cache", long = "go-cache-to", value_name = "SPEC")]
+    pub go_cache_to: Vec<String>,
     /// Write what the build produced as JSON, as buildx does (containerimage.digest,
     /// containerimage.descriptor, containerimage.config.digest, image.name, and kiln.* facts).
     #[arg(help_heading = "Outputs", long = "metadata-file", value_name = "FILE")]

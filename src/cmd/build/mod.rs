@@ -236,6 +236,8 @@ impl BuildArgs {
             outputs: self.output.parse()?,
             cache_from: self.cache_from.clone(),
             cache_to: self.cache_to.clone(),
+            go_cache_from: self.go_cache_from.clone(),
+            go_cache_to: self.go_cache_to.clone(),
             attest: kiln_build::spec::AttestFlags {
                 provenance: self.provenance.clone(),
                 sbom: self.sbom.clone(),

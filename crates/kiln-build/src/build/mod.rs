@@ -136,10 +136,17 @@ impl Build {
     ///
     /// # Errors
     /// [`BuildError::Daemon`], or a `--platform` that does not parse.
-    pub async fn prepare(request: Request, client: Client) -> Result<Build, BuildError> {
+    pub async fn prepare(mut request: Request, client: Client) -> Result<Build, BuildError> {
         let build_platform = daemon_platform(&client).await?;
         let targets = request.targets(&build_platform)?;
         let daemon = client.daemon_info().await?;
+        prepare_go_cache(
+            &mut request,
+            &targets,
+            &daemon,
+            &client.address().to_string(),
+        )
+        .await?;
         Ok(Build {
             request,
             client,
@@ -159,6 +166,125 @@ impl Build {
     #[must_use]
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// After the image: solves each platform's Go cache export (the same
+    /// graph, every step cached, plus the copy out of the cache mount) and
+    /// exports it to every `--go-cache-to`. A failure is an error naming
+    /// the flag, or a note with `ignore-error=true`. Returns notes with what
+    /// was exported and its size.
+    async fn export_go_cache(
+        &self,
+        plan: &Plan,
+        events: Events,
+    ) -> Result<Vec<String>, BuildError> {
+        use crate::go_cache::{dir_size, PlatformCache};
+        let mut notes = Vec::new();
+        for p in &plan.platforms {
+            let Some(def) = &p.go_cache else {
+                continue;
+            };
+            for spec in &self.request.go_cache_to {
+                let dest = spec.for_platform(&p.target);
+                let (outputs, tmp) = match &dest {
+                    PlatformCache::Registry(r) => (
+                        vec![OutputSpec::Image {
+                            names: vec![r.clone()],
+                            push: true,
+                            attrs: BTreeMap::from([
+                                ("compression".to_string(), "zstd".to_string()),
+                                ("force-compression".to_string(), "true".to_string()),
+                                ("oci-mediatypes".to_string(), "true".to_string()),
+                                ("store".to_string(), "false".to_string()),
+                            ]),
+                        }],
+                        None,
+                    ),
+                    PlatformCache::Local(dir) => {
+                        let parent = dir.parent().unwrap_or(Path::new("."));
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| BuildError::file("create", parent, e))?;
+                        let tmp = tempfile::Builder::new()
+                            .prefix(".kiln-go-cache-")
+                            .tempdir_in(parent)
+                            .map_err(|e| BuildError::file("create a directory in", parent, e))?;
+                        (
+                            vec![OutputSpec::Local {
+                                dir: tmp.path().to_path_buf(),
+                            }],
+                            Some(tmp),
+                        )
+                    }
+                };
+                let mut session = self.request.session.clone();
+                session.locals.push((
+                    CONTEXT.to_string(),
+                    self.request.dir.clone(),
+                    SyncDirOptions::default().dockerignore(true),
+                ));
+                let job = crate::solve::SolveJob {
+                    definition: crate::solve::DefinitionFile {
+                        bytes: def.to_bytes(),
+                        definition: def.clone(),
+                    },
+                    session,
+                    outputs,
+                    allow: if self.request.options.host_network {
+                        vec![crate::solve::Entitlement::NetworkHost]
+                    } else {
+                        Vec::new()
+                    },
+                };
+                let result = job.run(&self.client, events.clone()).await;
+                let result = match (result, &dest, tmp) {
+                    (Ok(_), PlatformCache::Local(dir), Some(tmp)) => {
+                        // Replace the old cache whole: stale entries go.
+                        let old = dir.with_extension("kiln-old");
+                        let _ = std::fs::remove_dir_all(&old);
+                        let moved = std::fs::rename(dir, &old).is_ok();
+                        let kept = tmp.keep();
+                        match std::fs::rename(&kept, dir) {
+                            Ok(()) => {
+                                if moved {
+                                    let _ = std::fs::remove_dir_all(&old);
+                                }
+                                Ok(format!(
+                                    "{} of Go build cache for {}",
+                                    human(dir_size(dir)),
+                                    p.target
+                                ))
+                            }
+                            Err(e) => {
+                                let _ = std::fs::remove_dir_all(&kept);
+                                if moved {
+                                    let _ = std::fs::rename(&old, dir);
+                                }
+                                Err(BuildError::file("write", dir, e))
+                            }
+                        }
+                    }
+                    (Ok(_), PlatformCache::Registry(r), _) => {
+                        Ok(format!("the Go build cache for {} ({})", p.target, r))
+                    }
+                    (Ok(_), _, _) => Ok(String::new()),
+                    (Err(e), _, _) => Err(e),
+                };
+                match result {
+                    Ok(what) => notes.push(format!("exported {what} to {dest}")),
+                    Err(e) if spec.ignore_error => notes.push(format!(
+                        "{} {}: the Go cache export for {} failed ({e}); ignore-error=true let the build pass",
+                        spec.flag, spec.spec, p.target
+                    )),
+                    Err(e) => {
+                        return Err(BuildError::invalid(
+                            format!("{} {}", spec.flag, spec.spec),
+                            format!("the Go cache export for {} failed: {e}", p.target),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(notes)
     }
 
     /// What this build attaches, fitted to the daemon: nothing on the
@@ -226,6 +352,7 @@ impl Build {
             Some(engine) => image_ids(engine, &fitted.outputs).await,
             None => BTreeMap::new(),
         };
+        let go_cache_events = events.clone();
         let outcome = match self
             .endpoint(session, exporters, false, events, commands)
             .run()
@@ -271,6 +398,8 @@ impl Build {
         }
         let mut notes = plan.notes.clone();
         notes.extend(fitted.notes);
+        notes.extend(self.request.go_cache_notes.iter().cloned());
+        notes.extend(self.export_go_cache(&plan, go_cache_events).await?);
         // type=local cache exports: the daemon wrote the blobs through the
         // session; the index names the cache manifest, as the Go client does.
         for c in self
@@ -523,6 +652,115 @@ async fn refused_push(request: &Request, e: BuildError) -> BuildError {
     }
 }
 
+/// Before planning: finds each target's Go cache import (the first
+/// `--go-cache-from` that has one for the platform; a missing one is a
+/// note, never an error) and checks each registry `--go-cache-to` can be
+/// pushed to (unless `ignore-error=true`), so a bad destination fails
+/// before anything is built.
+async fn prepare_go_cache(
+    request: &mut Request,
+    targets: &[Platform],
+    daemon: &DaemonInfo,
+    address: &str,
+) -> Result<(), BuildError> {
+    use crate::go_cache::{local_cache_present, PlatformCache};
+    if request.go_cache_from.is_empty() && request.go_cache_to.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<ImageRef> = request
+        .go_cache_from
+        .iter()
+        .chain(&request.go_cache_to)
+        .filter_map(|s| match &s.dest {
+            crate::go_cache::GoCacheDest::Registry(r) => Some(r.clone()),
+            crate::go_cache::GoCacheDest::Local(_) => None,
+        })
+        .collect();
+    let registry = crate::registry::client_for(refs.iter(), &[]).await?;
+    for spec in &request.go_cache_to {
+        let crate::go_cache::GoCacheDest::Registry(r) = &spec.dest else {
+            continue;
+        };
+        if crate::outputs::classic_store(daemon) {
+            return Err(BuildError::Unsupported {
+                address: address.to_string(),
+                daemon: daemon.describe(),
+                reason: format!(
+                    "{} {}: its classic image store cannot push an image by itself; use type=local,dest=DIR",
+                    spec.flag, spec.spec
+                ),
+            });
+        }
+        if spec.ignore_error {
+            continue;
+        }
+        let why = match registry.may_push(r).await {
+            Ok(true) => continue,
+            Ok(false) => format!(
+                "{} refuses to take a push from these credentials",
+                r.domain()
+            ),
+            Err(kiln_image::RegistryError::Unreachable { registry, .. }) => {
+                format!("the registry {registry} cannot be reached")
+            }
+            Err(e) => e.to_string(),
+        };
+        return Err(BuildError::invalid(
+            format!("{} {}", spec.flag, spec.spec),
+            format!("{why}; fix it, or add ignore-error=true to export when it can"),
+        ));
+    }
+    for target in targets {
+        let mut found = None;
+        for spec in &request.go_cache_from {
+            match spec.for_platform(target) {
+                PlatformCache::Local(dir) => {
+                    if local_cache_present(&dir) {
+                        found = Some(PlatformCache::Local(dir));
+                        break;
+                    }
+                    request.go_cache_notes.push(format!(
+                        "{} {}: no Go cache for {target} in {}: building without it",
+                        spec.flag,
+                        spec.spec,
+                        dir.display()
+                    ));
+                }
+                PlatformCache::Registry(r) => match registry.head_manifest(&r).await {
+                    Ok(Some(d)) => {
+                        found = Some(PlatformCache::Registry(r.with_digest(d.digest)));
+                        break;
+                    }
+                    Ok(None) => request.go_cache_notes.push(format!(
+                        "{} {}: no Go cache for {target} at {r}: building without it",
+                        spec.flag, spec.spec
+                    )),
+                    Err(e) => request.go_cache_notes.push(format!(
+                        "{} {}: cannot read {r} ({e}): building without it",
+                        spec.flag, spec.spec
+                    )),
+                },
+            }
+        }
+        if let Some(found) = found {
+            if let PlatformCache::Local(dir) = &found {
+                request.session.locals.push((
+                    go_cache_local_name(target),
+                    dir.clone(),
+                    SyncDirOptions::default(),
+                ));
+            }
+            request.go_cache_in.insert(target.to_string(), found);
+        }
+    }
+    Ok(())
+}
+
+/// The session's name for a platform's local Go cache import.
+pub(crate) fn go_cache_local_name(target: &Platform) -> String {
+    format!("kiln-go-cache-{}", crate::go_cache::platform_slug(target))
+}
+
 /// The registry `--cache-to` specs (without `ignore-error=true`) and their refs.
 fn registry_cache_refs(request: &Request, ignored: bool) -> Vec<(String, ImageRef)> {
     request
@@ -639,4 +877,20 @@ pub fn init(dir: &Path, force: bool) -> Result<PathBuf, BuildError> {
     }
     crate::write_atomic(&path, crate::config::TEMPLATE.as_bytes())?;
     Ok(path)
+}
+
+/// `123456789` → `117.7 MiB`.
+fn human(bytes: u64) -> String {
+    let mut v = bytes as f64;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if v < 1024.0 || unit == "GiB" {
+            return if unit == "B" {
+                format!("{bytes} B")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    format!("{bytes} B")
 }

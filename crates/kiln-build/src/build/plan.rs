@@ -34,6 +34,9 @@ pub struct PlatformPlan {
     pub definition: Definition,
     /// The image config the exporters write for it.
     pub image_config: Vec<u8>,
+    /// With `--go-cache-to`: the graph whose result is the Go build cache
+    /// after `go build`, solved and exported after the image.
+    pub go_cache: Option<Definition>,
 }
 
 /// The Go release to build with and the builder image that has it.
@@ -132,6 +135,24 @@ pub async fn plan<R: ImageResolver>(
             build_platform: build_platform.clone(),
             target: target.clone(),
             options,
+            go_cache_in: request
+                .go_cache_in
+                .get(&target.to_string())
+                .map(|c| match c {
+                    crate::go_cache::PlatformCache::Registry(r) => kiln_llb::image_ref(
+                        r,
+                        kiln_llb::ImageOptions::new()
+                            .platform(build_platform.clone())
+                            .custom_name(format!("[go cache] import {r}")),
+                    ),
+                    crate::go_cache::PlatformCache::Local(_) => kiln_llb::local_with(
+                        &super::go_cache_local_name(target),
+                        kiln_llb::LocalOptions::new()
+                            .shared_key_hint(super::go_cache_local_name(target))
+                            .custom_name(format!("[go cache] import for {target}")),
+                    ),
+                }),
+            go_cache_out: !request.go_cache_to.is_empty(),
         };
         let planned = recipe::plan(&input).map_err(|e| BuildError::Plan {
             platform: Box::new(target.clone()),
@@ -150,10 +171,24 @@ pub async fn plan<R: ImageResolver>(
                 platform: Box::new(target.clone()),
                 source: Box::new(e),
             })?;
+        let go_cache = planned
+            .go_cache
+            .map(|st| {
+                st.marshal(
+                    &Constraints::new(target.clone())
+                        .local_unique_id(local_unique_id(&request.dir)),
+                )
+            })
+            .transpose()
+            .map_err(|e| BuildError::Marshal {
+                platform: Box::new(target.clone()),
+                source: Box::new(e),
+            })?;
         platforms.push(PlatformPlan {
             target: target.clone(),
             definition,
             image_config: planned.image_config,
+            go_cache,
         });
     }
     Ok(Plan {

@@ -15,6 +15,7 @@ use kiln_image::{ImageRef, Platform};
 
 use crate::config::{KilnToml, DEFAULT_BASE_IMAGE, DEFAULT_BUILDER_IMAGE, DEFAULT_DISTRO};
 use crate::error::BuildError;
+use crate::go_cache::GoCacheSpec;
 use crate::lock::{self, Lock};
 use crate::session::SessionSpec;
 use crate::spec::{parse_ssh, AttestFlags, Attestations, CacheKind, CacheSpec, OutputSpec};
@@ -70,6 +71,9 @@ pub struct BuildFlags {
     pub locked: bool,
     /// `--provenance`, `--sbom`, `--attest` (over kiln.toml's keys).
     pub attest: AttestFlags,
+    /// `--go-cache-from` / `--go-cache-to` values (over kiln.toml's `[go-cache]`).
+    pub go_cache_from: Vec<String>,
+    pub go_cache_to: Vec<String>,
 }
 
 /// A build's inputs, gathered and checked.
@@ -94,6 +98,14 @@ pub struct Request {
     pub cache_to: Vec<CacheSpec>,
     /// Provenance and SBOM attached to each platform's image.
     pub attestations: Attestations,
+    /// Go build cache sources and destinations.
+    pub go_cache_from: Vec<GoCacheSpec>,
+    pub go_cache_to: Vec<GoCacheSpec>,
+    /// The Go cache each platform imports (by platform), found before
+    /// planning ([`crate::build::Build::prepare`]).
+    pub go_cache_in: BTreeMap<String, crate::go_cache::PlatformCache>,
+    /// What the Go cache lookup found missing (said after the build).
+    pub go_cache_notes: Vec<String>,
     pub session: SessionSpec,
     /// The lock, when the build must use it.
     pub locked: Option<Lock>,
@@ -366,6 +378,17 @@ impl Request {
             });
         }
 
+        // Go build cache: flags, else kiln.toml's [go-cache].
+        let go_cache = toml.go_cache.clone().unwrap_or_default();
+        let go_cache_from = pick(&flags.go_cache_from, &go_cache.from)
+            .iter()
+            .map(|s| GoCacheSpec::import(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let go_cache_to = pick(&flags.go_cache_to, &go_cache.to)
+            .iter()
+            .map(|s| GoCacheSpec::export(s))
+            .collect::<Result<Vec<_>, _>>()?;
+
         let pushing = outputs.iter().any(|o| match o {
             OutputSpec::Image { push, attrs, .. } => {
                 *push || attrs.get("push").is_some_and(|v| v == "true")
@@ -438,6 +461,10 @@ impl Request {
             cache_from,
             cache_to,
             attestations,
+            go_cache_from,
+            go_cache_to,
+            go_cache_in: BTreeMap::new(),
+            go_cache_notes: Vec::new(),
             session,
             locked,
             warnings,

@@ -46,6 +46,8 @@ impl Steps {
 pub(crate) struct Builder {
     /// `/out` after the last `go build`: every binary at `/<name>`.
     pub binaries: State,
+    /// The Go build cache after `go build`, when exporting it.
+    pub go_cache: Option<State>,
 }
 
 /// Settings every builder exec shares: platform, name, cache policy.
@@ -95,9 +97,7 @@ fn network_access(opts: ExecOptions, input: &RecipeInput) -> ExecOptions {
 /// go env file, `.netrc`, the SSH agents and the Go caches.
 fn module_access(opts: ExecOptions, input: &RecipeInput) -> ExecOptions {
     let o = &input.options;
-    let mut opts = network_access(opts, input)
-        .mount(Mount::cache(GOMODCACHE_DIR, GOMOD_CACHE_ID).sharing(CacheSharing::Shared))
-        .mount(Mount::cache(GOCACHE_DIR, GOBUILD_CACHE_ID).sharing(CacheSharing::Shared));
+    let mut opts = go_caches(network_access(opts, input));
     if let Some(id) = &o.goenv_secret {
         opts = opts.secret(SecretMount::file(id, GOENV_PATH));
     }
@@ -108,6 +108,56 @@ fn module_access(opts: ExecOptions, input: &RecipeInput) -> ExecOptions {
         .iter()
         .fold(opts, |opts, id| opts.ssh(SshMount::new().id(id)))
 }
+
+/// The Go module and build caches, as every Go step mounts them: the
+/// go-cache fill and export steps must use these very mounts (BuildKit
+/// keys a cache mount by id, sharing and owner).
+fn go_caches(opts: ExecOptions) -> ExecOptions {
+    opts.mount(Mount::cache(GOMODCACHE_DIR, GOMOD_CACHE_ID).sharing(CacheSharing::Shared))
+        .mount(Mount::cache(GOCACHE_DIR, GOBUILD_CACHE_ID).sharing(CacheSharing::Shared))
+}
+
+/// Where the fill step sees the imported Go cache.
+const GO_CACHE_IN: &str = "/kiln/go-cache-in";
+/// The fill step's marker output, mounted read-only into `go build` so it
+/// runs after the fill (its content is constant: `go build`'s cache key
+/// does not change with the imported cache).
+const GO_CACHE_FILLED: &str = "/kiln/go-cache-filled";
+/// Where the export step writes the cache to export.
+const GO_CACHE_OUT: &str = "/kiln/go-cache-out";
+/// The binaries the export step waits for.
+const GO_CACHE_BUILT: &str = "/kiln/built";
+
+/// Fills `GOCACHE` from an imported cache (`gocache/` and its
+/// `kiln-go-cache` stamp, seconds since 1970 of the export) only where the
+/// mount is empty (no Go `README`) or older than the import: a daemon's
+/// own warmer cache is kept. Never fails the build.
+const FILL_SCRIPT: &str = r#"in=/kiln/go-cache-in; got=$(cat "$in/kiln-go-cache" 2>/dev/null || true)
+case "$got" in
+  ''|*[!0-9]*) echo "kiln: the imported Go cache has no stamp: building without it" ;;
+  *) have=$(cat "$GOCACHE/kiln-go-cache" 2>/dev/null || echo 0)
+     case "$have" in ''|*[!0-9]*) have=0 ;; esac
+     if [ -d "$in/gocache" ] && { [ ! -f "$GOCACHE/README" ] || [ "$have" -lt "$got" ]; }; then
+       if cp -a "$in/gocache/." "$GOCACHE/"; then
+         echo "$got" > "$GOCACHE/kiln-go-cache"
+         echo "kiln: Go build cache filled from the import ($(du -sh "$in/gocache" | cut -f1))"
+       else
+         echo "kiln: copying the imported Go cache failed: building without it"
+       fi
+     else
+       echo "kiln: the daemon's Go build cache is as new as the import: kept"
+     fi ;;
+esac
+echo filled > /kiln/go-cache-filled/done"#;
+
+/// Copies the Go build cache entries used in the last five days (what Go
+/// itself keeps; older ones it trims) into the export, with a stamp.
+const EXPORT_SCRIPT: &str = r#"set -e
+out=/kiln/go-cache-out; mkdir -p "$out/gocache"
+cd "$GOCACHE"
+find . -type f -mmin -7200 ! -name kiln-go-cache -print0 | tar --null -T - -cf - | tar -C "$out/gocache" -xf -
+date +%s > "$out/kiln-go-cache"
+echo "kiln: Go build cache to export: $(du -sh "$out/gocache" | cut -f1) in $(find "$out/gocache" -type f | wc -l) files""#;
 
 /// The distro part of a builder tag (`1.24.7-bookworm` → `bookworm`), so
 /// apt caches of different releases stay apart.
@@ -286,6 +336,18 @@ pub(crate) fn builder(input: &RecipeInput, checked: &Checked) -> Result<Builder,
             .shared_key_hint(ctx.clone())
             .custom_name("[context] load module source"),
     );
+    // 5b. With an imported Go cache: fill the build cache first.
+    let filled = input.go_cache_in.as_ref().map(|cache| {
+        let fill = go_caches(
+            ExecOptions::shell(FILL_SCRIPT)
+                .mount(Mount::bind(GO_CACHE_IN, cache).readonly())
+                .mount(Mount::scratch(GO_CACHE_FILLED)),
+        );
+        downloaded
+            .root()
+            .run(common.apply(fill, "[go cache] fill GOCACHE from the import".into()))
+            .get_mount(GO_CACHE_FILLED)
+    });
     let mut out: Option<State> = None;
     for main in &checked.mains {
         let target = format!("{OUT_DIR}/{}", main.name);
@@ -307,7 +369,7 @@ pub(crate) fn builder(input: &RecipeInput, checked: &Checked) -> Result<Builder,
             None => Mount::scratch(OUT_DIR),
             Some(prev) => Mount::bind(OUT_DIR, prev),
         };
-        let opts = input
+        let mut opts = input
             .target
             .go_env()
             .into_iter()
@@ -315,14 +377,28 @@ pub(crate) fn builder(input: &RecipeInput, checked: &Checked) -> Result<Builder,
             .dir(SRC_DIR)
             .mount(Mount::bind(SRC_DIR, &source).readonly())
             .mount(out_mount);
+        if let Some(filled) = &filled {
+            opts = opts.mount(Mount::bind(GO_CACHE_FILLED, filled).readonly());
+        }
         let name = steps.next(format_args!("go build -o {target} {}", main.arg));
         let built: ExecState = downloaded
             .root()
             .run(common.apply(module_access(opts, input), name));
         out = Some(built.get_mount(OUT_DIR));
     }
-    Ok(Builder {
-        // `mains` is never empty (checked), so `out` is set.
-        binaries: out.unwrap_or_else(kiln_llb::scratch),
-    })
+    // `mains` is never empty (checked), so `out` is set.
+    let binaries = out.unwrap_or_else(kiln_llb::scratch);
+    // 7. With a Go cache export: copy the build cache out, after go build.
+    let go_cache = input.go_cache_out.then(|| {
+        let export = go_caches(
+            ExecOptions::shell(EXPORT_SCRIPT)
+                .mount(Mount::bind(GO_CACHE_BUILT, &binaries).readonly())
+                .mount(Mount::scratch(GO_CACHE_OUT)),
+        );
+        downloaded
+            .root()
+            .run(common.apply(export, "[go cache] export GOCACHE".into()))
+            .get_mount(GO_CACHE_OUT)
+    });
+    Ok(Builder { binaries, go_cache })
 }

@@ -92,6 +92,8 @@
 //!     build_platform: Platform::linux_amd64(),
 //!     target: Platform::linux_arm64(),
 //!     options,
+//!     go_cache_in: None,
+//!     go_cache_out: false,
 //! })?;
 //!
 //! // Solve `recipe.final_state` with `recipe.image_config` as the image config.
@@ -180,6 +182,10 @@ pub struct Recipe {
     pub secret_ids: Vec<String>,
     /// Every SSH agent id the graph mounts, sorted.
     pub ssh_ids: Vec<String>,
+    /// With [`RecipeInput::go_cache_out`]: the Go build cache after
+    /// `go build` (`gocache/` and a `kiln-go-cache` stamp), to solve and
+    /// export apart from the image.
+    pub go_cache: Option<State>,
 }
 
 /// The options after validation, in the shapes the stages use.
@@ -363,5 +369,6 @@ pub fn plan(input: &RecipeInput) -> Result<Recipe, RecipeError> {
         annotations: final_stage::annotations(input, &checked),
         secret_ids,
         ssh_ids,
+        go_cache: builder.go_cache,
     })
 }

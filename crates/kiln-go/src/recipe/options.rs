@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use kiln_image::{ImageRef, Platform};
+use kiln_llb::State;
 use serde::{Deserialize, Serialize};
 
 /// An image the caller resolved through the daemon: the reference to put
@@ -44,6 +45,12 @@ pub struct RecipeInput {
     pub target: Platform,
     /// The user's build options.
     pub options: GoBuildOptions,
+    /// An imported Go build cache (`gocache/` and its `kiln-go-cache`
+    /// stamp at the state's root), filled into the build cache mount before
+    /// `go build` where that is empty or older.
+    pub go_cache_in: Option<State>,
+    /// Also plan the Go build cache's export ([`Recipe::go_cache`]).
+    pub go_cache_out: bool,
 }
 
 /// Every option of `kiln build`, as read from `kiln.toml` (kebab-case keys,

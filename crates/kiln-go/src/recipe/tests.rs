@@ -43,6 +43,8 @@ pub(super) fn input() -> RecipeInput {
         build_platform: Platform::linux_amd64(),
         target: Platform::linux_arm64(),
         options,
+        go_cache_in: None,
+        go_cache_out: false,
     }
 }
 
@@ -734,4 +736,67 @@ fn host_network_reaches_every_step_that_fetches() {
     for exec in g.execs() {
         assert!(exec["op"].get("network").is_none(), "{}", Graph::name(exec));
     }
+}
+
+#[test]
+fn an_imported_go_cache_fills_the_very_mounts_go_build_uses() {
+    let mut input = full_input();
+    let imported = kiln_llb::scratch().mkfile(kiln_llb::Mkfile::new("/kiln-go-cache", 0o644, "1"));
+    input.go_cache_in = Some(imported);
+    let r = plan(&input).expect("plan");
+    let g = Graph::of(&r.final_state);
+    let fill = g.named("[go cache] fill");
+    let build = g.named("go build");
+    // The same cache mounts (id, sharing, owner) as go build.
+    for dest in [GOCACHE_DIR, GOMODCACHE_DIR] {
+        assert_eq!(
+            Graph::mount(fill, dest)["cache"],
+            Graph::mount(build, dest)["cache"],
+            "{dest}"
+        );
+    }
+    // The import is read-only; no secret or agent reaches the fill step.
+    assert_eq!(Graph::mount(fill, "/kiln/go-cache-in")["readonly"], true);
+    let secrets_or_ssh = fill["op"]["mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .filter(|m| m["type"] == "secret" || m["type"] == "ssh")
+        .count();
+    assert_eq!(secrets_or_ssh, 0, "{fill:#}");
+    // go build runs after the fill: its marker is mounted read-only (a
+    // constant content, so go build's cache key ignores the import).
+    let marker = Graph::mount(build, "/kiln/go-cache-filled");
+    assert_eq!(marker["readonly"], true);
+    // Without an import, neither step nor mount.
+    let plain = Graph::of(&plan(&full_input()).expect("plan").final_state);
+    assert!(!plain.names().iter().any(|n| n.contains("[go cache]")));
+    assert!(!Graph::has_mount(
+        plain.named("go build"),
+        "/kiln/go-cache-filled"
+    ));
+}
+
+#[test]
+fn the_go_cache_export_reads_the_build_cache_after_go_build() {
+    let mut input = full_input();
+    assert!(plan(&input).expect("plan").go_cache.is_none());
+    input.go_cache_out = true;
+    let r = plan(&input).expect("plan");
+    let g = Graph::of(r.go_cache.as_ref().expect("a go cache state"));
+    let export = g.named("[go cache] export GOCACHE");
+    assert_eq!(
+        Graph::mount(export, GOCACHE_DIR)["cache"],
+        json!({"id": "kiln-gobuild", "sharing": "shared"})
+    );
+    // After go build: the binaries are its read-only input.
+    assert_eq!(Graph::mount(export, "/kiln/built")["readonly"], true);
+    assert!(g.names().iter().any(|n| n.contains("go build")));
+    // No secret, netrc, GOENV file or agent is mounted into it.
+    for m in export["op"]["mounts"].as_array().expect("mounts") {
+        assert!(m["type"] != "secret" && m["type"] != "ssh", "{m}");
+    }
+    // The image does not contain the cache.
+    let image = Graph::of(&r.final_state);
+    assert!(!image.names().iter().any(|n| n.contains("[go cache]")));
 }
