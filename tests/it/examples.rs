@@ -397,7 +397,7 @@ async fn readme_sh_examples_run() {
             "kiln build . -t registry.example.com/team/my-service:1 --push --platform linux/amd64,linux/arm64",
             "./scripts/try.sh",
             "./scripts/test.sh",
-            "kiln build . --platform linux/amd64 -o type=image,name=127.0.0.1:5000/svc,push-by-digest=true,name-canonical=true,push=true --provenance=mode=max --sbom --metadata-file amd64.json --cache-to type=registry,ref=127.0.0.1:5000/svc:cache-amd64,mode=max --cache-from 127.0.0.1:5000/svc:cache-amd64",
+            "kiln build . --platform linux/amd64 -o type=image,name=127.0.0.1:5000/svc,push-by-digest=true,name-canonical=true,push=true --provenance=mode=max --sbom --metadata-file amd64.json --cache-to type=registry,ref=127.0.0.1:5000/svc:cache-amd64,mode=max --cache-from 127.0.0.1:5000/svc:cache-amd64 --go-cache-from type=local,src=go-cache --go-cache-to type=local,dest=go-cache",
             "kiln build . --platform linux/arm64 -o type=image,name=127.0.0.1:5000/svc,push-by-digest=true,name-canonical=true,push=true --attest type=provenance,mode=max --attest type=sbom --metadata-file arm64.json --iidfile arm64.iid --cache-to type=local,dest=cache-arm64",
             "kiln imagetools create --dry-run -t 127.0.0.1:5000/svc:1 127.0.0.1:5000/svc@$(jq -r '.\"containerimage.digest\"' amd64.json)",
             "kiln imagetools create -t 127.0.0.1:5000/svc:1 127.0.0.1:5000/svc@$(jq -r '.\"containerimage.digest\"' amd64.json) 127.0.0.1:5000/svc@$(jq -r '.\"containerimage.digest\"' arm64.json)",
@@ -496,6 +496,7 @@ async fn readme_ci_matrix_runs() {
     );
     // The caches and the image ID the runners wrote.
     assert!(s.dir.join("cache-arm64/index.json").is_file());
+    assert!(s.dir.join("go-cache/linux-amd64/kiln-go-cache").is_file());
     let iid = std::fs::read_to_string(s.dir.join("arm64.iid")).unwrap();
     assert!(iid.starts_with("sha256:"), "{iid}");
     let cache = kiln_image::ImageRef::parse("127.0.0.1:5000/svc:cache-amd64").unwrap();

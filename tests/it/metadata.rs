@@ -98,6 +98,8 @@ async fn fanned_out_metadata_names_each_platform() {
     let dir = sample_module(tmp.path(), &m);
     let name = format!("{}/kiln-test/meta-fanout:{m}", h.registry);
     let meta = tmp.path().join("meta.json");
+    let go_cache = tmp.path().join("go-cache");
+    let go_cache_to = format!("type=local,dest={}", go_cache.display());
     let arm = format!("linux/arm64={}", second_endpoint(&relay));
     let args = build_args(
         &dir,
@@ -111,10 +113,19 @@ async fn fanned_out_metadata_names_each_platform() {
             "--push",
             "--metadata-file",
             meta.to_str().unwrap(),
+            // Each endpoint exports its platforms' Go caches.
+            "--go-cache-to",
+            &go_cache_to,
         ],
     );
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     run(kiln(), &refs).await.success();
+    for p in ["linux-amd64", "linux-arm64"] {
+        assert!(
+            go_cache.join(p).join("kiln-go-cache").is_file(),
+            "no Go cache for {p}"
+        );
+    }
     let j = read_json(&meta);
     let index = RegistryClient::new()
         .unwrap()

@@ -252,7 +252,7 @@ impl FanOut {
     /// # Errors
     /// Bad `--builder`/output combinations, an unreachable endpoint, a
     /// classic-store Docker endpoint.
-    pub async fn prepare(request: Request, default: &Connect) -> Result<FanOut, BuildError> {
+    pub async fn prepare(mut request: Request, default: &Connect) -> Result<FanOut, BuildError> {
         let dest = destinations(&request)?;
         // Credentials are read before anything is built: a broken helper or
         // config fails now, not after every platform has been pushed.
@@ -290,6 +290,15 @@ impl FanOut {
                 });
             }
             let build_platform = daemon_platform(&client).await?;
+            // Each platform's Go cache: imported and exported by the
+            // endpoint that builds it.
+            super::prepare_go_cache(
+                &mut request,
+                &g.platforms,
+                &info,
+                &client.address().to_string(),
+            )
+            .await?;
             endpoints.push((g.clone(), client, build_platform));
         }
         Ok(FanOut {
@@ -358,6 +367,8 @@ impl FanOut {
             }
             per_endpoint.push(outs);
         }
+        // The Go cache exports after the join report on the same view.
+        let go_cache_events = events.clone();
         let builds = self.endpoints.iter().zip(&per_endpoint).map(
             |((g, client, build_platform), outputs)| {
                 let events = events.clone();
@@ -471,6 +482,18 @@ impl FanOut {
             m.commit()
                 .map_err(|e| BuildError::invalid("-o type=oci", e.to_string()))?;
         }
+        // Every platform built and joined: each endpoint exports the Go
+        // caches of its platforms (one per platform, never overwritten by
+        // another endpoint's).
+        let mut go_cache_notes = Vec::new();
+        for ((_, client, _), outcome) in self.endpoints.iter().zip(&outcomes) {
+            if let Outcome::Built(_, plan) = outcome {
+                go_cache_notes.extend(
+                    super::export_go_cache(client, &self.request, plan, go_cache_events.clone())
+                        .await?,
+                );
+            }
+        }
         let mut wrote: Vec<String> = self.dest.tags.iter().map(ToString::to_string).collect();
         wrote.extend(self.dest.oci.iter().map(|(f, _)| f.display().to_string()));
         // One endpoint's plan speaks for the lock: the builder and base
@@ -479,10 +502,12 @@ impl FanOut {
             Some(Outcome::Built(_, plan)) => Some(plan),
             _ => None,
         };
-        let notes = match &plan {
+        let mut notes = match &plan {
             Some(plan) => super::relock(&self.request, plan).await,
             None => Vec::new(),
         };
+        notes.extend(self.request.go_cache_notes.iter().cloned());
+        notes.extend(go_cache_notes);
         Ok(Joined {
             digest: printed,
             summary,

@@ -168,125 +168,6 @@ impl Build {
         &self.client
     }
 
-    /// After the image: solves each platform's Go cache export (the same
-    /// graph, every step cached, plus the copy out of the cache mount) and
-    /// exports it to every `--go-cache-to`. A failure is an error naming
-    /// the flag, or a note with `ignore-error=true`. Returns notes with what
-    /// was exported and its size.
-    async fn export_go_cache(
-        &self,
-        plan: &Plan,
-        events: Events,
-    ) -> Result<Vec<String>, BuildError> {
-        use crate::go_cache::{dir_size, PlatformCache};
-        let mut notes = Vec::new();
-        for p in &plan.platforms {
-            let Some(def) = &p.go_cache else {
-                continue;
-            };
-            for spec in &self.request.go_cache_to {
-                let dest = spec.for_platform(&p.target);
-                let (outputs, tmp) = match &dest {
-                    PlatformCache::Registry(r) => (
-                        vec![OutputSpec::Image {
-                            names: vec![r.clone()],
-                            push: true,
-                            attrs: BTreeMap::from([
-                                ("compression".to_string(), "zstd".to_string()),
-                                ("force-compression".to_string(), "true".to_string()),
-                                ("oci-mediatypes".to_string(), "true".to_string()),
-                                ("store".to_string(), "false".to_string()),
-                            ]),
-                        }],
-                        None,
-                    ),
-                    PlatformCache::Local(dir) => {
-                        let parent = dir.parent().unwrap_or(Path::new("."));
-                        std::fs::create_dir_all(parent)
-                            .map_err(|e| BuildError::file("create", parent, e))?;
-                        let tmp = tempfile::Builder::new()
-                            .prefix(".kiln-go-cache-")
-                            .tempdir_in(parent)
-                            .map_err(|e| BuildError::file("create a directory in", parent, e))?;
-                        (
-                            vec![OutputSpec::Local {
-                                dir: tmp.path().to_path_buf(),
-                            }],
-                            Some(tmp),
-                        )
-                    }
-                };
-                let mut session = self.request.session.clone();
-                session.locals.push((
-                    CONTEXT.to_string(),
-                    self.request.dir.clone(),
-                    SyncDirOptions::default().dockerignore(true),
-                ));
-                let job = crate::solve::SolveJob {
-                    definition: crate::solve::DefinitionFile {
-                        bytes: def.to_bytes(),
-                        definition: def.clone(),
-                    },
-                    session,
-                    outputs,
-                    allow: if self.request.options.host_network {
-                        vec![crate::solve::Entitlement::NetworkHost]
-                    } else {
-                        Vec::new()
-                    },
-                };
-                let result = job.run(&self.client, events.clone()).await;
-                let result = match (result, &dest, tmp) {
-                    (Ok(_), PlatformCache::Local(dir), Some(tmp)) => {
-                        // Replace the old cache whole: stale entries go.
-                        let old = dir.with_extension("kiln-old");
-                        let _ = std::fs::remove_dir_all(&old);
-                        let moved = std::fs::rename(dir, &old).is_ok();
-                        let kept = tmp.keep();
-                        match std::fs::rename(&kept, dir) {
-                            Ok(()) => {
-                                if moved {
-                                    let _ = std::fs::remove_dir_all(&old);
-                                }
-                                Ok(format!(
-                                    "{} of Go build cache for {}",
-                                    human(dir_size(dir)),
-                                    p.target
-                                ))
-                            }
-                            Err(e) => {
-                                let _ = std::fs::remove_dir_all(&kept);
-                                if moved {
-                                    let _ = std::fs::rename(&old, dir);
-                                }
-                                Err(BuildError::file("write", dir, e))
-                            }
-                        }
-                    }
-                    (Ok(_), PlatformCache::Registry(r), _) => {
-                        Ok(format!("the Go build cache for {} ({})", p.target, r))
-                    }
-                    (Ok(_), _, _) => Ok(String::new()),
-                    (Err(e), _, _) => Err(e),
-                };
-                match result {
-                    Ok(what) => notes.push(format!("exported {what} to {dest}")),
-                    Err(e) if spec.ignore_error => notes.push(format!(
-                        "{} {}: the Go cache export for {} failed ({e}); ignore-error=true let the build pass",
-                        spec.flag, spec.spec, p.target
-                    )),
-                    Err(e) => {
-                        return Err(BuildError::invalid(
-                            format!("{} {}", spec.flag, spec.spec),
-                            format!("the Go cache export for {} failed: {e}", p.target),
-                        ))
-                    }
-                }
-            }
-        }
-        Ok(notes)
-    }
-
     /// What this build attaches, fitted to the daemon: nothing on the
     /// classic image store, which cannot keep attestations (an error when
     /// asked for explicitly, see [`Build::run`]).
@@ -399,7 +280,7 @@ impl Build {
         let mut notes = plan.notes.clone();
         notes.extend(fitted.notes);
         notes.extend(self.request.go_cache_notes.iter().cloned());
-        notes.extend(self.export_go_cache(&plan, go_cache_events).await?);
+        notes.extend(export_go_cache(&self.client, &self.request, &plan, go_cache_events).await?);
         // type=local cache exports: the daemon wrote the blobs through the
         // session; the index names the cache manifest, as the Go client does.
         for c in self
@@ -657,7 +538,7 @@ async fn refused_push(request: &Request, e: BuildError) -> BuildError {
 /// note, never an error) and checks each registry `--go-cache-to` can be
 /// pushed to (unless `ignore-error=true`), so a bad destination fails
 /// before anything is built.
-async fn prepare_go_cache(
+pub(crate) async fn prepare_go_cache(
     request: &mut Request,
     targets: &[Platform],
     daemon: &DaemonInfo,
@@ -754,6 +635,126 @@ async fn prepare_go_cache(
         }
     }
     Ok(())
+}
+
+/// After the image: solves each platform's Go cache export (the same
+/// graph, every step cached, plus the copy out of the cache mount) and
+/// exports it to every `--go-cache-to`. A failure is an error naming
+/// the flag, or a note with `ignore-error=true`. Returns notes with what
+/// was exported and its size.
+pub(crate) async fn export_go_cache(
+    client: &Client,
+    request: &Request,
+    plan: &Plan,
+    events: Events,
+) -> Result<Vec<String>, BuildError> {
+    use crate::go_cache::{dir_size, PlatformCache};
+    let mut notes = Vec::new();
+    for p in &plan.platforms {
+        let Some(def) = &p.go_cache else {
+            continue;
+        };
+        for spec in &request.go_cache_to {
+            let dest = spec.for_platform(&p.target);
+            let (outputs, tmp) = match &dest {
+                PlatformCache::Registry(r) => (
+                    vec![OutputSpec::Image {
+                        names: vec![r.clone()],
+                        push: true,
+                        attrs: BTreeMap::from([
+                            ("compression".to_string(), "zstd".to_string()),
+                            ("force-compression".to_string(), "true".to_string()),
+                            ("oci-mediatypes".to_string(), "true".to_string()),
+                            ("store".to_string(), "false".to_string()),
+                        ]),
+                    }],
+                    None,
+                ),
+                PlatformCache::Local(dir) => {
+                    let parent = dir.parent().unwrap_or(Path::new("."));
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| BuildError::file("create", parent, e))?;
+                    let tmp = tempfile::Builder::new()
+                        .prefix(".kiln-go-cache-")
+                        .tempdir_in(parent)
+                        .map_err(|e| BuildError::file("create a directory in", parent, e))?;
+                    (
+                        vec![OutputSpec::Local {
+                            dir: tmp.path().to_path_buf(),
+                        }],
+                        Some(tmp),
+                    )
+                }
+            };
+            let mut session = request.session.clone();
+            session.locals.push((
+                CONTEXT.to_string(),
+                request.dir.clone(),
+                SyncDirOptions::default().dockerignore(true),
+            ));
+            let job = crate::solve::SolveJob {
+                definition: crate::solve::DefinitionFile {
+                    bytes: def.to_bytes(),
+                    definition: def.clone(),
+                },
+                session,
+                outputs,
+                allow: if request.options.host_network {
+                    vec![crate::solve::Entitlement::NetworkHost]
+                } else {
+                    Vec::new()
+                },
+            };
+            let result = job.run(client, events.clone()).await;
+            let result = match (result, &dest, tmp) {
+                (Ok(_), PlatformCache::Local(dir), Some(tmp)) => {
+                    // Replace the old cache whole: stale entries go.
+                    let old = dir.with_extension("kiln-old");
+                    let _ = std::fs::remove_dir_all(&old);
+                    let moved = std::fs::rename(dir, &old).is_ok();
+                    let kept = tmp.keep();
+                    match std::fs::rename(&kept, dir) {
+                        Ok(()) => {
+                            if moved {
+                                let _ = std::fs::remove_dir_all(&old);
+                            }
+                            Ok(format!(
+                                "{} of Go build cache for {}",
+                                human(dir_size(dir)),
+                                p.target
+                            ))
+                        }
+                        Err(e) => {
+                            let _ = std::fs::remove_dir_all(&kept);
+                            if moved {
+                                let _ = std::fs::rename(&old, dir);
+                            }
+                            Err(BuildError::file("write", dir, e))
+                        }
+                    }
+                }
+                (Ok(_), PlatformCache::Registry(r), _) => {
+                    Ok(format!("the Go build cache for {} ({})", p.target, r))
+                }
+                (Ok(_), _, _) => Ok(String::new()),
+                (Err(e), _, _) => Err(e),
+            };
+            match result {
+                Ok(what) => notes.push(format!("exported {what} to {dest}")),
+                Err(e) if spec.ignore_error => notes.push(format!(
+                    "{} {}: the Go cache export for {} failed ({e}); ignore-error=true let the build pass",
+                    spec.flag, spec.spec, p.target
+                )),
+                Err(e) => {
+                    return Err(BuildError::invalid(
+                        format!("{} {}", spec.flag, spec.spec),
+                        format!("the Go cache export for {} failed: {e}", p.target),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(notes)
 }
 
 /// The session's name for a platform's local Go cache import.
