@@ -127,7 +127,7 @@ if [ $# -eq 0 ] || [[ " $* " == *exclusive* ]]; then
     rc=0
     (
       cd "$ROOT"
-      KILN_TEST_DAEMON=$d KILN_TEST_EXCLUSIVE=1 "$IT_BIN" exclusive:: 2>&1 | sed -u "s/^/[$d exclusive] /"
+      KILN_TEST_DAEMON=$d KILN_TEST_EXCLUSIVE=1 "$IT_BIN" exclusive:: --test-threads=1 2>&1 | sed -u "s/^/[$d exclusive] /"
       exit "${PIPESTATUS[0]}"
     ) >>"$LOGS/$d.log" 2>&1 || rc=$?
     [ "${RC[$d]}" = 0 ] && RC[$d]=$rc

@@ -156,7 +156,7 @@ impl GoCacheSpec {
         let slug = platform_slug(platform);
         match &self.dest {
             GoCacheDest::Registry(r) => {
-                let tag = format!("{}-{slug}", r.tag().unwrap_or("go-cache"));
+                let tag = format!("{}-{slug}", r.tag().unwrap_or("latest"));
                 // The tag is valid: both parts are.
                 PlatformCache::Registry(r.with_tag(&tag).unwrap_or_else(|_| r.clone()))
             }
@@ -227,11 +227,11 @@ mod tests {
         let r = GoCacheSpec::export("type=registry,ref=r.example/app").unwrap();
         assert_eq!(
             r.for_platform(&amd).to_string(),
-            "r.example/app:go-cache-linux-amd64"
+            "r.example/app:latest-linux-amd64"
         );
         assert_eq!(
             r.for_platform(&arm).to_string(),
-            "r.example/app:go-cache-linux-arm-v7"
+            "r.example/app:latest-linux-arm-v7"
         );
         let l = GoCacheSpec::export("type=local,dest=/ci/gc").unwrap();
         assert_eq!(
