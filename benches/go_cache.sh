@@ -109,6 +109,8 @@ step() {
 import json, sys
 from datetime import datetime
 def t(s):
+    if isinstance(s, (int, float)):  # kiln's rawjson: nanoseconds since 1970
+        return datetime.fromtimestamp(s / 1e9)
     s = s.rstrip("Z")
     if "." in s:
         a, b = s.split(".", 1)
