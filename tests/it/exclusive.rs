@@ -193,7 +193,7 @@ async fn a_pruned_daemon_with_the_go_cache_compiles_only_the_edit() {
     let classic = daemon().kind == kiln_test_support::DaemonKind::DockerClassic;
     let local = tmp.path().join("go-cache");
     let reg = format!("{}/kiln-test/go-cache-{m}:gc", h.registry);
-    let mut to = vec![format!("type=local,dest={}", local.display())];
+    let mut to = vec![format!("type=local,dest={},modules=true", local.display())];
     if !classic {
         to.push(format!("type=registry,ref={reg}"));
     }
@@ -232,6 +232,8 @@ async fn a_pruned_daemon_with_the_go_cache_compiles_only_the_edit() {
     assert!(first.stderr.contains("exported"), "{}", first.stderr);
     let exported = local.join("linux-amd64");
     assert!(exported.join("kiln-go-cache").is_file());
+    // modules=true: the module cache's part too (empty here: the module is vendored).
+    assert!(exported.join("gomodcache").is_dir());
     let blobs = crate::common::all_bytes(&exported);
     assert!(
         !blobs.windows(canary.len()).any(|w| w == canary.as_bytes()),

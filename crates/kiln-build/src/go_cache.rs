@@ -45,6 +45,8 @@ pub struct GoCacheSpec {
     pub dest: GoCacheDest,
     /// An export failure is a warning, not an error.
     pub ignore_error: bool,
+    /// The export also holds the module cache's downloads (`modules=true`).
+    pub modules: bool,
     /// The spec as given (for messages).
     pub spec: String,
     /// `--go-cache-to` or `--go-cache-from`.
@@ -76,7 +78,8 @@ pub fn platform_slug(p: &Platform) -> String {
 fn parse(flag: &'static str, spec: &str, export: bool) -> Result<GoCacheSpec, SpecError> {
     let bad = |why: String| SpecError::new(flag, spec, why);
     let fields = csv::fields(spec).map_err(|e| bad(e.to_string()))?;
-    let (mut kind, mut reference, mut dir, mut ignore_error) = (None, None, None, false);
+    let (mut kind, mut reference, mut dir, mut ignore_error, mut modules) =
+        (None, None, None, false, false);
     for f in &fields {
         let (k, v) = csv::key_value(f).ok_or_else(|| bad(format!("{f:?} is not KEY=VALUE")))?;
         match k {
@@ -84,6 +87,13 @@ fn parse(flag: &'static str, spec: &str, export: bool) -> Result<GoCacheSpec, Sp
             "ref" => reference = Some(v.to_string()),
             "dest" if export => dir = Some(v.to_string()),
             "src" if !export => dir = Some(v.to_string()),
+            "modules" if export => {
+                modules = match v {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad(format!("modules={v}: expected true or false"))),
+                }
+            }
             "ignore-error" => {
                 ignore_error = match v {
                     "true" => true,
@@ -94,7 +104,7 @@ fn parse(flag: &'static str, spec: &str, export: bool) -> Result<GoCacheSpec, Sp
             other => {
                 let place = if export { "dest" } else { "src" };
                 return Err(bad(format!(
-                    "unknown key {other:?} (type=registry,ref=IMAGE or type=local,{place}=DIR, and ignore-error=true)"
+                    "unknown key {other:?} (type=registry,ref=IMAGE or type=local,{place}=DIR, and ignore-error=true{})", if export { ", modules=true" } else { "" }
                 )));
             }
         }
@@ -128,6 +138,7 @@ fn parse(flag: &'static str, spec: &str, export: bool) -> Result<GoCacheSpec, Sp
     Ok(GoCacheSpec {
         dest,
         ignore_error,
+        modules,
         spec: spec.to_string(),
         flag,
     })
@@ -202,6 +213,13 @@ mod tests {
             GoCacheSpec::export("type=registry,ref=r.example/app:gc,ignore-error=true").unwrap();
         assert!(to.ignore_error);
         assert_eq!(to.flag, "--go-cache-to");
+        assert!(!to.modules);
+        assert!(
+            GoCacheSpec::export("type=local,dest=/x,modules=true")
+                .unwrap()
+                .modules
+        );
+        assert!(GoCacheSpec::import("type=local,src=/x,modules=true").is_err());
         let from = GoCacheSpec::import("type=local,src=/ci/gc").unwrap();
         assert_eq!(from.dest, GoCacheDest::Local("/ci/gc".into()));
         for (spec, says) in [

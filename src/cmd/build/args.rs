@@ -188,7 +188,8 @@ pub struct BuildArgs {
     #[arg(help_heading = "Cache", long = "go-cache-from", value_name = "SPEC")]
     pub go_cache_from: Vec<String>,
     /// Export Go's build cache after the build (repeatable): type=registry,ref=IMAGE (pushed as
-    /// IMAGE:TAG-<platform>, zstd) or type=local,dest=DIR (DIR/<platform>), [,ignore-error=true].
+    /// IMAGE:TAG-<platform>, zstd) or type=local,dest=DIR (DIR/<platform>), [,ignore-error=true]
+    /// [,modules=true] (the module cache's downloads too).
     /// Entries used in the last five days; never secrets; nothing when the build fails.
     #[arg(help_heading = "Cache", long = "go-cache-to", value_name = "SPEC")]
     pub go_cache_to: Vec<String>,

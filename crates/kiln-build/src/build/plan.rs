@@ -153,6 +153,7 @@ pub async fn plan<R: ImageResolver>(
                     ),
                 }),
             go_cache_out: !request.go_cache_to.is_empty(),
+            go_cache_modules: request.go_cache_to.iter().any(|s| s.modules),
         };
         let planned = recipe::plan(&input).map_err(|e| BuildError::Plan {
             platform: Box::new(target.clone()),

@@ -148,16 +148,41 @@ case "$got" in
        echo "kiln: the daemon's Go build cache is as new as the import: kept"
      fi ;;
 esac
+if [ -d "$in/gomodcache" ]; then
+  if cp -an "$in/gomodcache/." "$GOMODCACHE/" 2>/dev/null; then
+    echo "kiln: Go module cache filled from the import ($(du -sh "$in/gomodcache" | cut -f1))"
+  else
+    echo "kiln: copying the imported module cache failed: downloading instead"
+  fi
+fi
 echo filled > /kiln/go-cache-filled/done"#;
 
 /// Copies the Go build cache entries used in the last five days (what Go
-/// itself keeps; older ones it trims) into the export, with a stamp.
-const EXPORT_SCRIPT: &str = r#"set -e
+/// itself keeps; older ones it trims) into the export, with a stamp; with
+/// `modules`, the module cache's downloads too (`cache/download`: what
+/// `go mod download` fetches and extracts again offline).
+fn export_script(modules: bool) -> String {
+    let mut script = String::from(
+        r#"set -e
 out=/kiln/go-cache-out; mkdir -p "$out/gocache"
 cd "$GOCACHE"
 find . -type f -mmin -7200 ! -name kiln-go-cache -print0 | tar --null -T - -cf - | tar -C "$out/gocache" -xf -
-date +%s > "$out/kiln-go-cache"
-echo "kiln: Go build cache to export: $(du -sh "$out/gocache" | cut -f1) in $(find "$out/gocache" -type f | wc -l) files""#;
+echo "kiln: Go build cache to export: $(du -sh "$out/gocache" | cut -f1) in $(find "$out/gocache" -type f | wc -l) files"
+"#,
+    );
+    if modules {
+        script.push_str(
+            r#"mkdir -p "$out/gomodcache"
+if [ -d "$GOMODCACHE/cache/download" ]; then
+  mkdir -p "$out/gomodcache/cache" && cp -a "$GOMODCACHE/cache/download" "$out/gomodcache/cache/"
+fi
+echo "kiln: Go module cache to export: $(du -sh "$out/gomodcache" | cut -f1)"
+"#,
+        );
+    }
+    script.push_str(r#"date +%s > "$out/kiln-go-cache""#);
+    script
+}
 
 /// The distro part of a builder tag (`1.24.7-bookworm` → `bookworm`), so
 /// apt caches of different releases stay apart.
@@ -324,6 +349,21 @@ pub(crate) fn builder(input: &RecipeInput, checked: &Checked) -> Result<Builder,
     )
     .dir(SRC_DIR)
     .mount(Mount::bind(SRC_DIR, &go_mod).readonly());
+    // 5a. With an imported Go cache: fill the caches first (the module
+    //     cache helps go mod download, the build cache go build).
+    let filled = input.go_cache_in.as_ref().map(|cache| {
+        let fill = go_caches(
+            ExecOptions::shell(FILL_SCRIPT)
+                .mount(Mount::bind(GO_CACHE_IN, cache).readonly())
+                .mount(Mount::scratch(GO_CACHE_FILLED)),
+        );
+        st.run(common.apply(fill, "[go cache] fill GOCACHE from the import".into()))
+            .get_mount(GO_CACHE_FILLED)
+    });
+    let download = match &filled {
+        Some(filled) => download.mount(Mount::bind(GO_CACHE_FILLED, filled).readonly()),
+        None => download,
+    };
     let name = steps.next("go mod download");
     let downloaded = st.run(common.apply(module_access(download, input), name));
 
@@ -336,18 +376,6 @@ pub(crate) fn builder(input: &RecipeInput, checked: &Checked) -> Result<Builder,
             .shared_key_hint(ctx.clone())
             .custom_name("[context] load module source"),
     );
-    // 5b. With an imported Go cache: fill the build cache first.
-    let filled = input.go_cache_in.as_ref().map(|cache| {
-        let fill = go_caches(
-            ExecOptions::shell(FILL_SCRIPT)
-                .mount(Mount::bind(GO_CACHE_IN, cache).readonly())
-                .mount(Mount::scratch(GO_CACHE_FILLED)),
-        );
-        downloaded
-            .root()
-            .run(common.apply(fill, "[go cache] fill GOCACHE from the import".into()))
-            .get_mount(GO_CACHE_FILLED)
-    });
     let mut out: Option<State> = None;
     for main in &checked.mains {
         let target = format!("{OUT_DIR}/{}", main.name);
@@ -391,7 +419,7 @@ pub(crate) fn builder(input: &RecipeInput, checked: &Checked) -> Result<Builder,
     // 7. With a Go cache export: copy the build cache out, after go build.
     let go_cache = input.go_cache_out.then(|| {
         let export = go_caches(
-            ExecOptions::shell(EXPORT_SCRIPT)
+            ExecOptions::shell(export_script(input.go_cache_modules))
                 .mount(Mount::bind(GO_CACHE_BUILT, &binaries).readonly())
                 .mount(Mount::scratch(GO_CACHE_OUT)),
         );

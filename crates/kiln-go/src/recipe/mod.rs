@@ -94,6 +94,7 @@
 //!     options,
 //!     go_cache_in: None,
 //!     go_cache_out: false,
+//!     go_cache_modules: false,
 //! })?;
 //!
 //! // Solve `recipe.final_state` with `recipe.image_config` as the image config.

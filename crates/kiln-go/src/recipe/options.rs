@@ -51,6 +51,8 @@ pub struct RecipeInput {
     pub go_cache_in: Option<State>,
     /// Also plan the Go build cache's export ([`Recipe::go_cache`]).
     pub go_cache_out: bool,
+    /// The export also holds the module cache's downloads (`modules=true`).
+    pub go_cache_modules: bool,
 }
 
 /// Every option of `kiln build`, as read from `kiln.toml` (kebab-case keys,

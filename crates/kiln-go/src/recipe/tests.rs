@@ -45,6 +45,7 @@ pub(super) fn input() -> RecipeInput {
         options,
         go_cache_in: None,
         go_cache_out: false,
+        go_cache_modules: false,
     }
 }
 
@@ -768,6 +769,11 @@ fn an_imported_go_cache_fills_the_very_mounts_go_build_uses() {
     // constant content, so go build's cache key ignores the import).
     let marker = Graph::mount(build, "/kiln/go-cache-filled");
     assert_eq!(marker["readonly"], true);
+    // ... and so does go mod download (the module cache is filled too).
+    assert_eq!(
+        Graph::mount(g.named("go mod download"), "/kiln/go-cache-filled")["readonly"],
+        true
+    );
     // Without an import, neither step nor mount.
     let plain = Graph::of(&plan(&full_input()).expect("plan").final_state);
     assert!(!plain.names().iter().any(|n| n.contains("[go cache]")));
@@ -796,6 +802,15 @@ fn the_go_cache_export_reads_the_build_cache_after_go_build() {
     for m in export["op"]["mounts"].as_array().expect("mounts") {
         assert!(m["type"] != "secret" && m["type"] != "ssh", "{m}");
     }
+    // modules=true: the module cache's downloads go along.
+    let args = |input: &RecipeInput| {
+        let r = plan(input).expect("plan");
+        let g = Graph::of(r.go_cache.as_ref().expect("state"));
+        g.named("[go cache] export")["op"]["meta"]["args"].to_string()
+    };
+    assert!(!args(&input).contains("gomodcache"));
+    input.go_cache_modules = true;
+    assert!(args(&input).contains("gomodcache"));
     // The image does not contain the cache.
     let image = Graph::of(&r.final_state);
     assert!(!image.names().iter().any(|n| n.contains("[go cache]")));
