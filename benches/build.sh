@@ -23,22 +23,9 @@ docker buildx version >/dev/null 2>&1 || { echo "bench: docker buildx is not ins
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cp -r examples/hello "$WORK/app"
-GO_IMAGE=${KILN_TEST_GO_TEMPLATE//\{go\}/$KILN_TEST_GO_VERSION}
-GO_IMAGE=${GO_IMAGE//\{distro\}/trixie}
-cat >"$WORK/Dockerfile" <<DOCKERFILE
-FROM $GO_IMAGE AS builder
-WORKDIR /src
-ENV GOMODCACHE=/go/pkg/mod GOCACHE=/root/.cache/go-build CGO_ENABLED=0 GOTOOLCHAIN=local
-RUN --mount=type=bind,source=go.mod,target=go.mod \\
-    --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \\
-    go mod download
-RUN --mount=type=bind,target=. \\
-    --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \\
-    go build -trimpath -buildvcs=false -o /out/hello .
-FROM $KILN_TEST_STATIC_IMAGE
-COPY --from=builder /out/hello /app/bin
-ENTRYPOINT ["/app/bin"]
-DOCKERFILE
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
+write_dockerfile "$WORK/Dockerfile"
 
 KILN_ARGS=(build "$WORK/app" --progress quiet --builder-image "$KILN_TEST_GO_TEMPLATE" --distro trixie
   --go "$KILN_TEST_GO_VERSION" --base-image "$KILN_TEST_STATIC_IMAGE")

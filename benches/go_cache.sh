@@ -37,22 +37,10 @@ cleanup() {
 trap cleanup EXIT
 cp -r examples/hello "$WORK/app"
 REG=$KILN_TEST_REGISTRY/kiln-bench/go-cache-$$
-GO_IMAGE=${KILN_TEST_GO_TEMPLATE//\{go\}/$KILN_TEST_GO_VERSION}
-GO_IMAGE=${GO_IMAGE//\{distro\}/trixie}
-cat >"$WORK/Dockerfile" <<DOCKERFILE
-FROM $GO_IMAGE AS builder
-WORKDIR /src
-ENV GOMODCACHE=/go/pkg/mod GOCACHE=/root/.cache/go-build CGO_ENABLED=0 GOTOOLCHAIN=local
-RUN --mount=type=bind,source=go.mod,target=go.mod \\
-    --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \\
-    go mod download
-RUN --mount=type=bind,target=. \\
-    --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \\
-    go build -trimpath -buildvcs=false -o /out/hello .
-FROM $KILN_TEST_STATIC_IMAGE
-COPY --from=builder /out/hello /app/bin
-ENTRYPOINT ["/app/bin"]
-DOCKERFILE
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
+GO_IMAGE=$(bench_go_image)
+write_dockerfile "$WORK/Dockerfile"
 # The cache dance: the exported Go cache directory is the context, copied
 # into the same cache mount the build uses.
 cat >"$WORK/Dockerfile.dance" <<DOCKERFILE

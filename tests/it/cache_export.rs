@@ -49,7 +49,7 @@ pub(crate) async fn fresh_buildkitd(dir: &Path) -> (String, Background) {
 }
 
 /// The names of the steps a rawjson stream reports as run (not cached).
-fn ran(stderr: &str) -> Vec<String> {
+pub(crate) fn ran(stderr: &str) -> Vec<String> {
     stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

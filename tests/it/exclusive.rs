@@ -6,6 +6,7 @@
 //! they say so and return.
 
 use crate::build::{build_args, sample_module};
+use crate::cache_export::ran;
 use crate::common::*;
 
 /// Whether this is the exclusive phase.
@@ -34,17 +35,6 @@ async fn prune_all() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     panic!("records left after 10 s of prune --all");
-}
-
-/// The names of the steps a rawjson stream reports as run (not cached).
-fn ran(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .flat_map(|v| v["vertexes"].as_array().cloned().unwrap_or_default())
-        .filter(|v| v["completed"].is_number() && v["cached"] != true)
-        .filter_map(|v| v["name"].as_str().map(str::to_string))
-        .collect()
 }
 
 async fn build(dir: &std::path::Path, extra: &[&str]) -> Run {

@@ -30,9 +30,9 @@
 
 use std::collections::BTreeSet;
 
-use kiln_image::manifest::Manifest;
+use kiln_image::manifest::{platform_json, Manifest};
 use kiln_image::registry::RegistryClient;
-use kiln_image::{media_type, Digest, ImageRef, Platform, RegistryError};
+use kiln_image::{media_type, Digest, ImageRef, RegistryError};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -119,22 +119,6 @@ pub enum CopyEvent {
     },
     /// The index was pushed under a tag.
     Tagged { reference: String, digest: Digest },
-}
-
-fn platform_json(p: &Platform) -> Value {
-    let mut m = serde_json::Map::new();
-    m.insert("architecture".into(), p.architecture.clone().into());
-    m.insert("os".into(), p.os.clone().into());
-    if let Some(v) = &p.os_version {
-        m.insert("os.version".into(), v.clone().into());
-    }
-    if !p.os_features.is_empty() {
-        m.insert("os.features".into(), p.os_features.clone().into());
-    }
-    if let Some(v) = &p.variant {
-        m.insert("variant".into(), v.clone().into());
-    }
-    Value::Object(m)
 }
 
 /// The raw descriptors of an index's entries, as written there.
@@ -502,6 +486,7 @@ pub async fn inspect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kiln_image::Platform;
 
     #[test]
     fn platform_text_and_json() {

@@ -316,12 +316,22 @@ impl GatewayBuild {
     /// # Errors
     /// [`Error::Rpc`] (missing file, or the ref's build failed).
     pub async fn read_file(&self, ref_id: &str, path: &str) -> Result<Vec<u8>, Error> {
+        self.read(ref_id, path, None).await
+    }
+
+    async fn read(
+        &self,
+        ref_id: &str,
+        path: &str,
+        range: Option<gateway::FileRange>,
+    ) -> Result<Vec<u8>, Error> {
         let resp = self
             .bridge
             .clone()
             .read_file(gateway::ReadFileRequest {
                 r#ref: ref_id.to_string(),
                 file_path: path.to_string(),
+                range,
                 ..Default::default()
             })
             .await
@@ -343,22 +353,11 @@ impl GatewayBuild {
         length: u64,
     ) -> Result<Vec<u8>, Error> {
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        let resp = self
-            .bridge
-            .clone()
-            .read_file(gateway::ReadFileRequest {
-                r#ref: ref_id.to_string(),
-                file_path: path.to_string(),
-                range: Some(gateway::FileRange {
-                    offset: clamp(offset),
-                    length: clamp(length),
-                }),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| self.err("LLBBridge.ReadFile", s))?
-            .into_inner();
-        Ok(resp.data)
+        let range = gateway::FileRange {
+            offset: clamp(offset),
+            length: clamp(length),
+        };
+        self.read(ref_id, path, Some(range)).await
     }
 
     /// Returns the result, lets the exporters run, and waits for the build.

@@ -258,6 +258,25 @@ impl Manifest {
     }
 }
 
+/// A platform as an OCI descriptor writes it (`os.version`,
+/// `os.features` and `variant` only when set).
+#[must_use]
+pub fn platform_json(p: &Platform) -> serde_json::Value {
+    let mut platform = serde_json::Map::new();
+    platform.insert("architecture".into(), p.architecture.clone().into());
+    platform.insert("os".into(), p.os.clone().into());
+    if let Some(v) = &p.os_version {
+        platform.insert("os.version".into(), v.clone().into());
+    }
+    if !p.os_features.is_empty() {
+        platform.insert("os.features".into(), p.os_features.clone().into());
+    }
+    if let Some(v) = &p.variant {
+        platform.insert("variant".into(), v.clone().into());
+    }
+    serde_json::Value::Object(platform)
+}
+
 /// Writes an OCI image index listing `entries` in order: how kiln joins
 /// per-platform manifests built on different daemons into one image.
 /// Deterministic (keys sorted, no timestamps): the same entries give the
@@ -275,23 +294,11 @@ pub fn oci_index(entries: &[Descriptor]) -> Result<Vec<u8>, ManifestError> {
             .ok_or_else(|| ManifestError::MissingPlatform {
                 digest: e.digest.to_string(),
             })?;
-        let mut platform = serde_json::Map::new();
-        platform.insert("architecture".into(), p.architecture.clone().into());
-        platform.insert("os".into(), p.os.clone().into());
-        if let Some(v) = &p.os_version {
-            platform.insert("os.version".into(), v.clone().into());
-        }
-        if !p.os_features.is_empty() {
-            platform.insert("os.features".into(), p.os_features.clone().into());
-        }
-        if let Some(v) = &p.variant {
-            platform.insert("variant".into(), v.clone().into());
-        }
         manifests.push(serde_json::json!({
             "mediaType": e.media_type,
             "digest": e.digest.to_string(),
             "size": e.size,
-            "platform": platform,
+            "platform": platform_json(p),
         }));
     }
     let index = serde_json::json!({
