@@ -273,7 +273,9 @@ async fn go_cache_sources_never_fail_a_build_and_bad_destinations_are_named() {
     let plat = corrupt.join("linux-amd64");
     std::fs::create_dir_all(plat.join("gocache/zz")).unwrap();
     std::fs::write(plat.join("kiln-go-cache"), "not a time").unwrap();
-    std::fs::write(plat.join("gocache/zz/junk"), "junk").unwrap();
+    // Unique junk: an import seen before would leave the fill step cached
+    // (and silent).
+    std::fs::write(plat.join("gocache/zz/junk"), format!("junk {}", unique())).unwrap();
     let r = build(vec![
         "--go-cache-from".into(),
         format!("type=local,src={}", corrupt.display()),
