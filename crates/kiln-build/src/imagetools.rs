@@ -122,7 +122,7 @@ pub enum CopyEvent {
 }
 
 /// The raw descriptors of an index's entries, as written there.
-fn raw_entries(bytes: &[u8]) -> Result<Vec<Value>, String> {
+pub(crate) fn raw_entries(bytes: &[u8]) -> Result<Vec<Value>, String> {
     let doc: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     Ok(doc
         .get("manifests")

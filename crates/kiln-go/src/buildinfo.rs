@@ -86,7 +86,21 @@ const SENTINEL_LEN: usize = 16;
 /// [`BuildInfoError::BadLength`] for damaged files, and
 /// [`BuildInfoError::ModInfo`] for malformed module info text.
 pub fn read(binary: &[u8]) -> Result<BuildInfo, BuildInfoError> {
-    parse_section(elf::go_buildinfo_section(binary)?)
+    parse_section(elf::go_buildinfo_section(elf::Bytes::Whole(binary))?)
+}
+
+/// Finds the build info from pieces of a binary fetched so far
+/// (`(offset, bytes)`), for a caller that reads a large file piecewise
+/// (e.g. through BuildKit's gateway): [`BuildInfoError::NeedBytes`] names
+/// the range to fetch next; add it to `pieces` and call again. A few rounds
+/// suffice: the ELF header, the section header table, the section names,
+/// `.go.buildinfo`. A fetched piece shorter than asked (the end of the
+/// file) makes the same range needed again: the caller should then stop.
+///
+/// # Errors
+/// As [`read`], plus [`BuildInfoError::NeedBytes`].
+pub fn locate_section(pieces: &[(u64, Vec<u8>)]) -> Result<BuildInfo, BuildInfoError> {
+    parse_section(elf::go_buildinfo_section(elf::Bytes::Pieces(pieces))?)
 }
 
 /// Reads the build info from the bytes of a binary's `.go.buildinfo`

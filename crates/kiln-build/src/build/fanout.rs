@@ -608,16 +608,11 @@ async fn join_in_registry(
 /// The attestation manifests of an index (BuildKit's provenance and
 /// SBOM), as written there.
 fn attestation_entries(index: &[u8]) -> Vec<serde_json::Value> {
-    use crate::imagetools::{ATTESTATION_MANIFEST, REFERENCE_TYPE};
-    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(index) else {
-        return Vec::new();
-    };
-    doc.get("manifests")
-        .and_then(serde_json::Value::as_array)
+    use crate::imagetools::{raw_entries, ATTESTATION_MANIFEST, REFERENCE_TYPE};
+    raw_entries(index)
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
         .filter(|d| d["annotations"][REFERENCE_TYPE] == ATTESTATION_MANIFEST)
-        .cloned()
         .collect()
 }
 

@@ -10,9 +10,35 @@ const SHT_NOBITS: u32 = 8;
 /// `SHN_XINDEX`: the string table index lives in section 0's `sh_link`.
 const SHN_XINDEX: u16 = 0xffff;
 
+/// What is known of a file: the whole of it, or the pieces fetched so far
+/// (`(offset, bytes)`), for a reader that cannot hold a large binary.
+#[derive(Clone, Copy)]
+pub(super) enum Bytes<'a> {
+    Whole(&'a [u8]),
+    Pieces(&'a [(u64, Vec<u8>)]),
+}
+
+impl<'a> Bytes<'a> {
+    /// `len` bytes at `at`: from the file, or from a fetched piece that
+    /// covers them; a range no piece covers is [`BuildInfoError::NeedBytes`].
+    fn get(self, at: u64, len: u64, what: &'static str) -> Result<&'a [u8], BuildInfoError> {
+        let slice = |data: &'a [u8], from: u64| {
+            let start = usize::try_from(at.checked_sub(from)?).ok()?;
+            data.get(start..start.checked_add(usize::try_from(len).ok()?)?)
+        };
+        match self {
+            Bytes::Whole(data) => slice(data, 0).ok_or(BuildInfoError::Truncated { what }),
+            Bytes::Pieces(pieces) => pieces
+                .iter()
+                .find_map(|(from, data)| slice(data, *from))
+                .ok_or(BuildInfoError::NeedBytes { offset: at, len }),
+        }
+    }
+}
+
 /// An ELF file's bytes with its class and byte order.
 struct Elf<'a> {
-    data: &'a [u8],
+    data: Bytes<'a>,
     is64: bool,
     big_endian: bool,
 }
@@ -32,11 +58,10 @@ impl<'a> Elf<'a> {
         at: u64,
         what: &'static str,
     ) -> Result<[u8; N], BuildInfoError> {
-        usize::try_from(at)
-            .ok()
-            .and_then(|at| self.data.get(at..at.checked_add(N)?))
-            .and_then(|b| b.try_into().ok())
-            .ok_or(BuildInfoError::Truncated { what })
+        self.data
+            .get(at, N as u64, what)?
+            .try_into()
+            .map_err(|_| BuildInfoError::Truncated { what })
     }
 
     fn u16(&self, at: u64, what: &'static str) -> Result<u16, BuildInfoError> {
@@ -96,12 +121,7 @@ impl<'a> Elf<'a> {
         h: &SectionHeader,
         what: &'static str,
     ) -> Result<&'a [u8], BuildInfoError> {
-        let start = usize::try_from(h.offset).ok();
-        let len = usize::try_from(h.size).ok();
-        start
-            .zip(len)
-            .and_then(|(start, len)| self.data.get(start..start.checked_add(len)?))
-            .ok_or(BuildInfoError::Truncated { what })
+        self.data.get(h.offset, h.size, what)
     }
 }
 
@@ -117,12 +137,18 @@ const GO_BUILDINFO: &[u8] = b".go.buildinfo";
 /// the file has no section headers), and [`BuildInfoError::Truncated`] or
 /// [`BuildInfoError::MalformedElf`] when headers point outside the file or
 /// contradict themselves.
-pub(super) fn go_buildinfo_section(data: &[u8]) -> Result<&[u8], BuildInfoError> {
-    if !data.starts_with(b"\x7fELF") {
+pub(super) fn go_buildinfo_section(data: Bytes<'_>) -> Result<&[u8], BuildInfoError> {
+    // The 16 identification bytes, then the rest of the (64-byte) header.
+    let ident = data.get(0, 16, "ELF header").or_else(|e| match (e, data) {
+        (BuildInfoError::Truncated { .. }, Bytes::Whole(d)) => Ok(d),
+        (e, _) => Err(e),
+    })?;
+    if !ident.starts_with(b"\x7fELF") {
         return Err(BuildInfoError::NotElf);
     }
     let ident = |i: usize, field| {
-        data.get(i)
+        ident
+            .get(i)
             .copied()
             .ok_or(BuildInfoError::Truncated { what: "ELF header" })
             .map(|v| (v, field))
@@ -149,9 +175,7 @@ pub(super) fn go_buildinfo_section(data: &[u8]) -> Result<&[u8], BuildInfoError>
     } else {
         (52, 0x20, 0x2e)
     };
-    if data.len() < header_len {
-        return Err(BuildInfoError::Truncated { what: HEADER });
-    }
+    data.get(0, header_len, HEADER)?;
     let shoff = elf.word(shoff_at, HEADER)?;
     let shentsize = elf.u16(shentsize_at, HEADER)?;
     let mut shnum = u64::from(elf.u16(shentsize_at + 2, HEADER)?);
@@ -179,15 +203,12 @@ pub(super) fn go_buildinfo_section(data: &[u8]) -> Result<&[u8], BuildInfoError>
         }
     }
     let entsize = u64::from(shentsize);
-    let table_end = shnum
+    let table_len = shnum
         .checked_mul(entsize)
-        .and_then(|len| len.checked_add(shoff))
-        .and_then(|end| usize::try_from(end).ok());
-    if table_end.is_none_or(|end| end > data.len()) {
-        return Err(BuildInfoError::Truncated {
+        .ok_or(BuildInfoError::Truncated {
             what: "section header table",
-        });
-    }
+        })?;
+    data.get(shoff, table_len, "section header table")?;
     if shstrndx == 0 {
         // SHN_UNDEF: the file has no section name table.
         return Err(BuildInfoError::NoBuildInfoSection);

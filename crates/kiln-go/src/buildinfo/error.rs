@@ -29,6 +29,15 @@ pub enum BuildInfoError {
         /// What was being read, e.g. `section header table`.
         what: &'static str,
     },
+    /// Reading piecewise ([`super::locate_section`]): these bytes of the
+    /// file are needed next. Not a failure: fetch them and ask again.
+    #[error("bytes {offset}..+{len} of the file are needed")]
+    NeedBytes {
+        /// Where they start in the file.
+        offset: u64,
+        /// How many.
+        len: u64,
+    },
     /// The ELF headers contradict themselves.
     #[error("malformed ELF file: {what}")]
     MalformedElf {

@@ -390,3 +390,56 @@ fn never_panics_on_truncated_or_corrupted_images() {
         }
     }
 }
+
+/// Drives [`locate_section`] as a piecewise reader does, fetching what it
+/// asks for (at least `window` bytes, as a client rounds small reads up).
+fn read_piecewise(bytes: &[u8], window: u64) -> (Result<BuildInfo, BuildInfoError>, usize) {
+    let mut pieces: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut asked = Vec::new();
+    for round in 1..=10 {
+        match locate_section(&pieces) {
+            Err(BuildInfoError::NeedBytes { offset, len }) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let end = start
+                    .saturating_add(len.max(window) as usize)
+                    .min(bytes.len());
+                if asked.contains(&(offset, len)) {
+                    return (Err(BuildInfoError::Truncated { what: "piece" }), round);
+                }
+                asked.push((offset, len));
+                pieces.push((offset, bytes[start..end].to_vec()));
+            }
+            other => return (other, round),
+        }
+    }
+    panic!("more than 10 rounds");
+}
+
+#[test]
+fn piecewise_reading_finds_what_a_whole_read_finds() {
+    for (is64, big) in [(true, false), (false, true)] {
+        let image = go_binary(
+            is64,
+            big,
+            &blob(if is64 { 8 } else { 4 }, big, "go1.24.1", &framed(MOD_TEXT)),
+        );
+        let whole = read(&image.bytes).expect("reads");
+        // Field by field (no window): every piece is asked for.
+        let (got, rounds) = read_piecewise(&image.bytes, 0);
+        assert_eq!(got.expect("reads piecewise"), whole);
+        assert!(rounds > 3, "{rounds}");
+        // With a window, a handful of rounds.
+        let (got, rounds) = read_piecewise(&image.bytes, 4096);
+        assert_eq!(got.expect("reads piecewise"), whole);
+        assert!(rounds <= 5, "{rounds}");
+    }
+    // Not ELF, and a truncated file, are errors, not endless asking.
+    assert_eq!(
+        read_piecewise(b"#!/bin/sh\necho hi\n", 64).0,
+        Err(BuildInfoError::NotElf)
+    );
+    let image = go_binary(true, false, &blob(8, false, "go1.24.1", &framed(MOD_TEXT)));
+    assert!(read_piecewise(&image.bytes[..100], 64).0.is_err());
+}
