@@ -7,6 +7,8 @@
 #   scripts/harness.sh down   stop the daemons and the registry (caches are kept)
 #   scripts/harness.sh status one line per component
 #   scripts/harness.sh env    print the env file (shell `export` lines)
+#   scripts/harness.sh qemu   (benches) arm64 QEMU emulation and an arm64 golang
+#                             fixture; prints KILN_BENCH_GO_ARM64_IMAGE=…
 #
 # Daemons (KILN_HARNESS_DAEMONS, comma-separated, limits what `up` starts;
 # default docker,docker-classic,buildkitd):
@@ -751,9 +753,9 @@ ensure_static_fixture() {
 }
 
 # Cache key: everything that determines the rootfs contents.
-golang_cache_key() {
+golang_cache_key() { # [arch]
   {
-    echo "debootstrap --variant=minbase --arch=amd64 --include=$GO_INCLUDE $GO_SUITE $MIRROR"
+    echo "debootstrap --variant=minbase --arch=${1:-amd64} --include=$GO_INCLUDE $GO_SUITE $MIRROR"
     echo "tar --numeric-owner --sort=name --exclude=./dev/* --exclude=./proc/* --exclude=./sys/* | gzip -6"
     cat "$FIXTURES/customize-golang-rootfs.sh"
   } | sha256sum | cut -c1-12
@@ -765,15 +767,24 @@ umount_under() { # dir: unmount anything a killed debootstrap left mounted
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
-build_golang_rootfs() { # out-dir
-  local out=$1 work=$CACHE/golang-work
+build_golang_rootfs() { # out-dir [arch]: another arch than amd64 needs QEMU (cmd_qemu)
+  local out=$1 arch=${2:-amd64} work=$CACHE/golang-work
+  [ "$arch" = amd64 ] || work=$CACHE/$arch/golang-work
   umount_under "$work"
   rm -rf --one-file-system "$work"
   mkdir -p "$work"
-  log "debootstrap $GO_SUITE minbase + $GO_INCLUDE (about 80 s; log: $work/debootstrap.log)"
   local t0=$EPOCHREALTIME
-  debootstrap --variant=minbase --arch=amd64 --include="$GO_INCLUDE" \
-    "$GO_SUITE" "$work/rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 &
+  if [ "$arch" = amd64 ]; then
+    log "debootstrap $GO_SUITE minbase + $GO_INCLUDE (about 80 s; log: $work/debootstrap.log)"
+    debootstrap --variant=minbase --arch=amd64 --include="$GO_INCLUDE" \
+      "$GO_SUITE" "$work/rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 &
+  else
+    # Unpack on the host, then configure the packages under QEMU.
+    log "debootstrap $GO_SUITE minbase + $GO_INCLUDE for $arch under QEMU (about 10 min; log: $work/debootstrap.log)"
+    { debootstrap --variant=minbase --arch="$arch" --foreign --include="$GO_INCLUDE" \
+      "$GO_SUITE" "$work/rootfs" "$MIRROR" && chroot "$work/rootfs" /debootstrap/debootstrap --second-stage; } \
+      >"$work/debootstrap.log" 2>&1 &
+  fi
   local pid=$! n=0 rc=0
   while kill -0 "$pid" 2>/dev/null; do
     sleep 1
@@ -790,6 +801,7 @@ build_golang_rootfs() { # out-dir
   fi
   log "debootstrap done ($(since "$t0")s)"
   bash "$FIXTURES/customize-golang-rootfs.sh" "$work/rootfs" || die "customizing the rootfs failed"
+  # (an arm64 go runs here through QEMU's binfmt handler)
   "$work/rootfs/usr/lib/go-1.24/bin/go" version >/dev/null 2>&1 || die "the rootfs has no working go"
   log "packing the layer (tar | gzip)"
   t0=$EPOCHREALTIME
@@ -1148,6 +1160,54 @@ cmd_status() {
   if [ -f "$DIR/env" ]; then printf 'env       ok    %s\n' "$DIR/env"; else printf 'env       none  %s\n' "$DIR/env"; fi
 }
 
+# `qemu` (the bench's arm64 rows, not the tests): QEMU user emulation for
+# arm64 registered with binfmt_misc (flag F: the handler works inside
+# containers), and an arm64 golang fixture, GO_ARM64_IMAGE, for a Dockerfile
+# whose Go stage runs on the target platform (the seed's). Needs `up` first.
+GO_ARM64_TAG=${GO_TAGS[0]}-arm64
+GO_ARM64_IMAGE=$REGISTRY/$GO_REPO:$GO_ARM64_TAG
+ensure_binfmt_arm64() {
+  step_begin "qemu binfmt"
+  pkg_installed qemu-user-static || apt_retry install -y -q qemu-user-static >/dev/null ||
+    die "installing qemu-user-static failed"
+  local bm=/proc/sys/fs/binfmt_misc conf=/usr/lib/binfmt.d/qemu-aarch64.conf
+  [ -e "$bm/register" ] || mount -t binfmt_misc binfmt_misc "$bm" ||
+    die "cannot mount binfmt_misc on $bm" "the kernel needs CONFIG_BINFMT_MISC and the container CAP_SYS_ADMIN"
+  if [ ! -e "$bm/qemu-aarch64" ]; then
+    [ -s "$conf" ] || die "$conf is missing" "reinstall qemu-user-static"
+    cat "$conf" >"$bm/register" || die "registering $conf with binfmt_misc failed"
+  fi
+  grep -q '^flags:.*F' "$bm/qemu-aarch64" || die "the aarch64 binfmt handler lacks flag F (fix binary)" \
+    "echo -1 > $bm/qemu-aarch64, then run this again"
+  step_end
+}
+cmd_qemu() {
+  need_root qemu
+  [ -f "$DIR/env" ] || die "the harness is not up" "run $0 up first"
+  registry_ping || die "the registry on $REGISTRY is down" "run $0 up first"
+  mkdir -p "$CACHE/arm64"
+  ensure_binfmt_arm64
+  step_begin "fixture golang arm64"
+  local key out
+  key=$(golang_cache_key arm64)
+  out=$CACHE/arm64/golang-$key
+  if [ -s "$out/layer.json" ] && [ -s "$out/layer.tar.gz" ]; then
+    log "using cached rootfs layer $out"
+  else
+    find "$CACHE/arm64" -maxdepth 1 -name 'golang-*' ! -name "golang-$key" ! -name golang-work -exec rm -rf {} + 2>/dev/null || true
+    build_golang_rootfs "$out" arm64
+  fi
+  # The amd64 fixture's config (same Go release, same environment).
+  [ -s "$CACHE/golang-$(golang_cache_key)/config.json" ] || die "the amd64 golang fixture is missing" "run $0 up first"
+  SOURCE_DATE_EPOCH=0 $PYTHON "$FIXTURES/ocipush.py" push --registry "$REGISTRY" --repo "$GO_REPO" \
+    --tag "$GO_ARM64_TAG" --platform linux/arm64/v8 --layer "$out/layer.json" \
+    --config "$CACHE/golang-$(golang_cache_key)/config.json" \
+    --created-by "kiln harness: debootstrap --arch=arm64 --variant=minbase --include=$GO_INCLUDE $GO_SUITE" ||
+    die "pushing $GO_ARM64_IMAGE failed"
+  step_end
+  echo "KILN_BENCH_GO_ARM64_IMAGE=$GO_ARM64_IMAGE"
+}
+
 cmd_env() {
   if [ -f "$DIR/env" ]; then cat "$DIR/env"; else env_lines; fi
 }
@@ -1157,6 +1217,7 @@ case "${1:-up}" in
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
+  qemu) cmd_qemu ;;
   -h | --help | help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" ;;
-  *) die "unknown subcommand '$1'" "usage: $0 [up|down|status|env]" ;;
+  *) die "unknown subcommand '$1'" "usage: $0 [up|down|status|env|qemu]" ;;
 esac

@@ -95,6 +95,12 @@ t_all=$EPOCHREALTIME
   cargo test --workspace --lib --bins "$@"
   cargo test --workspace --doc "$@"
   cargo test --workspace --exclude kiln --test '*' "$@"
+  # The criterion benches, in their quick mode on the dev profile, so they
+  # cannot rot (numbers come from `cargo bench`, release).
+  if [ $# -eq 0 ]; then
+    cargo bench --profile dev -p kiln-llb -p kiln-session --bench marshal --bench filesync -- \
+      --quick --warm-up-time 0.5 --measurement-time 1 --noplot --discard-baseline
+  fi
 ) >"$LOGS/unit.log" 2>&1 && echo "$EPOCHREALTIME" >"$LOGS/unit.end" || { rc=$?; echo "$EPOCHREALTIME" >"$LOGS/unit.end"; exit $rc; } &
 PIDS[unit]=$!
 T0[unit]=$EPOCHREALTIME

@@ -77,29 +77,32 @@ pub async fn plan<R: ImageResolver>(
         Some(d) => r.with_digest(d.clone()),
         None => r.clone(),
     };
-    let builder = match resolver
-        .resolve(&lookup(&builder_ref, &builder_locked), build_platform)
-        .await
-    {
+    let base_ref = request.base_image()?;
+    // Every image at once: each resolution is a registry round trip.
+    let (builder, bases) = {
+        let builder_lookup = lookup(&builder_ref, &builder_locked);
+        let base_lookup = lookup(&base_ref, &base_locked);
+        futures::join!(
+            resolver.resolve(&builder_lookup, build_platform),
+            futures::future::join_all(targets.iter().map(|t| resolver.resolve(&base_lookup, t))),
+        )
+    };
+    let builder = match builder {
         Ok(b) => b,
         Err(e) => {
             return Err(image_error(resolver, "builder", &builder_ref, build_platform, e).await)
         }
     };
     let builder_pinned = pin(request, &builder_ref, &builder, builder_locked.as_ref())?;
-    let base_ref = request.base_image()?;
     let mut base_digest = base_locked.clone();
     let mut platforms = Vec::new();
-    for target in targets {
+    for (target, base) in targets.iter().zip(bases) {
         let mut options = request.options.clone();
         if targets.len() > 1 || label_platforms {
             // Parallel platform builds: label every step with its platform.
             options.step_label = Some(target.to_string());
         }
-        let base = match resolver
-            .resolve(&lookup(&base_ref, &base_locked), target)
-            .await
-        {
+        let base = match base {
             Ok(b) => b,
             Err(e) => return Err(image_error(resolver, "base", &base_ref, target, e).await),
         };

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures::StreamExt as _;
 use kiln_proto::fsutil::types::Packet;
 use kiln_proto::headers::{
     FILESYNC_DIR_NAME, FILESYNC_EXCLUDE_PATTERNS, FILESYNC_FOLLOW_PATHS, FILESYNC_INCLUDE_PATTERNS,
@@ -38,6 +39,10 @@ pub(crate) use stat::{can_request_data, unix_perm};
 
 use crate::error::{Error, Result};
 use crate::metadata;
+
+/// The packets of one DiffCopy call (the sender queues them in batches).
+pub type PacketStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Packet, Status>> + Send + 'static>>;
 
 /// How one registered directory is sent.
 #[derive(Debug, Clone, Default)]
@@ -162,8 +167,8 @@ fn call_filter(
 
 #[tonic::async_trait]
 impl FileSync for FileSyncProvider {
-    type DiffCopyStream = ReceiverStream<Result<Packet, Status>>;
-    type TarStreamStream = ReceiverStream<Result<Packet, Status>>;
+    type DiffCopyStream = PacketStream;
+    type TarStreamStream = PacketStream;
 
     async fn diff_copy(
         &self,
@@ -207,11 +212,13 @@ impl FileSync for FileSyncProvider {
                 }
                 Err(err) => {
                     tracing::warn!(dir = %name, error = %err, "file sync failed");
-                    let _ = tx.send(Err(err.to_status())).await;
+                    let _ = tx.send(vec![Err(err.to_status())]).await;
                 }
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Box::pin(
+            ReceiverStream::new(rx).flat_map(futures::stream::iter),
+        )))
     }
 
     async fn tar_stream(

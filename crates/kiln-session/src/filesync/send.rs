@@ -75,7 +75,15 @@ impl std::ops::Sub for SyncStats {
     }
 }
 
-type Outbound = mpsc::Sender<Result<Packet, Status>>;
+/// Packets for the response stream, a few at a time: the listing goes in
+/// batches of [`LISTING_BATCH`] STATs, so the stream's encoder finds many
+/// packets ready and writes big HTTP/2 frames. One packet per message made
+/// an unchanged 20,000-file re-sync cost 13,000 socket writes, each a
+/// message the daemon's side of the session tunnel had to unwrap.
+pub(crate) type Outbound = mpsc::Sender<Vec<Result<Packet, Status>>>;
+
+/// STAT packets per listing batch (about 20 KiB of a typical listing).
+const LISTING_BATCH: usize = 256;
 type FileTable = Arc<Mutex<HashMap<u32, PathBuf>>>;
 
 /// Runs the sender for one DiffCopy call until FIN or an error.
@@ -150,7 +158,7 @@ where
                                 .map_err(|e| Error::protocol(format!("walk task failed: {e}")))??;
                         }
                         let fin = Packet { r#type: PacketType::PacketFin as i32, ..Packet::default() };
-                        tx.send(Ok(fin)).await.map_err(|_| receiver_gone())?;
+                        tx.send(vec![Ok(fin)]).await.map_err(|_| receiver_gone())?;
                         return Ok(());
                     }
                     Ok(PacketType::PacketErr) => {
@@ -175,6 +183,7 @@ fn send_listing(
     counters: &SyncCounters,
 ) -> Result<()> {
     let mut next_id: u32 = 0;
+    let mut batch = Vec::with_capacity(LISTING_BATCH);
     let result = walk(root, filter, &mut |stat: Stat, abs: &Path| {
         if can_request_data(stat.mode) {
             files
@@ -186,29 +195,35 @@ fn send_listing(
             .checked_add(1)
             .ok_or_else(|| Error::protocol("more than 2^32 entries"))?;
         counters.entries.fetch_add(1, Ordering::Relaxed);
-        let packet = Packet {
+        batch.push(Ok(Packet {
             r#type: PacketType::PacketStat as i32,
             stat: Some(stat),
             ..Packet::default()
-        };
-        tx.blocking_send(Ok(packet)).map_err(|_| receiver_gone())
+        }));
+        if batch.len() == LISTING_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(LISTING_BATCH));
+            tx.blocking_send(full).map_err(|_| receiver_gone())?;
+        }
+        Ok(())
     });
     match result {
         Ok(()) => {
-            let end = Packet {
+            tracing::debug!(entries = next_id, "file listing sent");
+            batch.push(Ok(Packet {
                 r#type: PacketType::PacketStat as i32,
                 ..Packet::default()
-            };
-            tx.blocking_send(Ok(end)).map_err(|_| receiver_gone())
+            }));
+            tx.blocking_send(batch).map_err(|_| receiver_gone())
         }
         Err(err) => {
-            let packet = Packet {
+            // What was listed, then the error.
+            batch.push(Ok(Packet {
                 r#type: PacketType::PacketErr as i32,
                 data: err.to_string().into_bytes(),
                 ..Packet::default()
-            };
+            }));
             // The stream may already be gone; the walk error is what matters.
-            let _ = tx.blocking_send(Ok(packet));
+            let _ = tx.blocking_send(batch);
             Err(err)
         }
     }
@@ -251,7 +266,9 @@ async fn send_file(id: u32, path: &Path, tx: &Outbound, counters: &SyncCounters)
                     ..Packet::default()
                 };
                 // A bounded channel: waits while the HTTP/2 stream is full.
-                tx.send(Ok(packet)).await.map_err(|_| receiver_gone())?;
+                tx.send(vec![Ok(packet)])
+                    .await
+                    .map_err(|_| receiver_gone())?;
             }
         }
         Err(e) => tracing::warn!(path = %path.display(), error = %e, "requested file vanished"),
@@ -261,7 +278,7 @@ async fn send_file(id: u32, path: &Path, tx: &Outbound, counters: &SyncCounters)
         id,
         ..Packet::default()
     };
-    tx.send(Ok(eof)).await.map_err(|_| receiver_gone())
+    tx.send(vec![Ok(eof)]).await.map_err(|_| receiver_gone())
 }
 
 fn receiver_gone() -> Error {
