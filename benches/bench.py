@@ -173,6 +173,17 @@ def app(name: str) -> str:
     return d
 
 
+def locked_app() -> str:
+    """A copy with a kiln.lock (`kiln lock`): its builds name both images by
+    digest and take their configs from kiln's cache."""
+    d = app("kiln-bk-locked")
+    if not os.path.exists(os.path.join(d, "kiln.lock")):
+        lock = [a if a != "build" else "lock" for a in KILN_BUILD if a not in ("--progress", "quiet")]
+        subprocess.run([KILN, "--addr", BK_ADDR, *lock, d], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return d
+
+
 def edit(d: str) -> Callable[[], None]:
     def do() -> None:
         with open(os.path.join(d, "main.go"), "a") as f:
@@ -372,6 +383,10 @@ def rows() -> list[Row]:
             Side("buildctl", bctl, prune(BK_ADDR), stdin=lambda: cdef), prime=False,
             note="buildctl is handed kiln's Definition: kiln's image resolution is in its time only"),
         Row("warm (nothing changed)", "buildkitd", Side("kiln", kiln_bk),
+            Side("buildctl", bctl, stdin=lambda: cdef),
+            note="kiln resolves the builder and base tags through the daemon; buildctl is handed them resolved"),
+        Row("warm, with kiln.lock (images named by digest, as in buildctl's definition)", "buildkitd",
+            Side("kiln", kiln_build(BK_ADDR, locked_app(), "--locked", name="kiln-bk-locked")),
             Side("buildctl", bctl, stdin=lambda: cdef), goal=1.0),
         Row("one .go file edited", "buildkitd", Side("kiln", kiln_bk, edit(kb)),
             Side("buildctl", bctl, edit(cb), stdin=lambda: cdef)),

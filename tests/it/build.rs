@@ -736,6 +736,66 @@ async fn secrets_are_mounted_but_never_in_the_graph_image_or_logs() {
     }
 }
 
+/// With kiln.lock, the images are named by digest: their configs come from
+/// kiln's own cache after the first build, and the daemon is asked nothing
+/// about them (each question is a registry round trip on its side).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_build_resolves_its_images_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    let cache = tmp.path().join("xdg-cache");
+    let lock_args = build_args(&dir, &[]);
+    let mut lock_args: Vec<&str> = lock_args.iter().map(String::as_str).collect();
+    let at = lock_args.iter().position(|a| *a == "build").unwrap();
+    lock_args[at] = "lock";
+    run(kiln(), &lock_args).await.success();
+    let build = |env: Option<(&'static str, &'static str)>| {
+        let args = build_args(
+            &dir,
+            &[
+                "--locked",
+                "--source-date-epoch",
+                "1700000000",
+                "--progress",
+                "plain",
+            ],
+        );
+        let cache = cache.clone();
+        async move {
+            let mut c = kiln();
+            c.env("XDG_CACHE_HOME", &cache);
+            if let Some((k, v)) = env {
+                c.env(k, v);
+            }
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let r = run(c, &refs).await;
+            r.success();
+            r
+        }
+    };
+    let resolves = |r: &Run| r.stderr.matches("resolve image config for").count();
+    let first = build(None).await;
+    assert!(
+        resolves(&first) >= 2,
+        "the first build asks for both:\n{}",
+        first.stderr
+    );
+    let second = build(None).await;
+    assert_eq!(resolves(&second), 0, "asked again:\n{}", second.stderr);
+    assert_eq!(
+        first.stdout.trim(),
+        second.stdout.trim(),
+        "the cached configs made another image"
+    );
+    let off = build(Some(("KILN_IMAGE_CONFIG_CACHE", "off"))).await;
+    assert!(
+        resolves(&off) >= 2,
+        "the cache was not turned off:\n{}",
+        off.stderr
+    );
+    assert_eq!(first.stdout.trim(), off.stdout.trim());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kiln_toml_and_the_lock_file() {
     let h = harness();

@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use kiln_proto::fsutil::types::packet::PacketType;
 use kiln_proto::fsutil::types::{Packet, Stat};
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -229,56 +228,80 @@ fn send_listing(
     }
 }
 
-/// Streams requested files, a few at a time.
+/// Streams requested files, [`SEND_WORKERS`] at a time, each worker a
+/// blocking thread reading with plain `std::fs` (tokio's file API hands
+/// every read to the blocking pool: a 200 MiB context cost tens of
+/// thousands of thread handoffs).
 async fn send_files(
     requests: mpsc::UnboundedReceiver<(u32, PathBuf)>,
     tx: Outbound,
     counters: Arc<SyncCounters>,
 ) -> Result<()> {
-    tokio_stream::wrappers::UnboundedReceiverStream::new(requests)
-        .map(Ok)
-        .try_for_each_concurrent(SEND_WORKERS, |(id, path)| {
-            let (tx, counters) = (tx.clone(), counters.clone());
-            async move { send_file(id, &path, &tx, &counters).await }
+    let requests = Arc::new(Mutex::new(requests));
+    let workers: Vec<_> = (0..SEND_WORKERS)
+        .map(|_| {
+            let (requests, tx, counters) = (requests.clone(), tx.clone(), counters.clone());
+            tokio::task::spawn_blocking(move || loop {
+                let next = requests
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .blocking_recv();
+                match next {
+                    Some((id, path)) => send_file(id, &path, &tx, &counters)?,
+                    None => return Ok(()),
+                }
+            })
         })
-        .await
+        .collect();
+    for w in workers {
+        w.await
+            .map_err(|e| Error::protocol(format!("file reader failed: {e}")))??;
+    }
+    Ok(())
 }
 
-async fn send_file(id: u32, path: &Path, tx: &Outbound, counters: &SyncCounters) -> Result<()> {
+/// Sends one file as DATA packets of at most [`CHUNK_SIZE`] and an empty
+/// DATA; a file smaller than a chunk goes in one batch with its end.
+fn send_file(id: u32, path: &Path, tx: &Outbound, counters: &SyncCounters) -> Result<()> {
+    use std::io::Read as _;
     counters.files.fetch_add(1, Ordering::Relaxed);
+    let data_packet = |data: Vec<u8>| {
+        Ok(Packet {
+            r#type: PacketType::PacketData as i32,
+            id,
+            data,
+            ..Packet::default()
+        })
+    };
+    let mut batch = Vec::with_capacity(2);
     // Like fsutil, a file that can no longer be opened is sent empty.
-    match tokio::fs::File::open(path).await {
-        Ok(mut file) => {
-            let mut buf = vec![0u8; CHUNK_SIZE];
+    match std::fs::File::open(path) {
+        Ok(file) => {
+            let mut file = file.take(0);
             loop {
+                let mut data = Vec::with_capacity(CHUNK_SIZE);
+                file.set_limit(CHUNK_SIZE as u64);
                 let n = file
-                    .read(&mut buf)
-                    .await
+                    .read_to_end(&mut data)
                     .map_err(|e| Error::io("read", path, e))?;
                 if n == 0 {
                     break;
                 }
                 counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                let packet = Packet {
-                    r#type: PacketType::PacketData as i32,
-                    id,
-                    data: buf[..n].to_vec(),
-                    ..Packet::default()
-                };
+                if n < CHUNK_SIZE {
+                    // The last piece: sent with the end below.
+                    batch.push(data_packet(data));
+                    break;
+                }
                 // A bounded channel: waits while the HTTP/2 stream is full.
-                tx.send(vec![Ok(packet)])
-                    .await
+                tx.blocking_send(vec![data_packet(data)])
                     .map_err(|_| receiver_gone())?;
             }
         }
         Err(e) => tracing::warn!(path = %path.display(), error = %e, "requested file vanished"),
     }
-    let eof = Packet {
-        r#type: PacketType::PacketData as i32,
-        id,
-        ..Packet::default()
-    };
-    tx.send(vec![Ok(eof)]).await.map_err(|_| receiver_gone())
+    batch.push(data_packet(Vec::new()));
+    tx.blocking_send(batch).map_err(|_| receiver_gone())
 }
 
 fn receiver_gone() -> Error {
