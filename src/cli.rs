@@ -43,6 +43,23 @@ pub struct Global {
     /// Show the full error chain and debug logs.
     #[arg(long, global = true)]
     pub debug: bool,
+    /// Cancel a build when the daemon shows no sign of life for this many
+    /// seconds (it checks on the session every 5 s; a stopped daemon or a
+    /// dead network path stops the checks). 0 waits forever. Default 30.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        env = "KILN_STALL_TIMEOUT"
+    )]
+    pub stall_timeout: Option<u64>,
+}
+
+impl Global {
+    /// `--stall-timeout` as kiln-build takes it (`None`: its default).
+    pub fn stall_timeout(&self) -> Option<std::time::Duration> {
+        self.stall_timeout.map(std::time::Duration::from_secs)
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -40,6 +40,9 @@ pub async fn run(global: &Global, args: &SolveArgs) -> anyhow::Result<ExitCode> 
         definition: read_definition(&args.file)?,
         session: args.session.spec(Vec::new())?,
         allow: args.allow.clone(),
+        stall_timeout: global
+            .stall_timeout()
+            .unwrap_or(kiln_build::stall::DEFAULT_STALL_TIMEOUT),
     };
     // Bad flags fail before any daemon is asked.
     job.check()?;

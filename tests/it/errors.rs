@@ -262,6 +262,7 @@ async fn daemon_dropping_the_connection_mid_call_fails_fast() {
     for limit in [40u64, 200, 350] {
         let relay = Relay::for_daemon(RelayOptions {
             drop_after_bytes: Some(limit),
+            ..Default::default()
         })
         .await;
         let addr = format!("unix://{}", relay.unix.display());
@@ -279,4 +280,82 @@ async fn daemon_dropping_the_connection_mid_call_fails_fast() {
             r.stderr
         );
     }
+}
+
+/// A daemon that stops answering mid-build (the relay stops forwarding, as
+/// a SIGSTOPped daemon or a dead network path would) is noticed within the
+/// default 30 s: the build is cancelled with an error naming the address.
+/// Without the watchdog kiln waits forever on the open streams.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_that_stops_answering_is_noticed_within_30_seconds() {
+    use tokio::io::AsyncBufReadExt;
+    let stall = kiln_test_support::relay::Stall::default();
+    let relay = Relay::for_daemon(RelayOptions {
+        stall: stall.clone(),
+        ..Default::default()
+    })
+    .await;
+    let addr = format!("unix://{}", relay.unix.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = unique();
+    let state = go_image().run(
+        kiln_llb::ExecOptions::shell(format!("echo started {marker}; sleep 120"))
+            .custom_name("[test] a long step"),
+    );
+    let def = write_llb(tmp.path(), "def.llb", &state.root());
+    let mut child = kiln()
+        .env_remove("KILN_STALL_TIMEOUT")
+        .args([
+            "--addr",
+            &addr,
+            "solve",
+            "-f",
+            def.to_str().unwrap(),
+            "--progress",
+            "plain",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    // Wait for the step to run, then stall every connection.
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            seen.push_str(&l);
+            seen.push('\n');
+            if l.contains(&format!("started {marker}")) {
+                return;
+            }
+        }
+        panic!("kiln ended before the step started:\n{seen}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the step did not start:\n{seen}"));
+    stall.now();
+    let stalled_at = std::time::Instant::now();
+    let rest = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut rest = String::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            rest.push_str(&l);
+            rest.push('\n');
+        }
+        (rest, child.wait().await.unwrap())
+    })
+    .await;
+    let (rest, status) =
+        rest.unwrap_or_else(|_| panic!("kiln still waits 60 s after the daemon stalled:\n{seen}"));
+    let waited = stalled_at.elapsed();
+    assert!(!status.success(), "{rest}");
+    assert!(
+        waited < Duration::from_secs(40),
+        "noticed after {waited:?}:\n{rest}"
+    );
+    assert!(rest.contains("stopped answering"), "{rest}");
+    assert!(
+        rest.contains(&addr),
+        "the error does not name {addr}:\n{rest}"
+    );
+    assert!(rest.contains("--stall-timeout"), "{rest}");
 }

@@ -19,6 +19,15 @@ use crate::go_release::SourceKind;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
+    /// The daemon stopped answering mid-build: it health-checks the session
+    /// every 5 seconds, and nothing came for `silent`.
+    #[error("the daemon at {address} stopped answering: no sign of life for {}s while the build ran (BuildKit checks on the session every 5 s). Is the daemon stopped or overloaded, or the network path to it down? The build was cancelled; --stall-timeout SECONDS (0: wait forever) sets the limit", silent.as_secs())]
+    Stalled {
+        /// The daemon's address.
+        address: String,
+        /// How long it was silent.
+        silent: Duration,
+    },
     /// A value the user gave (a flag, a kiln.toml entry) that kiln cannot use.
     #[error("{what}: {reason}")]
     Invalid {

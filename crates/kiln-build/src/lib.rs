@@ -25,6 +25,7 @@ pub mod registry;
 pub mod session;
 pub mod solve;
 pub mod spec;
+pub mod stall;
 
 /// Writes `bytes` to `path` whole or not at all: a temporary file beside
 /// it, renamed over it at the end (no reader ever sees half a file).

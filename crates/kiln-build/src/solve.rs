@@ -158,6 +158,9 @@ pub struct SolveJob {
     pub session: SessionSpec,
     pub outputs: Vec<OutputSpec>,
     pub allow: Vec<Entitlement>,
+    /// How long the daemon may stay silent before the solve is cancelled
+    /// (zero: forever).
+    pub stall_timeout: std::time::Duration,
 }
 
 /// What a solve produced.
@@ -206,17 +209,29 @@ impl SolveJob {
             entitlements: self.allow.iter().map(|e| e.name().to_string()).collect(),
             ..Default::default()
         };
+        let liveness = session.liveness();
         let attached = client.attach(session, SessionTransport::Auto).await?;
-        let r = client.solve(req, Some(events)).await;
+        let r = crate::stall::watched(
+            async {
+                client
+                    .solve(req, Some(events))
+                    .await
+                    .map_err(BuildError::from)
+            },
+            &liveness,
+            self.stall_timeout,
+            &client.address().to_string(),
+        )
+        .await;
         attached.close().await;
         let engine = client.engine();
         let resp = match (r, &engine) {
             (Ok(r), _) => r,
             (Err(e), Some(engine)) => {
                 discard(engine, &fitted.after).await;
-                return Err(e.into());
+                return Err(e);
             }
-            (Err(e), None) => return Err(e.into()),
+            (Err(e), None) => return Err(e),
         };
         let mut digest = resp
             .exporter_response

@@ -58,6 +58,7 @@ pub use content::OciLayouts;
 pub use error::{Error, Result};
 pub use filesend::ExportTarget;
 pub use filesync::{FileSyncProvider, SyncDirOptions, SyncStats};
+pub use health::Liveness;
 pub use io::{bytes_stream_io, BytesStreamIo};
 pub use secrets::{
     ExposeSecret, SecretId, SecretSource, SecretSpec, SecretStore, SecretValue, MAX_SECRET_SIZE,

@@ -16,7 +16,7 @@ use crate::content::OciLayouts;
 use crate::error::{Error, Result};
 use crate::filesend::{ExportTarget, FileSendService};
 use crate::filesync::{FileSyncProvider, SyncDirOptions, SyncStats};
-use crate::health::HealthService;
+use crate::health::{HealthService, Liveness};
 use crate::secrets::SecretStore;
 use crate::ssh::SshAgents;
 
@@ -39,6 +39,7 @@ struct Inner {
     ssh: Option<SshAgents>,
     auth: Option<DockerAuth>,
     oci_layouts: OciLayouts,
+    liveness: Liveness,
 }
 
 impl Session {
@@ -110,6 +111,12 @@ impl Session {
         out
     }
 
+    /// When the daemon last health-checked this session (its sign of life
+    /// while a build runs).
+    pub fn liveness(&self) -> Liveness {
+        self.inner.liveness.clone()
+    }
+
     /// What file sync has sent so far (all calls of this session).
     pub fn sync_stats(&self) -> SyncStats {
         self.inner.file_sync.stats()
@@ -165,7 +172,12 @@ impl Session {
 
     fn routes(&self) -> Routes {
         let i = &self.inner;
-        let mut routes = Routes::new(HealthService.into_server());
+        let mut routes = Routes::new(
+            HealthService {
+                liveness: self.inner.liveness.clone(),
+            }
+            .into_server(),
+        );
         if !i.file_sync.is_empty() {
             routes = routes.add_service(i.file_sync.clone().into_server());
         }
@@ -326,6 +338,7 @@ impl SessionBuilder {
                 ssh: self.ssh,
                 auth: self.auth,
                 oci_layouts: self.oci_layouts,
+                liveness: Liveness::default(),
             }),
         })
     }

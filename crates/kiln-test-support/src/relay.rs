@@ -22,6 +22,24 @@ pub struct RelayOptions {
     /// After forwarding this many bytes from the daemon, drop the connection
     /// (simulates a daemon that dies mid-call).
     pub drop_after_bytes: Option<u64>,
+    /// Once set, nothing more is forwarded either way and the connections
+    /// stay open: a daemon that stopped (SIGSTOP) or a dead network path.
+    pub stall: Stall,
+}
+
+/// The switch that stalls a relay's connections ([`RelayOptions::stall`]).
+#[derive(Clone, Debug, Default)]
+pub struct Stall(Arc<std::sync::atomic::AtomicBool>);
+
+impl Stall {
+    /// Stops forwarding, on every connection, from now on.
+    pub fn now(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Where a relay forwards its connections.
@@ -186,8 +204,8 @@ async fn forward(client: BoxIo, upstream: Arc<Upstream>, opts: Arc<RelayOptions>
     };
     let (cr, cw) = tokio::io::split(client);
     let (dr, dw) = tokio::io::split(daemon);
-    let up = tokio::spawn(pipe(cr, dw, None));
-    let down = pipe(dr, cw, opts.drop_after_bytes).await;
+    let up = tokio::spawn(pipe(cr, dw, None, opts.stall.clone()));
+    let down = pipe(dr, cw, opts.drop_after_bytes, opts.stall.clone()).await;
     let _ = down;
     up.abort();
 }
@@ -198,6 +216,7 @@ async fn pipe<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     mut r: R,
     mut w: W,
     limit: Option<u64>,
+    stall: Stall,
 ) -> u64 {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
@@ -206,6 +225,10 @@ async fn pipe<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if stall.is_set() {
+            // Hold the bytes and the connection: nothing arrives, nothing fails.
+            std::future::pending::<()>().await;
+        }
         let n = match limit {
             Some(l) if total + n as u64 >= l => {
                 let keep = (l - total) as usize;

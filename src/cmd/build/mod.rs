@@ -17,7 +17,9 @@ use crate::cmd::run::with_progress;
 use crate::progress::Mode;
 
 pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
-    let request = Request::gather(&args.flags()?, true)?;
+    let mut flags = args.flags()?;
+    flags.stall_timeout = global.stall_timeout();
+    let request = Request::gather(&flags, true)?;
     if args.iidfile.is_some()
         && args.print_llb.is_none()
         && request
@@ -244,6 +246,7 @@ impl BuildArgs {
                 attest: self.attest.clone(),
             },
             locked: self.locked,
+            stall_timeout: None,
         })
     }
 }

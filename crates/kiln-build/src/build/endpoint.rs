@@ -92,6 +92,13 @@ impl Endpoint<'_> {
     /// [`BuildError::Daemon`] when the daemon fails a call or a step,
     /// others from planning.
     pub async fn run(self) -> Result<Outcome, BuildError> {
+        let liveness = self.session.liveness();
+        let limit = self.request.stall_timeout;
+        let address = self.client.address().to_string();
+        crate::stall::watched(self.run_unwatched(), &liveness, limit, &address).await
+    }
+
+    async fn run_unwatched(self) -> Result<Outcome, BuildError> {
         let session_id = self.session.id().to_string();
         let attached = self
             .client

@@ -699,6 +699,7 @@ pub(crate) async fn export_go_cache(
                 },
                 session,
                 outputs,
+                stall_timeout: request.stall_timeout,
                 allow: if request.options.host_network {
                     vec![crate::solve::Entitlement::NetworkHost]
                 } else {

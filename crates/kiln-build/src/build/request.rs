@@ -74,6 +74,9 @@ pub struct BuildFlags {
     /// `--go-cache-from` / `--go-cache-to` values (over kiln.toml's `[go-cache]`).
     pub go_cache_from: Vec<String>,
     pub go_cache_to: Vec<String>,
+    /// How long the daemon may stay silent before the build is cancelled
+    /// (`None`: [`crate::stall::DEFAULT_STALL_TIMEOUT`]; zero: forever).
+    pub stall_timeout: Option<std::time::Duration>,
 }
 
 /// A build's inputs, gathered and checked.
@@ -115,6 +118,8 @@ pub struct Request {
     /// does not, or there is none): the build runs without it and rewrites
     /// it when it succeeds.
     pub stale_lock: Vec<String>,
+    /// How long the daemon may stay silent mid-build (zero: forever).
+    pub stall_timeout: std::time::Duration,
 }
 
 impl Request {
@@ -475,6 +480,9 @@ impl Request {
             locked,
             warnings,
             stale_lock: Vec::new(),
+            stall_timeout: flags
+                .stall_timeout
+                .unwrap_or(crate::stall::DEFAULT_STALL_TIMEOUT),
         };
         request.check_lock(flags.locked)?;
         Ok(request)

@@ -370,12 +370,15 @@ pub(crate) fn builder(input: &RecipeInput, checked: &Checked) -> Result<Builder,
     // 6. go build, one exec per main, cross-compiling on the build platform.
     //    Each writes into the previous one's /out, so the last /out holds
     //    every binary.
-    let source = local_with(
-        ctx,
-        LocalOptions::new()
-            .shared_key_hint(ctx.clone())
-            .custom_name("[context] load module source"),
-    );
+    let mut source_opts = LocalOptions::new()
+        .shared_key_hint(ctx.clone())
+        .custom_name("[context] load module source");
+    if !o.buildvcs {
+        // Nothing reads the repository's history then; a real .git is often
+        // bigger than the module and would be sent on every first sync.
+        source_opts = source_opts.exclude_patterns([".git"]);
+    }
+    let source = local_with(ctx, source_opts);
     let mut out: Option<State> = None;
     for main in &checked.mains {
         let target = format!("{OUT_DIR}/{}", main.name);

@@ -302,6 +302,8 @@ fn go_build_binds_the_whole_context_read_only_after_download() {
     assert_eq!(local["op"]["identifier"], "local://context");
     assert!(local["op"]["attrs"].get("local.includepattern").is_none());
     assert_eq!(local["op"]["attrs"]["local.sharedkeyhint"], "context");
+    // Without -buildvcs nothing reads .git: it is never sent.
+    assert_eq!(local["op"]["attrs"]["local.excludepatterns"], "[\".git\"]");
     // The root is the download step's root: downloads come first.
     assert_eq!(g.mount_source(build, "/")["digest"], download["digest"]);
     assert_eq!(Graph::mount(build, "/")["output"], 0);

@@ -22,6 +22,7 @@ async fn main() {
         drop_after_bytes: std::env::var("KILN_RELAY_DROP_AFTER")
             .ok()
             .and_then(|v| v.parse().ok()),
+        ..Default::default()
     };
     let relay = Relay::start(upstream, opts).await;
     println!("unix://{}", relay.unix.display());
