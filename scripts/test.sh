@@ -98,6 +98,8 @@ t_all=$EPOCHREALTIME
   # The criterion benches, in their quick mode on the dev profile, so they
   # cannot rot (numbers come from `cargo bench`, release).
   if [ $# -eq 0 ]; then
+    python3 -m py_compile benches/bench.py
+    for f in benches/*.sh; do bash -n "$f"; done
     cargo bench --profile dev -p kiln-llb -p kiln-session --bench marshal --bench filesync -- \
       --quick --warm-up-time 0.5 --measurement-time 1 --noplot --discard-baseline
   fi

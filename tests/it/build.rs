@@ -509,6 +509,35 @@ async fn two_no_cache_builds_give_the_same_digest() {
     assert!(digests[0].starts_with("sha256:"));
 }
 
+/// Two, then eight, builds of one module at once against one daemon all
+/// succeed and make the same image (the daemon shares the steps; each
+/// build's output is its own file).
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_builds_of_one_module_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    for n in [2usize, 8] {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let dir = dir.clone();
+            let oci = tmp.path().join(format!("c{n}-{i}.tar"));
+            set.spawn(async move {
+                let o = format!("type=oci,dest={}", oci.display());
+                let r = kiln_build(&dir, &["--source-date-epoch", "1700000000", "-o", &o]).await;
+                (r, oci)
+            });
+        }
+        let mut digests = std::collections::BTreeSet::new();
+        while let Some(done) = set.join_next().await {
+            let (r, oci) = done.unwrap();
+            r.success();
+            assert!(oci.exists(), "{} missing", oci.display());
+            digests.insert(r.stdout.trim().to_string());
+        }
+        assert_eq!(digests.len(), 1, "{n} concurrent builds made {digests:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn print_llb_dot_names_steps_and_mounts() {
     let tmp = tempfile::tempdir().unwrap();

@@ -402,9 +402,21 @@ async fn readme_sh_examples_run() {
             "kiln imagetools create --dry-run -t 127.0.0.1:5000/svc:1 127.0.0.1:5000/svc@$(jq -r '.\"containerimage.digest\"' amd64.json)",
             "kiln imagetools create -t 127.0.0.1:5000/svc:1 127.0.0.1:5000/svc@$(jq -r '.\"containerimage.digest\"' amd64.json) 127.0.0.1:5000/svc@$(jq -r '.\"containerimage.digest\"' arm64.json)",
             "kiln imagetools inspect 127.0.0.1:5000/svc:1",
+            "./benches/bench.sh",
         ],
         "README's sh blocks changed: teach tests/it/examples.rs to run them"
     );
+    // The bench takes half an hour: only its presence is checked here (its
+    // Python half is a module the unit row compiles: `python3 -m py_compile`).
+    let bench = Path::new(ROOT).join("benches/bench.sh");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&bench).unwrap().permissions().mode();
+        assert!(mode & 0o111 != 0, "{} is not executable", bench.display());
+    }
+    assert!(std::fs::read_to_string(&bench)
+        .unwrap()
+        .contains("benches/bench.py"));
     // try.sh, test.sh and the install: CI runs test.sh (.ci/run), which
     // runs try.sh after the suite and then `cargo install --path .` (with
     // try.sh's release build, into a root of its own): a test here would

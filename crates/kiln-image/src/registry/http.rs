@@ -1,6 +1,8 @@
 //! Sending requests: authentication (Basic, Bearer tokens), status and
 //! error-body handling, bounded body reads.
 
+use std::time::Duration;
+
 use reqwest::header::{HeaderMap, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
@@ -79,9 +81,21 @@ impl RegistryClient {
             .as_ref()
             .and_then(|store| store.credentials(&target.registry));
         let mut authenticated = false;
+        let retry = self.inner.retry;
+        let mut retried = 0u32;
         loop {
             let request = self.authorize(build(&self.inner.http), target, credentials.as_ref());
-            let response = request.send().await.map_err(|e| target.unreachable(e))?;
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) if retried < retry.attempts && (e.is_connect() || e.is_timeout()) => {
+                    let wait = backoff(retry, retried);
+                    tracing::warn!(registry = %target.registry, error = %e, "registry unreachable; trying again in {wait:?}");
+                    retried += 1;
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(e) => return Err(target.unreachable(e)),
+            };
             let status = response.status();
             tracing::debug!(
                 registry = %target.registry,
@@ -89,6 +103,19 @@ impl RegistryClient {
                 status = status.as_u16(),
                 "registry request"
             );
+            if retryable(status) && retried < retry.attempts {
+                let wait = retry_after(response.headers())
+                    .unwrap_or_else(|| backoff(retry, retried))
+                    .min(super::MAX_RETRY_WAIT);
+                tracing::warn!(
+                    registry = %target.registry,
+                    status = status.as_u16(),
+                    "the registry cannot serve the request now; trying again in {wait:?}"
+                );
+                retried += 1;
+                tokio::time::sleep(wait).await;
+                continue;
+            }
             if status == StatusCode::UNAUTHORIZED && !authenticated {
                 let challenges: Vec<Challenge> = response
                     .headers()
@@ -331,6 +358,29 @@ impl RegistryClient {
 
 /// The distribution API's `{"errors": [{"code", "message"}]}` as
 /// `CODE: message; …`, or the start of a plain-text body.
+/// Statuses that say "not now" rather than "no".
+fn retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
+/// The `n`th wait (from 0): `base`, doubling.
+fn backoff(retry: super::Retry, n: u32) -> Duration {
+    retry
+        .base
+        .saturating_mul(1u32 << n.min(16))
+        .min(super::MAX_RETRY_WAIT)
+}
+
+/// `Retry-After` in seconds (an HTTP date is not honoured: the backoff
+/// applies then).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    header_str(headers, "retry-after")?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
 fn error_message(body: &[u8]) -> String {
     const MAX: usize = 300;
     let text = match serde_json::from_slice::<ErrorBody>(body) {
@@ -379,6 +429,112 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A registry on loopback that answers each connection with the next
+    /// canned response (HTTP/1.1, one request per connection).
+    async fn fake_registry(
+        responses: Vec<String>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = served.clone();
+        tokio::spawn(async move {
+            for body in responses {
+                let Ok((mut c, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let _ = c.read(&mut buf).await;
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = c.write_all(body.as_bytes()).await;
+                let _ = c.shutdown().await;
+            }
+        });
+        (addr, served)
+    }
+
+    fn reply(status: &str, headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+            body.len()
+        )
+    }
+
+    const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#;
+
+    fn client(addr: &str, attempts: u32) -> RegistryClient {
+        RegistryClient::builder()
+            .insecure(addr.to_string())
+            .retries(attempts, Duration::from_millis(10))
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn busy_registries_are_asked_again_then_answer() {
+        let ok = reply(
+            "200 OK",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n",
+            MANIFEST,
+        );
+        let (addr, served) = fake_registry(vec![
+            reply("429 Too Many Requests", "Retry-After: 0\r\n", ""),
+            reply("503 Service Unavailable", "", ""),
+            reply("500 Internal Server Error", "", ""),
+            ok,
+        ])
+        .await;
+        let image = crate::ImageRef::parse(&format!("{addr}/app:1")).unwrap();
+        let got = client(&addr, 3).get_manifest(&image).await;
+        assert!(got.is_ok(), "{got:?}");
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded_then_the_error_says_what_the_registry_said() {
+        let busy = reply(
+            "503 Service Unavailable",
+            "Retry-After: 0\r\n",
+            r#"{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}"#,
+        );
+        let (addr, served) =
+            fake_registry(vec![busy.clone(), busy.clone(), busy.clone(), busy]).await;
+        let image = crate::ImageRef::parse(&format!("{addr}/app:1")).unwrap();
+        let err = client(&addr, 2)
+            .get_manifest(&image)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            served.load(std::sync::atomic::Ordering::SeqCst),
+            3,
+            "one try and two more"
+        );
+        assert!(err.contains("503") || err.contains("try later"), "{err}");
+        assert!(err.contains(&addr), "{err}");
+    }
+
+    #[test]
+    fn waits() {
+        let r = super::super::Retry {
+            attempts: 3,
+            base: Duration::from_millis(500),
+        };
+        assert_eq!(backoff(r, 0), Duration::from_millis(500));
+        assert_eq!(backoff(r, 2), Duration::from_secs(2));
+        assert_eq!(backoff(r, 30), super::super::MAX_RETRY_WAIT);
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
+        assert!(retryable(StatusCode::TOO_MANY_REQUESTS) && !retryable(StatusCode::NOT_FOUND));
+    }
 
     #[test]
     fn error_messages() {

@@ -67,6 +67,7 @@ struct Inner {
     insecure: BTreeSet<String>,
     credentials: Option<Arc<dyn CredentialStore>>,
     request_timeout: Duration,
+    retry: Retry,
     /// What each registry (by domain) asked for, and the tokens it gave.
     auth: Mutex<BTreeMap<String, HostAuth>>,
 }
@@ -95,7 +96,22 @@ pub struct RegistryClientBuilder {
     connect_timeout: Duration,
     request_timeout: Duration,
     user_agent: String,
+    retry: Retry,
 }
+
+/// How requests a registry could not serve for now (429, 500, 502, 503,
+/// 504, a refused connection, a timeout) are tried again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Retry {
+    /// Attempts after the first.
+    pub(crate) attempts: u32,
+    /// The first wait; each next one doubles. A `Retry-After` header wins
+    /// (up to [`MAX_RETRY_WAIT`]).
+    pub(crate) base: Duration,
+}
+
+/// The longest wait between attempts, whatever `Retry-After` asks.
+pub(crate) const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 
 impl Default for RegistryClientBuilder {
     fn default() -> Self {
@@ -105,6 +121,10 @@ impl Default for RegistryClientBuilder {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             user_agent: format!("kiln/{}", env!("CARGO_PKG_VERSION")),
+            retry: Retry {
+                attempts: 3,
+                base: Duration::from_millis(500),
+            },
         }
     }
 }
@@ -144,6 +164,15 @@ impl RegistryClientBuilder {
         self
     }
 
+    /// How often a request the registry could not serve for now (429, 500,
+    /// 502, 503, 504, a refused connection, a timeout) is tried again, the
+    /// first wait `base` and each next one doubled, or what the registry's
+    /// `Retry-After` asks (at most 30 s). Default 3 more times from 500 ms.
+    pub fn retries(mut self, attempts: u32, base: Duration) -> Self {
+        self.retry = Retry { attempts, base };
+        self
+    }
+
     /// The `User-Agent` header. Default `kiln/VERSION`.
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
@@ -170,6 +199,7 @@ impl RegistryClientBuilder {
                 insecure: self.insecure,
                 credentials: self.credentials,
                 request_timeout: self.request_timeout,
+                retry: self.retry,
                 auth: Mutex::new(BTreeMap::new()),
             }),
         })
