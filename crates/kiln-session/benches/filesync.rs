@@ -25,6 +25,17 @@ fn context(root: &Path) {
     }
 }
 
+/// Walks `root`, counting what the filter keeps.
+fn count(root: &Path, filter: &Filter) -> u64 {
+    let mut n = 0u64;
+    walk(root, filter, &mut |_: Stat, _: &Path| {
+        n += 1;
+        Ok(())
+    })
+    .expect("walk");
+    n
+}
+
 fn bench(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tempdir");
     context(tmp.path());
@@ -33,15 +44,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(entries));
     g.bench_function("walk 20k files", |b| {
         let filter = Filter::default();
-        b.iter(|| {
-            let mut n = 0u64;
-            walk(tmp.path(), &filter, &mut |_: Stat, _: &Path| {
-                n += 1;
-                Ok(())
-            })
-            .expect("walk");
-            assert_eq!(n, entries);
-        });
+        b.iter(|| assert_eq!(count(tmp.path(), &filter), entries));
     });
     g.bench_function("walk 20k files + encode STAT packets", |b| {
         let filter = Filter::default();
@@ -75,15 +78,7 @@ fn bench(c: &mut Criterion) {
             &[],
         )
         .expect("filter");
-        b.iter(|| {
-            let mut n = 0u64;
-            walk(tmp.path(), &filter, &mut |_: Stat, _: &Path| {
-                n += 1;
-                Ok(())
-            })
-            .expect("walk");
-            n
-        });
+        b.iter(|| count(tmp.path(), &filter));
     });
     g.finish();
 
