@@ -48,7 +48,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub async fn connect(global: &Global) -> Result<(Client, AddressSource), kiln_client::Error> {
     let (address, source): (Address, AddressSource) =
         resolve_address(global.addr.as_deref()).await?;
-    let client = Client::connect(address, &connect_options(global).tls).await?;
+    let tls = connect_options(global).tls;
+    if let Some(w) = address.plaintext_warning(tls.is_set()) {
+        eprintln!("{w}");
+    }
+    let client = Client::connect(address, &tls).await?;
     Ok((client, source))
 }
 

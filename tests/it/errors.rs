@@ -359,3 +359,32 @@ async fn a_daemon_that_stops_answering_is_noticed_within_30_seconds() {
     );
     assert!(rest.contains("--stall-timeout"), "{rest}");
 }
+
+/// Plain TCP to another machine is said out loud before anything is sent;
+/// loopback is not.
+#[tokio::test]
+async fn plain_tcp_to_another_machine_warns() {
+    // This machine's address on its outbound interface (no packet is sent).
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe.connect("10.255.255.255:9").unwrap();
+    let ip = probe.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback(), "no non-loopback address here: {ip}");
+    // A port nobody listens on: the connection is refused at once.
+    let port = std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("tcp://{ip}:{port}");
+    let r = kiln_at(&addr, &["info"]).await;
+    r.failure();
+    assert!(
+        r.stderr
+            .contains(&format!("warning: {addr} is plain TCP to another machine")),
+        "{}",
+        r.stderr
+    );
+    let local = kiln_at(&format!("tcp://127.0.0.1:{port}"), &["info"]).await;
+    local.failure();
+    assert!(!local.stderr.contains("plain TCP"), "{}", local.stderr);
+}

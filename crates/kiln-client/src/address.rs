@@ -98,7 +98,39 @@ impl FromStr for Address {
     }
 }
 
+/// Whether `host` names this machine (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Address {
+    /// A warning for plain TCP to another machine: without TLS anyone on
+    /// the network path reads the session (secrets, registry credentials,
+    /// the context) and can drive the daemon. `None` for every other case
+    /// (TLS given, a loopback host, sockets, exec helpers).
+    #[must_use]
+    pub fn plaintext_warning(&self, tls_set: bool) -> Option<String> {
+        let (host, how) = match self {
+            Address::Tcp { host, .. } if !tls_set => (
+                host,
+                "pass --tlscacert (and --tlscert/--tlskey for mutual TLS)",
+            ),
+            Address::Docker(DockerHost::Tcp { host, .. }) => (
+                host,
+                "use the Engine's TLS port, an ssh:// address or a unix socket",
+            ),
+            _ => return None,
+        };
+        (!is_loopback(host)).then(|| {
+            format!(
+                "warning: {self} is plain TCP to another machine: anyone on the network path can read the build's secrets and registry credentials and drive the daemon; {how}"
+            )
+        })
+    }
+
     /// Parses an address such as `unix:///run/buildkit/buildkitd.sock`,
     /// `tcp://127.0.0.1:1234`, `docker://`, `docker:///var/run/docker.sock`,
     /// `docker-container://buildkitd`, `kube-pod://POD?namespace=NS`,
@@ -323,6 +355,32 @@ fn parse_ssh(address: &str, rest: &str) -> Result<Address, AddressError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn plain_tcp_to_another_machine_warns() {
+        let tcp = |a: &str| Address::parse(a).unwrap();
+        let w = tcp("tcp://10.1.2.3:1234").plaintext_warning(false).unwrap();
+        assert!(
+            w.contains("tcp://10.1.2.3:1234") && w.contains("--tlscacert"),
+            "{w}"
+        );
+        assert_eq!(tcp("tcp://10.1.2.3:1234").plaintext_warning(true), None);
+        for local in [
+            "tcp://127.0.0.1:1234",
+            "tcp://localhost:1234",
+            "tcp://[::1]:1234",
+        ] {
+            assert_eq!(tcp(local).plaintext_warning(false), None, "{local}");
+        }
+        assert_eq!(
+            tcp("unix:///run/buildkit/buildkitd.sock").plaintext_warning(false),
+            None
+        );
+        assert!(tcp("docker://build.example:2375")
+            .plaintext_warning(true)
+            .is_some());
+    }
+
     use super::*;
 
     #[test]
