@@ -316,3 +316,41 @@ impl<T> Drop for AbortOnDrop<T> {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(mut rx: mpsc::Receiver<Vec<Result<Packet, Status>>>) -> Vec<(u32, usize)> {
+        let mut out = Vec::new();
+        while let Ok(batch) = rx.try_recv() {
+            for p in batch {
+                let p = p.expect("a packet");
+                assert_eq!(p.r#type, PacketType::PacketData as i32);
+                out.push((p.id, p.data.len()));
+            }
+        }
+        out
+    }
+
+    /// A file is sent in chunks of at most 32 KiB and ends with an empty
+    /// DATA; a file that vanished after it was listed is sent empty, as
+    /// fsutil does, rather than failing the build.
+    #[test]
+    fn files_in_chunks_and_vanished_files_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![1u8; CHUNK_SIZE * 2 + 5]).expect("write");
+        let counters = SyncCounters::default();
+        let (tx, rx) = mpsc::channel(64);
+        send_file(7, &big, &tx, &counters).expect("send");
+        send_file(8, &dir.path().join("gone"), &tx, &counters)
+            .expect("a vanished file is no error");
+        drop(tx);
+        assert_eq!(
+            drain(rx),
+            [(7, CHUNK_SIZE), (7, CHUNK_SIZE), (7, 5), (7, 0), (8, 0)]
+        );
+        assert_eq!(counters.snapshot().bytes, (CHUNK_SIZE * 2 + 5) as u64);
+    }
+}

@@ -312,4 +312,62 @@ mod tests {
             ["docs", "docs/keep", "docs/keep/k.md", "docs/readme.md"]
         );
     }
+
+    /// A symlink pointing out of the context is sent as a symlink (its
+    /// target text), never followed: nothing from outside is listed.
+    #[test]
+    fn symlinks_out_of_the_context_are_not_followed() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(outside.path().join("secret")).expect("mkdir");
+        std::fs::write(outside.path().join("secret/key"), "k").expect("write");
+        let ctx = tempfile::tempdir().expect("tempdir");
+        std::fs::write(ctx.path().join("a.txt"), "a").expect("write");
+        std::os::unix::fs::symlink(outside.path().join("secret"), ctx.path().join("link"))
+            .expect("symlink");
+        std::os::unix::fs::symlink("../../etc/passwd", ctx.path().join("up")).expect("symlink");
+        let filter = Filter::default();
+        let mut seen = Vec::new();
+        walk(ctx.path(), &filter, &mut |stat: Stat, abs: &Path| {
+            assert!(abs.starts_with(ctx.path()), "{} is outside", abs.display());
+            seen.push((
+                stat.path,
+                stat.mode & crate::filesync::MODE_SYMLINK != 0,
+                stat.linkname,
+            ));
+            Ok(())
+        })
+        .expect("walk");
+        let out = outside.path().join("secret").display().to_string();
+        assert_eq!(
+            seen,
+            [
+                ("a.txt".to_string(), false, String::new()),
+                ("link".to_string(), true, out),
+                ("up".to_string(), true, "../../etc/passwd".to_string()),
+            ]
+        );
+    }
+
+    /// Excluded files are neither listed nor reachable by id; a file that
+    /// vanishes while the walk runs is left out, and the walk goes on.
+    #[test]
+    fn excluded_and_vanishing_files_are_not_sent() {
+        let dir = tree();
+        let root = dir.path().to_path_buf();
+        let filter = Filter::new(&root, &[], &["*.log".to_string(), "docs".to_string()], &[])
+            .expect("filter");
+        let mut seen = Vec::new();
+        walk(&root, &filter, &mut |stat: Stat, _: &Path| {
+            // While "a" is visited, delete what comes later in the walk.
+            if stat.path == "a" {
+                std::fs::remove_file(root.join("a.txt")).expect("rm");
+                std::fs::remove_dir_all(root.join("node_modules")).expect("rm");
+            }
+            seen.push(stat.path);
+            Ok(())
+        })
+        .expect("a vanished entry is not an error");
+        assert_eq!(seen, ["a", "a/b", "a/b/1.go", "a/c", "a/c/2.txt", "empty"]);
+        assert!(!filter.allows("z.log") && !filter.allows("docs/keep/k.md"));
+    }
 }
