@@ -1149,6 +1149,63 @@ pub(crate) fn second_endpoint(relay: &Relay) -> String {
     }
 }
 
+/// Fan-out where one endpoint fails mid-build (its connection is cut after
+/// a few KiB): the build fails, and nothing is tagged or written: no index
+/// under the name, no tarball.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_platform_pushes_no_index() {
+    use kiln_image::registry::RegistryClient;
+    use kiln_image::ImageRef;
+    let h = harness();
+    if daemon().kind == kiln_test_support::DaemonKind::DockerClassic {
+        // The classic store refuses fan-out up front (tested above); there is
+        // no index to withhold.
+        return;
+    }
+    let relay = Relay::for_daemon(RelayOptions {
+        drop_after_bytes: Some(24 * 1024),
+        ..Default::default()
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let name = format!("{}/kiln-test/fanout-fail:{m}", h.registry);
+    // On the TLS row the daemon's TLS flags meet the relay's plain TCP: the
+    // arm64 endpoint fails at its handshake instead.
+    let arm_builder = format!("linux/arm64=tcp://{}", relay.tcp);
+    let joined = tmp.path().join("joined.tar");
+    let r = kiln_build(
+        &dir,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--builder",
+            &arm_builder,
+            "-t",
+            &name,
+            "--push",
+            "-o",
+            &format!("type=oci,dest={}", joined.display()),
+            "--provenance=false",
+        ],
+    )
+    .await;
+    r.failure();
+    assert!(
+        r.stderr.contains("linux/arm64") || r.stderr.contains(&relay.tcp.to_string()),
+        "{}",
+        r.stderr
+    );
+    assert!(!joined.exists(), "a tarball was written");
+    let registry = RegistryClient::new().unwrap();
+    let tag = ImageRef::parse(&name).unwrap();
+    assert!(
+        registry.get_manifest(&tag).await.is_err(),
+        "{name} was pushed although arm64 failed"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
     use kiln_image::registry::RegistryClient;
