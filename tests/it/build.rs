@@ -1149,6 +1149,33 @@ pub(crate) fn second_endpoint(relay: &Relay) -> String {
     }
 }
 
+/// `kiln build` for linux/amd64 and linux/arm64 with `--builder
+/// arm_builder`, pushed as `name` and merged into the `joined` tarball.
+/// Without the push's default provenance: the registry's index would list
+/// attestation manifests the merged tarball does not (the fan-out test of
+/// attestations is in tests/it/imagetools.rs).
+async fn fan_out(dir: &Path, arm_builder: &str, name: &str, joined: &Path) -> Run {
+    let o = format!("type=oci,dest={}", joined.display());
+    kiln_build(
+        dir,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--builder",
+            arm_builder,
+            "-t",
+            name,
+            "--push",
+            "-o",
+            &o,
+            "--progress",
+            "plain",
+            "--provenance=false",
+        ],
+    )
+    .await
+}
+
 /// Fan-out where one endpoint fails mid-build (its connection is cut after
 /// a few KiB): the build fails, and nothing is tagged or written: no index
 /// under the name, no tarball.
@@ -1175,22 +1202,7 @@ async fn a_failed_platform_pushes_no_index() {
     // arm64 endpoint fails at its handshake instead.
     let arm_builder = format!("linux/arm64=tcp://{}", relay.tcp);
     let joined = tmp.path().join("joined.tar");
-    let r = kiln_build(
-        &dir,
-        &[
-            "--platform",
-            "linux/amd64,linux/arm64",
-            "--builder",
-            &arm_builder,
-            "-t",
-            &name,
-            "--push",
-            "-o",
-            &format!("type=oci,dest={}", joined.display()),
-            "--provenance=false",
-        ],
-    )
-    .await;
+    let r = fan_out(&dir, &arm_builder, &name, &joined).await;
     r.failure();
     assert!(
         r.stderr.contains("linux/arm64") || r.stderr.contains(&relay.tcp.to_string()),
@@ -1222,27 +1234,7 @@ async fn platforms_fanned_out_to_two_builders_join_in_one_index() {
     let arm_addr = second_endpoint(&relay);
     let arm_builder = format!("linux/arm64={arm_addr}");
     let joined = tmp.path().join("joined.tar");
-    let r = kiln_build(
-        &dir,
-        &[
-            "--platform",
-            "linux/amd64,linux/arm64",
-            "--builder",
-            &arm_builder,
-            "-t",
-            &name,
-            "--push",
-            "-o",
-            &format!("type=oci,dest={}", joined.display()),
-            "--progress",
-            "plain",
-            // Without the push's default provenance: the registry's index
-            // would list attestation manifests the merged tarball does not
-            // (the fan-out test of attestations is in tests/it/imagetools.rs).
-            "--provenance=false",
-        ],
-    )
-    .await;
+    let r = fan_out(&dir, &arm_builder, &name, &joined).await;
     if daemon().kind == kiln_test_support::DaemonKind::DockerClassic {
         // Refused up front, naming the store: nothing is built or tagged.
         r.failure();
