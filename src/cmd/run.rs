@@ -98,6 +98,9 @@ where
             if let Some(d) = e.failed_step() {
                 let commands = commands.lock().map(|c| c.clone()).unwrap_or_default();
                 report::solve_failed(&state, &commands, d, e.hint(), debug);
+                if let Some((platforms, address)) = e.endpoint() {
+                    eprintln!("error: it failed on the builder for {platforms} ({address})");
+                }
                 note();
                 return Err(Reported { code: 1 }.into());
             }

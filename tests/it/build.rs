@@ -1204,9 +1204,11 @@ async fn a_failed_platform_pushes_no_index() {
     let joined = tmp.path().join("joined.tar");
     let r = fan_out(&dir, &arm_builder, &name, &joined).await;
     r.failure();
+    // The error names the endpoint that failed: its platform and address
+    // (not only "connection lost").
     assert!(
-        r.stderr.contains("linux/arm64") || r.stderr.contains(&relay.tcp.to_string()),
-        "{}",
+        r.stderr.contains("builder for linux/arm64") && r.stderr.contains(&relay.tcp.to_string()),
+        "the error does not name the failed endpoint:\n{}",
         r.stderr
     );
     assert!(!joined.exists(), "a tarball was written");

@@ -230,7 +230,23 @@ impl BuildError {
             BuildError::Daemon(e) => Some(e),
             BuildError::Partial { source, .. }
             | BuildError::PushRefused { source, .. }
-            | BuildError::CacheExport { source, .. } => source.failed_step(),
+            | BuildError::CacheExport { source, .. }
+            | BuildError::Endpoint { source, .. } => source.failed_step(),
+            _ => None,
+        }
+    }
+
+    /// In a fanned-out build, the endpoint that failed: its platforms and
+    /// address (for the line under a failed step's report).
+    #[must_use]
+    pub fn endpoint(&self) -> Option<(&str, &str)> {
+        match self {
+            BuildError::Endpoint {
+                platforms, address, ..
+            } => Some((platforms, address)),
+            BuildError::Partial { source, .. }
+            | BuildError::PushRefused { source, .. }
+            | BuildError::CacheExport { source, .. } => source.endpoint(),
             _ => None,
         }
     }

@@ -374,7 +374,17 @@ impl FanOut {
                 let events = events.clone();
                 let commands = commands.clone();
                 async move {
-                    let session = context_session(&self.request, outputs)?;
+                    let failed = |e: BuildError| BuildError::Endpoint {
+                        platforms: g
+                            .platforms
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        address: client.address().to_string(),
+                        source: Box::new(e),
+                    };
+                    let session = context_session(&self.request, outputs).map_err(failed)?;
                     Endpoint {
                         client,
                         request: &self.request,
@@ -399,6 +409,7 @@ impl FanOut {
                     }
                     .run()
                     .await
+                    .map_err(failed)
                 }
             },
         );
