@@ -70,6 +70,7 @@ where
     };
     let Some(result) = outcome else {
         // Dropping the solve future cancels the Solve RPC and the session.
+        let running = kiln_client::in_flight();
         drop(fut);
         tokio::spawn(async {
             shutdown_signal().await;
@@ -77,6 +78,7 @@ where
         });
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drawer).await;
         eprintln!("cancelled");
+        confirm_cancelled(running).await;
         return Err(Reported { code: CANCELLED }.into());
     };
     let state = drawer.await.unwrap_or_default();
@@ -108,6 +110,53 @@ where
             Err(e.into())
         }
         Err(StepError::Other(e)) => Err(e),
+    }
+}
+
+/// How long kiln waits, after a cancel, for each daemon to record that
+/// its build ended.
+const CONFIRM_CANCEL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Asks each daemon whether the builds just cancelled really ended (their
+/// history records them completed), one line per build; a build still
+/// running after [`CONFIRM_CANCEL`] is a warning naming it.
+async fn confirm_cancelled(running: Vec<kiln_client::InFlight>) {
+    // One deadline for all: the builds end on their daemons in parallel.
+    let deadline = tokio::time::Instant::now() + CONFIRM_CANCEL;
+    for b in running {
+        let address = b.client.address().to_string();
+        let line = loop {
+            let asked =
+                tokio::time::timeout_at(deadline, b.client.build_record(&b.build_ref)).await;
+            match asked {
+                Ok(Ok(Some(r))) if !r.running => {
+                    break format!("the daemon at {address} ended build {}", b.build_ref);
+                }
+                Ok(Ok(None)) => {
+                    break format!(
+                        "build {} had not started on the daemon at {address}",
+                        b.build_ref
+                    );
+                }
+                Ok(Err(e)) => {
+                    break format!(
+                        "warning: could not ask the daemon at {address} whether build {} ended: {e}",
+                        b.build_ref
+                    );
+                }
+                Ok(Ok(Some(_))) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Ok(Ok(Some(_))) | Err(_) => {
+                    break format!(
+                        "warning: the daemon at {address} still lists build {} as running {}s after it was cancelled; it may go on using the daemon until BuildKit notices",
+                        b.build_ref,
+                        CONFIRM_CANCEL.as_secs()
+                    );
+                }
+            }
+        };
+        eprintln!("{line}");
     }
 }
 

@@ -6,6 +6,7 @@
 mod build;
 mod cache;
 mod cache_export;
+mod cancel;
 mod cli;
 mod common;
 mod errors;

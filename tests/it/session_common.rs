@@ -84,6 +84,13 @@ pub async fn solve_entitled(
     .await
     .expect("the solve finishes within 300 s");
     attached.close().await;
+    // Received files go into place once the build succeeded.
+    if r.is_ok() {
+        session
+            .outputs()
+            .commit()
+            .expect("the outputs go into place");
+    }
     r
 }
 

@@ -147,6 +147,9 @@ pub enum BuildError {
         #[source]
         source: Box<BuildError>,
     },
+    /// A received output could not be put in place after the build.
+    #[error("the build succeeded, but its output could not be put in place: {0}")]
+    Output(Box<kiln_client::kiln_session::Error>),
     /// A fanned-out endpoint cannot be reached (its platforms named).
     #[error("cannot reach the builder for {platforms}: {source}")]
     Unreachable {
@@ -179,6 +182,7 @@ boxed_from!(
     kiln_client::Error => Daemon,
     kiln_image::RegistryError => Registry,
     kiln_client::EngineError => Engine,
+    kiln_client::kiln_session::Error => Output,
 );
 
 impl BuildError {

@@ -210,6 +210,7 @@ impl SolveJob {
             ..Default::default()
         };
         let liveness = session.liveness();
+        let outputs = session.outputs();
         let attached = client.attach(session, SessionTransport::Auto).await?;
         let r = crate::stall::watched(
             async {
@@ -226,7 +227,12 @@ impl SolveJob {
         attached.close().await;
         let engine = client.engine();
         let resp = match (r, &engine) {
-            (Ok(r), _) => r,
+            // Files the daemon sent go into place only now the build
+            // succeeded (a cancelled export ends its stream too).
+            (Ok(r), _) => {
+                outputs.commit()?;
+                r
+            }
             (Err(e), Some(engine)) => {
                 discard(engine, &fitted.after).await;
                 return Err(e);

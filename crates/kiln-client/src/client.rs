@@ -219,6 +219,68 @@ impl Client {
         }))
     }
 
+    /// The builds running on the daemon now (BuildKit's build history,
+    /// active builds only; Docker's embedded BuildKit serves it too).
+    ///
+    /// # Errors
+    /// [`Error::Rpc`] when the call or its stream fails.
+    pub async fn active_builds(&self) -> Result<Vec<BuildRecord>, Error> {
+        self.build_history(None, true).await
+    }
+
+    /// One build of the daemon's history, running or finished (`None`
+    /// when the daemon has no record of `build_ref`).
+    ///
+    /// # Errors
+    /// [`Error::Rpc`] when the call or its stream fails.
+    pub async fn build_record(&self, build_ref: &str) -> Result<Option<BuildRecord>, Error> {
+        Ok(self.build_history(Some(build_ref), false).await?.pop())
+    }
+
+    /// `Control.ListenBuildHistory` with early exit: the records the
+    /// daemon has now (those still running only, with `active_only`).
+    async fn build_history(
+        &self,
+        build_ref: Option<&str>,
+        active_only: bool,
+    ) -> Result<Vec<BuildRecord>, Error> {
+        let mut stream = self
+            .control()
+            .listen_build_history(control::BuildHistoryRequest {
+                active_only,
+                early_exit: true,
+                r#ref: build_ref.unwrap_or_default().to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| self.rpc_error("ListenBuildHistory", s))?
+            .into_inner();
+        let mut builds = BTreeMap::new();
+        while let Some(event) = stream.next().await {
+            let event = event.map_err(|s| self.rpc_error("ListenBuildHistory", s))?;
+            let Some(record) = event.record else { continue };
+            if event.r#type == control::BuildHistoryEventType::Deleted as i32 {
+                builds.remove(&record.r#ref);
+                continue;
+            }
+            builds.insert(
+                record.r#ref.clone(),
+                BuildRecord {
+                    running: record.completed_at.is_none(),
+                    error: record.error.map(|e| e.message),
+                    build_ref: record.r#ref,
+                    frontend: record.frontend,
+                    exporters: record
+                        .exporters
+                        .into_iter()
+                        .map(|e| (e.r#type, e.attrs.into_iter().collect()))
+                        .collect(),
+                },
+            );
+        }
+        Ok(builds.into_values().collect())
+    }
+
     /// `Control.ListWorkers`.
     ///
     /// # Errors
@@ -378,6 +440,21 @@ pub struct BuildkitVersion {
     pub package: String,
     pub version: String,
     pub revision: String,
+}
+
+/// A build in the daemon's history (see [`Client::active_builds`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct BuildRecord {
+    /// The build's id (the Solve request's ref).
+    pub build_ref: String,
+    /// Still running (no completion time yet).
+    pub running: bool,
+    /// Why it failed (e.g. `context canceled`), once completed.
+    pub error: Option<String>,
+    /// The frontend, empty for plain LLB and kiln's own builds.
+    pub frontend: String,
+    /// Each exporter's type and attributes (e.g. `image` with its `name`).
+    pub exporters: Vec<(String, BTreeMap<String, String>)>,
 }
 
 /// A BuildKit worker.

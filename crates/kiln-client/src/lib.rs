@@ -23,6 +23,7 @@ mod daemon;
 pub mod engine;
 pub mod error;
 pub mod gateway;
+mod inflight;
 pub mod progress;
 pub mod render;
 mod session;
@@ -39,12 +40,13 @@ pub use kiln_session;
 
 pub use address::{Address, DockerHost};
 pub use client::{
-    docker_answers, resolve_address, AddressSource, BuildkitVersion, CacheRecord, Client, GcPolicy,
-    PruneOptions, Worker, BUILDKIT_HOST_ENV,
+    docker_answers, resolve_address, AddressSource, BuildRecord, BuildkitVersion, CacheRecord,
+    Client, GcPolicy, PruneOptions, Worker, BUILDKIT_HOST_ENV,
 };
 pub use daemon::{DaemonInfo, DaemonKind, ExporterKind};
 pub use engine::{Engine, EngineError, EngineInfo, ImageStore, RegistryAuth};
 pub use error::{AddressError, DialError, Error, TlsConfigError};
+pub use inflight::{in_flight, InFlight};
 pub use session::{Attached, SessionTransport};
 pub use solve::{
     new_build_ref, solve_failure, CacheSpec, ExporterSpec, SolveFailure, SolveRequest,

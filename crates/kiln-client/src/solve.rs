@@ -139,6 +139,7 @@ impl Client {
         events: Option<mpsc::UnboundedSender<StatusEvent>>,
     ) -> Result<SolveResponse, Error> {
         let build_ref = req.build_ref.clone().unwrap_or_else(new_build_ref);
+        let _registered = crate::inflight::Registered::new(self, &build_ref);
         let status_task = events
             .map(|tx| {
                 // Aborted with this future, so a cancelled solve ends the stream too.

@@ -117,6 +117,12 @@ impl Session {
         self.inner.liveness.clone()
     }
 
+    /// The session's single-file exports, to commit once the build
+    /// succeeded (see [`crate::filesend::Outputs`]).
+    pub fn outputs(&self) -> crate::filesend::Outputs {
+        self.inner.file_send.outputs()
+    }
+
     /// What file sync has sent so far (all calls of this session).
     pub fn sync_stats(&self) -> SyncStats {
         self.inner.file_sync.stats()

@@ -100,6 +100,7 @@ impl Endpoint<'_> {
 
     async fn run_unwatched(self) -> Result<Outcome, BuildError> {
         let session_id = self.session.id().to_string();
+        let outputs = self.session.outputs();
         let attached = self
             .client
             .attach(self.session, SessionTransport::Auto)
@@ -202,7 +203,11 @@ impl Endpoint<'_> {
         }
         let resp = gw.finish(result).await;
         attached.close().await;
-        Ok(Outcome::Built(resp?, plan))
+        let resp = resp?;
+        // Files the daemon sent go into place only now the build
+        // succeeded (a cancelled export ends its stream too).
+        outputs.commit()?;
+        Ok(Outcome::Built(resp, plan))
     }
 }
 

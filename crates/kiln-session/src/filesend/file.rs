@@ -28,15 +28,32 @@ impl Drop for TempFile {
     }
 }
 
-/// Streams the frames into a temporary file beside `dest`, syncs it and
-/// renames it over `dest` once the daemon has sent everything. On any
-/// failure (or if the call is dropped) the temporary file is removed and
+/// A file received whole into its temporary file, not yet in place.
+pub(crate) struct Received {
+    temp: TempFile,
+    dest: PathBuf,
+}
+
+impl Received {
+    /// Renames the file over its destination.
+    pub(crate) fn commit(mut self) -> Result<PathBuf> {
+        std::fs::rename(&self.temp.path, &self.dest)
+            .map_err(|e| Error::io("rename into", &self.dest, e))?;
+        self.temp.keep = true;
+        Ok(std::mem::take(&mut self.dest))
+    }
+}
+
+/// Streams the frames into a temporary file beside `dest` and syncs it
+/// once the daemon has sent everything; the caller renames it over `dest`
+/// ([`Received::commit`]) when the build succeeded. On any failure, or if
+/// the call or the result is dropped, the temporary file is removed and
 /// `dest` is untouched.
 ///
 /// # Errors
 /// [`Error::Io`] for file system failures, [`Error::Stream`] when the
 /// daemon's stream fails before its end.
-pub(crate) async fn receive_file<S>(dest: &Path, mut inbound: S) -> Result<()>
+pub(crate) async fn receive_file<S>(dest: &Path, mut inbound: S) -> Result<Received>
 where
     S: Stream<Item = Result<BytesMessage, Status>> + Unpin,
 {
@@ -49,7 +66,7 @@ where
         .ok_or_else(|| Error::io("export to", dest, std::io::ErrorKind::InvalidInput.into()))?
         .to_string_lossy()
         .into_owned();
-    let (mut file, mut temp) = create_temp(&dir, &base).await?;
+    let (mut file, temp) = create_temp(&dir, &base).await?;
     let mut written: u64 = 0;
     while let Some(msg) = inbound.next().await {
         let msg = msg.map_err(Error::Stream)?;
@@ -65,12 +82,11 @@ where
         .await
         .map_err(|e| Error::io("sync", &temp.path, e))?;
     drop(file);
-    tokio::fs::rename(&temp.path, dest)
-        .await
-        .map_err(|e| Error::io("rename into", dest, e))?;
-    temp.keep = true;
-    tracing::debug!(dest = %dest.display(), bytes = written, "export written");
-    Ok(())
+    tracing::debug!(dest = %dest.display(), bytes = written, "export received");
+    Ok(Received {
+        temp,
+        dest: dest.to_path_buf(),
+    })
 }
 
 async fn create_temp(dir: &Path, base: &str) -> Result<(tokio::fs::File, TempFile)> {

@@ -45,13 +45,54 @@ impl SharedWriter {
     }
 }
 
+/// Single-file exports the daemon has sent completely, waiting in their
+/// temporary files until the build succeeds: [`Outputs::commit`] renames
+/// them into place. A stream that ends is not a finished build (a
+/// cancelled exporter closes its stream too), so nothing reaches its
+/// destination before the caller knows the build succeeded; uncommitted
+/// files are removed when the session is dropped.
+#[derive(Clone, Default)]
+pub struct Outputs(Arc<std::sync::Mutex<Vec<file::Received>>>);
+
+impl std::fmt::Debug for Outputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outputs").finish_non_exhaustive()
+    }
+}
+
+impl Outputs {
+    fn stage(&self, received: file::Received) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(received);
+        }
+    }
+
+    /// Moves every completely received file into place, returning their
+    /// destinations.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a rename fails (the files not yet moved are
+    /// removed).
+    pub fn commit(&self) -> Result<Vec<PathBuf>> {
+        let staged = match self.0.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(_) => return Err(Error::protocol("export list poisoned")),
+        };
+        let mut done = Vec::new();
+        for r in staged {
+            done.push(r.commit()?);
+        }
+        Ok(done)
+    }
+}
+
 /// Where one exporter's output goes.
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum ExportTarget {
     /// A single file (`tar`, `oci`, `docker` exporters): written to a
-    /// temporary file beside it, synced, and renamed into place when the
-    /// daemon finishes; removed on failure.
+    /// temporary file beside it, synced, and renamed into place by
+    /// [`Outputs::commit`] once the build succeeded; removed otherwise.
     File(PathBuf),
     /// A writer such as stdout (`dest=-`); usable by one export only.
     Writer(SharedWriter),
@@ -109,6 +150,7 @@ impl ExportTarget {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FileSendService {
     targets: Arc<BTreeMap<u32, ExportTarget>>,
+    outputs: Outputs,
 }
 
 impl FileSendService {
@@ -126,6 +168,10 @@ impl FileSendService {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.targets.is_empty()
+    }
+
+    pub(crate) fn outputs(&self) -> Outputs {
+        self.outputs.clone()
     }
 
     /// The target for a call: by the exporter id metadata; without it the
@@ -173,6 +219,7 @@ where
             });
         }
         let target = self.target(req.headers());
+        let outputs = self.outputs.clone();
         Box::pin(async move {
             let response = match target {
                 Ok(target) if target.is_directory() => {
@@ -193,7 +240,8 @@ where
                             );
                     let svc = tower::service_fn(move |r: Request<Streaming<BytesMessage>>| {
                         let target = target.clone();
-                        async move { Ok::<_, Status>(start_file(target, r)) }
+                        let outputs = outputs.clone();
+                        async move { Ok::<_, Status>(start_file(target, outputs, r)) }
                     });
                     grpc.streaming(svc, req).await
                 }
@@ -225,12 +273,16 @@ where
 
 fn start_file(
     target: ExportTarget,
+    outputs: Outputs,
     request: Request<Streaming<BytesMessage>>,
 ) -> Answer<BytesMessage> {
     let inbound = request.into_inner();
     spawn_transfer(async move {
         match target {
-            ExportTarget::File(path) => file::receive_file(&path, inbound).await,
+            ExportTarget::File(path) => {
+                outputs.stage(file::receive_file(&path, inbound).await?);
+                Ok(())
+            }
             ExportTarget::Writer(writer) => file::receive_writer(&writer, inbound).await,
             ExportTarget::Directory(_) => {
                 Err(Error::protocol("directory target got a byte stream"))
