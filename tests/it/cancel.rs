@@ -106,7 +106,7 @@ impl Interrupted {
 }
 
 /// No file but `keep` in `dir`: neither the output nor a temporary one.
-fn assert_nothing_written(dir: &Path, keep: &[&str]) {
+pub(crate) fn assert_nothing_written(dir: &Path, keep: &[&str]) {
     let left: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -121,7 +121,7 @@ fn assert_nothing_written(dir: &Path, keep: &[&str]) {
 
 /// A module whose source is big (a 3 GiB sparse file): its sync takes
 /// long enough to interrupt.
-fn big_module(root: &Path, m: &str) -> std::path::PathBuf {
+pub(crate) fn big_module(root: &Path, m: &str) -> std::path::PathBuf {
     let dir = sample_module(root, m);
     let f = std::fs::File::create(dir.join("big.bin")).unwrap();
     f.set_len(3 << 30).unwrap();
@@ -130,7 +130,7 @@ fn big_module(root: &Path, m: &str) -> std::path::PathBuf {
 
 /// The output kiln build writes on every daemon: an OCI tarball where the
 /// daemon has tarball exporters, else the image store.
-fn build_output(out_dir: &Path, m: &str) -> Vec<String> {
+pub(crate) fn build_output(out_dir: &Path, m: &str) -> Vec<String> {
     if daemon().kind == kiln_test_support::DaemonKind::DockerClassic {
         vec!["-t".into(), format!("kiln-test/cancel:{m}")]
     } else {

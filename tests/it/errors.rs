@@ -388,3 +388,180 @@ async fn plain_tcp_to_another_machine_warns() {
     local.failure();
     assert!(!local.stderr.contains("plain TCP"), "{}", local.stderr);
 }
+
+/// Breaks a build's connections during its context sync; returns kiln's
+/// stderr after the break. Checks kiln fails within 10 s, exit 1, naming
+/// the daemon, without the netrc's password, writing nothing.
+async fn break_during_sync() -> String {
+    use tokio::io::AsyncBufReadExt;
+    let cut = kiln_test_support::relay::Cut::default();
+    // The relay's plain unix socket in front of every daemon (on the TLS
+    // row too: what is tested is the connection breaking, not TLS).
+    let relay = Relay::for_daemon(RelayOptions {
+        cut: cut.clone(),
+        ..Default::default()
+    })
+    .await;
+    let addr = format!("unix://{}", relay.unix.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let m = unique();
+    let dir = crate::cancel::big_module(tmp.path(), &m);
+    let netrc = tmp.path().join("netrc");
+    let password = format!("netrc-password-{m}");
+    std::fs::write(
+        &netrc,
+        format!("machine git.example.com login kiln password {password}\n"),
+    )
+    .unwrap();
+    // A local export (every daemon has it; behind the relay kiln cannot
+    // tell a classic-store Docker Engine).
+    let mut extra = vec![
+        "-o".to_string(),
+        format!("type=local,dest={}", out.join("result").display()),
+    ];
+    extra.extend(["--netrc", netrc.to_str().unwrap(), "--progress", "plain"].map(String::from));
+    let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+    // The harness's daemon address replaced by the relay's.
+    let mut args = vec!["--addr".to_string(), addr.clone()];
+    args.extend(
+        crate::build::build_args(&dir, &refs)
+            .into_iter()
+            .skip(daemon().kiln_args().len()),
+    );
+    let mut child = kiln()
+        .args(&args)
+        .env("KILN_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            seen.push_str(&l);
+            seen.push('\n');
+            if l.contains("load module source") {
+                return;
+            }
+        }
+        panic!("kiln ended before the module source was sent:\n{seen}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the module source was never sent:\n{seen}"));
+    // The sync of 3 GiB is under way: break every connection.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cut.now();
+    let cut_at = std::time::Instant::now();
+    let (rest, status) = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut rest = String::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            rest.push_str(&l);
+            rest.push('\n');
+        }
+        (rest, child.wait().await.unwrap())
+    })
+    .await
+    .unwrap_or_else(|_| panic!("kiln still runs 30 s after its connection broke:\n{seen}"));
+    assert_eq!(status.code(), Some(1), "{seen}{rest}");
+    assert!(
+        cut_at.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        cut_at.elapsed()
+    );
+    assert!(
+        rest.contains(&addr),
+        "the error does not name the daemon {addr}:\n{rest}"
+    );
+    assert!(
+        !rest.contains(&password),
+        "the netrc's password leaked:\n{rest}"
+    );
+    crate::cancel::assert_nothing_written(&out, &[]);
+    rest
+}
+
+/// The session's connection breaks during the context sync (the relay
+/// closes every connection, as a restarted daemon or a load balancer
+/// dropping its flows would): kiln fails at once with a clear error naming
+/// the daemon, without the netrc's password, and writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_session_breaking_during_the_context_sync_fails_clearly() {
+    break_during_sync().await;
+}
+
+/// A session whose connection breaks is re-attached to the same daemon,
+/// and never to another one answering at the same address afterwards (its
+/// secrets, ssh agents and files are served only to the daemon it was
+/// attached to): kiln asks the daemon who it is (its worker ids) first.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_is_never_re_attached_to_another_daemon() {
+    use kiln_client::kiln_session::Session;
+    use kiln_client::kiln_session::{SecretId, SecretSource, SecretStore};
+    use kiln_client::{Address, Client, SessionTransport, TlsOptions};
+    use kiln_test_support::relay::{Cut, Upstream};
+    // A daemon of the other kind: Docker's BuildKit for the buildkitd rows,
+    // the standalone buildkitd for the Docker rows.
+    let another = match daemon().upstream() {
+        Upstream::Grpc(_) => Upstream::Docker(harness().docker_sock.clone()),
+        Upstream::Docker(_) => Upstream::Grpc(
+            harness()
+                .var("KILN_TEST_BUILDKITD_SOCK")
+                .expect("the harness runs buildkitd")
+                .into(),
+        ),
+    };
+    for after_cut in [None, Some(another)] {
+        let to_another = after_cut.is_some();
+        let cut = Cut::default();
+        let relay = Relay::for_daemon(RelayOptions {
+            cut: cut.clone(),
+            after_cut,
+            ..Default::default()
+        })
+        .await;
+        let addr = Address::parse(&format!("unix://{}", relay.unix.display())).unwrap();
+        let client = Client::connect(addr, &TlsOptions::default()).await.unwrap();
+        let mut secrets = SecretStore::new();
+        secrets
+            .insert(
+                SecretId::new("token").unwrap(),
+                SecretSource::Value(format!("kiln-secret-{}", unique()).into_bytes().into()),
+            )
+            .unwrap();
+        let session = Session::builder().secrets(secrets).build().unwrap();
+        let attached = client
+            .attach(session, SessionTransport::Control)
+            .await
+            .unwrap();
+        // Let the first connection settle (kiln learns who the daemon is).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cut.now();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let outcome = loop {
+            let r = attached.reattach();
+            if r.reattached > 0 || r.refused.is_some() {
+                break r;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing became of the lost session in 15 s: {r:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        if to_another {
+            assert_eq!(
+                outcome.reattached, 0,
+                "re-attached to another daemon: {outcome:?}"
+            );
+            let why = outcome.refused.unwrap_or_default();
+            assert!(why.contains("another one"), "{why}");
+        } else {
+            assert!(outcome.refused.is_none(), "{outcome:?}");
+            assert!(outcome.reattached > 0, "{outcome:?}");
+        }
+        attached.close().await;
+    }
+}

@@ -163,9 +163,11 @@ impl Error {
                 transport_hint: Some(h),
                 ..
             } => Some(h.clone()),
-            Error::Rpc { status, .. } if is_connection_loss(status) => Some(
-                "the connection broke during the call: check that the daemon is still running and that the address points at BuildKit (for a Docker Engine's BuildKit use docker://)".into(),
-            ),
+            Error::Rpc {
+                status, address, ..
+            } if is_connection_loss(status) => Some(format!(
+                "the connection to {address} broke during the call: check that the daemon is still running and that the address points at BuildKit (for a Docker Engine's BuildKit use docker://)"
+            )),
             Error::Rpc { .. } => None,
             Error::Engine(_) => Some(
                 "kiln asks the Docker Engine's API which image store it uses: check that the docker:// address is a Docker Engine and that this user may use its socket".into(),

@@ -47,7 +47,7 @@ pub use daemon::{DaemonInfo, DaemonKind, ExporterKind};
 pub use engine::{Engine, EngineError, EngineInfo, ImageStore, RegistryAuth};
 pub use error::{AddressError, DialError, Error, TlsConfigError};
 pub use inflight::{in_flight, InFlight};
-pub use session::{Attached, SessionTransport};
+pub use session::{Attached, Reattach, SessionTransport};
 pub use solve::{
     new_build_ref, solve_failure, CacheSpec, ExporterSpec, SolveFailure, SolveRequest,
     SolveResponse,

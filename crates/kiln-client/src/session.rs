@@ -1,6 +1,7 @@
 //! Attaching a [`Session`] to the daemon, so it can call back for files,
 //! secrets, ssh agents, credentials and outputs while a build runs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_session::Session;
@@ -31,6 +32,17 @@ pub struct Attached {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     ready: bool,
+    history: Arc<std::sync::Mutex<Reattach>>,
+}
+
+/// What became of a session's lost connections.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reattach {
+    /// Connections re-made and served again (to the same daemon).
+    pub reattached: u32,
+    /// Why kiln stopped re-attaching, if it refused (e.g. another daemon
+    /// answers at the address now).
+    pub refused: Option<String>,
 }
 
 impl Attached {
@@ -46,6 +58,12 @@ impl Attached {
         let _ = self.stop.send(true);
         self.task.abort();
         let _ = (&mut self.task).await;
+    }
+
+    /// What became of the session's lost connections so far.
+    #[must_use]
+    pub fn reattach(&self) -> Reattach {
+        self.history.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
     /// Whether the first attach succeeded.
@@ -94,24 +112,59 @@ impl Client {
         // The first connection is made here, so its errors reach the caller.
         let first = self.open_session_conn(&session, use_docker).await?;
         let client = self.clone();
+        let history = Arc::new(std::sync::Mutex::new(Reattach::default()));
+        let record = history.clone();
         let task = tokio::spawn(async move {
             let mut conn = Some(first);
             let mut failures = 0u32;
+            // Who the session was attached to: a re-attach serves it (its
+            // secrets, ssh agents, files) only to that same daemon.
+            // Asked beside the first connection, not before it: the daemon
+            // calls back as soon as the session is attached.
+            let mut identity = Some(tokio::spawn({
+                let c = client.clone();
+                async move { c.identity().await }
+            }));
+            let mut attached_to = None;
             loop {
+                if conn.is_none() {
+                    if let Some(t) = identity.take() {
+                        attached_to = t.await.ok().flatten();
+                    }
+                }
                 let io = match conn.take() {
                     Some(io) => io,
-                    None => match client.open_session_conn(&session, use_docker).await {
-                        Ok(io) => io,
-                        Err(e) => {
-                            failures += 1;
-                            tracing::warn!(error = %e, "session re-attach failed");
-                            if failures >= MAX_REATTACH {
-                                return;
+                    None => match client.same_daemon(&attached_to).await {
+                        Err(why) => {
+                            if let Ok(mut h) = record.lock() {
+                                h.refused = Some(why.clone());
                             }
-                            tokio::time::sleep(Duration::from_millis(200 * u64::from(failures)))
-                                .await;
-                            continue;
+                            tracing::warn!(
+                                address = %client.address(),
+                                "the session was not re-attached: {why}; kiln serves a build's session (its secrets, ssh agents and files) only to the daemon the build started on"
+                            );
+                            return;
                         }
+                        Ok(()) => match client.open_session_conn(&session, use_docker).await {
+                            Ok(io) => {
+                                if let Ok(mut h) = record.lock() {
+                                    h.reattached += 1;
+                                }
+                                io
+                            }
+                            Err(e) => {
+                                failures += 1;
+                                tracing::warn!(error = %e, "session re-attach failed");
+                                if failures >= MAX_REATTACH {
+                                    return;
+                                }
+                                tokio::time::sleep(Duration::from_millis(
+                                    200 * u64::from(failures),
+                                ))
+                                .await;
+                                continue;
+                            }
+                        },
                     },
                 };
                 let mut stop = stop_rx.clone();
@@ -133,7 +186,41 @@ impl Client {
             stop: stop_tx,
             task,
             ready: true,
+            history,
         })
+    }
+
+    /// The daemon's identity: its workers' ids (stable for a daemon's
+    /// lifetime and its state directory), sorted; `None` when it cannot
+    /// be asked.
+    async fn identity(&self) -> Option<Vec<String>> {
+        // A few tries: right after a connection loss the channel is still
+        // reconnecting.
+        for attempt in 0..5u64 {
+            if let Ok(workers) = self.list_workers().await {
+                let mut ids: Vec<String> = workers.into_iter().map(|w| w.id).collect();
+                ids.sort();
+                return Some(ids);
+            }
+            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+        }
+        None
+    }
+
+    /// Whether the daemon answering now is the one `attached_to` names.
+    async fn same_daemon(&self, attached_to: &Option<Vec<String>>) -> Result<(), String> {
+        let Some(before) = attached_to else {
+            return Err("the daemon's identity was not known when the build started".into());
+        };
+        match self.identity().await {
+            Some(now) if &now == before => Ok(()),
+            Some(now) => Err(format!(
+                "the daemon now behind this address is another one (workers {} instead of {})",
+                now.join(", "),
+                before.join(", ")
+            )),
+            None => Err("the daemon behind this address cannot be asked who it is".into()),
+        }
     }
 
     async fn open_session_conn(

@@ -25,6 +25,45 @@ pub struct RelayOptions {
     /// Once set, nothing more is forwarded either way and the connections
     /// stay open: a daemon that stopped (SIGSTOP) or a dead network path.
     pub stall: Stall,
+    /// Once set, every connection is closed at once (a daemon restarted, a
+    /// load balancer dropping its flows); new ones are still accepted.
+    pub cut: Cut,
+    /// Where connections accepted after the cut go (another daemon behind
+    /// the same address); `None`: the same upstream.
+    pub after_cut: Option<Upstream>,
+}
+
+/// The switch that closes a relay's connections ([`RelayOptions::cut`]):
+/// those open when it is thrown; later ones are served.
+#[derive(Clone, Debug, Default)]
+pub struct Cut(Arc<(std::sync::atomic::AtomicU64, tokio::sync::Notify)>);
+
+impl Cut {
+    /// Closes every connection open now.
+    pub fn now(&self) {
+        self.0 .0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0 .1.notify_waiters();
+    }
+
+    /// How many cuts so far.
+    fn generation(&self) -> u64 {
+        self.0 .0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn is_set(&self) -> bool {
+        self.generation() > 0
+    }
+
+    /// Returns at the first cut after generation `since`.
+    async fn wait(&self, since: u64) {
+        loop {
+            let notified = self.0 .1.notified();
+            if self.generation() > since {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// The switch that stalls a relay's connections ([`RelayOptions::stall`]).
@@ -76,6 +115,7 @@ pub struct Relay {
     pub tls: std::net::SocketAddr,
     /// The certificates for `tls`.
     pub pki: TestPki,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
     _dir: tempfile::TempDir,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -94,6 +134,12 @@ impl Relay {
         Relay::start(crate::daemon().upstream(), opts).await
     }
 
+    /// How many connections the relay has accepted so far (all listeners).
+    #[must_use]
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Starts the relay in the current tokio runtime, forwarding to `upstream`.
     pub async fn start(upstream: Upstream, opts: RelayOptions) -> Relay {
         let dir = tempfile::tempdir().unwrap();
@@ -107,28 +153,35 @@ impl Relay {
         let acceptor = tokio_rustls::TlsAcceptor::from(server_config(&pki));
         let sock = Arc::new(upstream);
         let opts = Arc::new(opts);
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = |a: &Arc<std::sync::atomic::AtomicUsize>| {
+            a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        };
 
         let mut tasks = Vec::new();
         {
-            let (sock, opts) = (sock.clone(), opts.clone());
+            let (sock, opts, accepted) = (sock.clone(), opts.clone(), accepted.clone());
             tasks.push(tokio::spawn(async move {
                 while let Ok((c, _)) = unix.accept().await {
+                    count(&accepted);
                     tokio::spawn(forward(Box::new(c), sock.clone(), opts.clone()));
                 }
             }));
         }
         {
-            let (sock, opts) = (sock.clone(), opts.clone());
+            let (sock, opts, accepted) = (sock.clone(), opts.clone(), accepted.clone());
             tasks.push(tokio::spawn(async move {
                 while let Ok((c, _)) = tcp.accept().await {
+                    count(&accepted);
                     tokio::spawn(forward(Box::new(c), sock.clone(), opts.clone()));
                 }
             }));
         }
         {
-            let (sock, opts) = (sock.clone(), opts.clone());
+            let (sock, opts, accepted) = (sock.clone(), opts.clone(), accepted.clone());
             tasks.push(tokio::spawn(async move {
                 while let Ok((c, _)) = tls.accept().await {
+                    count(&accepted);
                     let acceptor = acceptor.clone();
                     let (sock, opts) = (sock.clone(), opts.clone());
                     tokio::spawn(async move {
@@ -145,6 +198,7 @@ impl Relay {
             tcp: tcp_addr,
             tls: tls_addr,
             pki,
+            accepted,
             _dir: dir,
             tasks,
         }
@@ -185,7 +239,12 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'st
 }
 
 async fn forward(client: BoxIo, upstream: Arc<Upstream>, opts: Arc<RelayOptions>) {
-    let daemon: BoxIo = match upstream.as_ref() {
+    let born = opts.cut.generation();
+    let upstream = match &opts.after_cut {
+        Some(other) if opts.cut.is_set() => other,
+        _ => upstream.as_ref(),
+    };
+    let daemon: BoxIo = match upstream {
         Upstream::Docker(sock) => {
             let Ok(d) = UnixStream::connect(sock).await else {
                 return;
@@ -205,9 +264,13 @@ async fn forward(client: BoxIo, upstream: Arc<Upstream>, opts: Arc<RelayOptions>
     let (cr, cw) = tokio::io::split(client);
     let (dr, dw) = tokio::io::split(daemon);
     let up = tokio::spawn(pipe(cr, dw, None, opts.stall.clone()));
-    let down = pipe(dr, cw, opts.drop_after_bytes, opts.stall.clone()).await;
-    let _ = down;
-    up.abort();
+    let abort = up.abort_handle();
+    tokio::select! {
+        _ = pipe(dr, cw, opts.drop_after_bytes, opts.stall.clone()) => {}
+        () = opts.cut.wait(born) => {}
+    }
+    // Either way both directions end here: the halves are dropped.
+    abort.abort();
 }
 
 /// Copies until EOF or error; with a limit, stops (dropping both halves)
