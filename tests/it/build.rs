@@ -1438,3 +1438,69 @@ async fn fanned_out_push_to_a_registry_that_needs_a_login() {
         .await
         .is_err());
 }
+
+/// A `--builder` endpoint over plain TCP on another machine is warned
+/// about before anything is built, like the global address; loopback is
+/// not. (The endpoint here is this machine's outbound address, forwarded
+/// to the test relay in front of the daemon.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plain_tcp_builder_on_another_machine_is_warned_about() {
+    use kiln_test_support::relay::{Relay, RelayOptions};
+    let kind = daemon().kind;
+    if kind == kiln_test_support::DaemonKind::DockerClassic {
+        // The classic store refuses fan-out before any endpoint is reached.
+        return;
+    }
+    if kind == kiln_test_support::DaemonKind::BuildkitdTls {
+        // The TLS flags apply to every endpoint: no endpoint is plain TCP
+        // (and the relay's plain port fails their handshake).
+        return;
+    }
+    let relay = Relay::for_daemon(RelayOptions::default()).await;
+    // This machine's address on its outbound interface (no packet is sent).
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe.connect("10.255.255.255:9").unwrap();
+    let ip = probe.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback(), "no non-loopback address here: {ip}");
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let outer = listener.local_addr().unwrap();
+    let to = relay.tcp;
+    let forwarder = tokio::spawn(async move {
+        while let Ok((mut c, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut r) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut c, &mut r).await;
+                }
+            });
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &m);
+    let name = format!("{}/kiln-test/fanout-plain:{m}", harness().registry);
+    let joined = tmp.path().join("joined.tar");
+    let endpoint = format!("tcp://{outer}");
+    let r = fan_out(&dir, &format!("linux/arm64={endpoint}"), &name, &joined).await;
+    forwarder.abort();
+    r.success();
+    let warning = format!("warning: {endpoint} is plain TCP to another machine");
+    assert!(r.stderr.contains(&warning), "{}", r.stderr);
+    // Said before the build began (its first step).
+    let at = r.stderr.find(&warning).unwrap();
+    let first_step = r.stderr.find("#1 ").unwrap_or(usize::MAX);
+    assert!(
+        at < first_step,
+        "warned after the build began:\n{}",
+        r.stderr
+    );
+    // The loopback relay itself is not warned about.
+    let local = fan_out(
+        &dir,
+        &format!("linux/arm64=tcp://{}", relay.tcp),
+        &name,
+        &joined,
+    )
+    .await;
+    local.success();
+    assert!(!local.stderr.contains("plain TCP"), "{}", local.stderr);
+}

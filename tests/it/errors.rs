@@ -174,6 +174,24 @@ async fn tls_failures() {
         r.stderr
     );
 
+    // An expired server certificate (from the right CA, with the right name).
+    let r = kiln_at(
+        &format!("tcp://{}", relay.tls_expired),
+        &[
+            "--tlscacert",
+            &s(&p.ca_cert),
+            "--tlscert",
+            &s(&p.client_cert),
+            "--tlskey",
+            &s(&p.client_key),
+            "info",
+        ],
+    )
+    .await;
+    r.failure();
+    assert!(r.stderr.contains("TLS handshake failed"), "{}", r.stderr);
+    assert!(r.stderr.contains("expired"), "{}", r.stderr);
+
     // No client certificate where the daemon requires one.
     let r = kiln_at(&addr, &["--tlscacert", &s(&p.ca_cert), "info"]).await;
     r.failure();

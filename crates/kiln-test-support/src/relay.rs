@@ -113,6 +113,8 @@ pub struct Relay {
     pub tcp: std::net::SocketAddr,
     /// gRPC over TLS that requires a client certificate signed by `pki.ca_cert`.
     pub tls: std::net::SocketAddr,
+    /// gRPC over TLS like `tls`, with a server certificate that expired.
+    pub tls_expired: std::net::SocketAddr,
     /// The certificates for `tls`.
     pub pki: TestPki,
     accepted: Arc<std::sync::atomic::AtomicUsize>,
@@ -148,9 +150,17 @@ impl Relay {
         let unix = UnixListener::bind(&unix_path).unwrap();
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tls_expired = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tcp_addr = tcp.local_addr().unwrap();
         let tls_addr = tls.local_addr().unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(server_config(&pki));
+        let tls_expired_addr = tls_expired.local_addr().unwrap();
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(server_config(&pki, &pki.server_cert, &pki.server_key));
+        let expired_acceptor = tokio_rustls::TlsAcceptor::from(server_config(
+            &pki,
+            &pki.expired_server_cert,
+            &pki.expired_server_key,
+        ));
         let sock = Arc::new(upstream);
         let opts = Arc::new(opts);
         let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -177,10 +187,10 @@ impl Relay {
                 }
             }));
         }
-        {
+        for (listener, acceptor) in [(tls, acceptor), (tls_expired, expired_acceptor)] {
             let (sock, opts, accepted) = (sock.clone(), opts.clone(), accepted.clone());
             tasks.push(tokio::spawn(async move {
-                while let Ok((c, _)) = tls.accept().await {
+                while let Ok((c, _)) = listener.accept().await {
                     count(&accepted);
                     let acceptor = acceptor.clone();
                     let (sock, opts) = (sock.clone(), opts.clone());
@@ -197,6 +207,7 @@ impl Relay {
             unix: unix_path,
             tcp: tcp_addr,
             tls: tls_addr,
+            tls_expired: tls_expired_addr,
             pki,
             accepted,
             _dir: dir,
@@ -205,7 +216,7 @@ impl Relay {
     }
 }
 
-fn server_config(pki: &TestPki) -> Arc<rustls::ServerConfig> {
+fn server_config(pki: &TestPki, cert: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let read = |p: &Path| std::fs::read(p).unwrap();
     let mut roots = rustls::RootCertStore::empty();
@@ -218,9 +229,9 @@ fn server_config(pki: &TestPki) -> Arc<rustls::ServerConfig> {
     )
     .build()
     .unwrap();
-    let certs = rustls_pemfile_certs(&read(&pki.server_cert));
+    let certs = rustls_pemfile_certs(&read(cert));
     use rustls::pki_types::pem::PemObject;
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&read(&pki.server_key)).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&read(key)).unwrap();
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()

@@ -10,6 +10,10 @@ pub struct TestPki {
     pub ca_cert: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+    /// A server certificate (and key) from the same CA whose validity ended
+    /// in 2021.
+    pub expired_server_cert: PathBuf,
+    pub expired_server_key: PathBuf,
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
     /// A second, unrelated CA (for "wrong CA" tests).
@@ -34,8 +38,18 @@ fn ca(name: &str) -> Ca {
 }
 
 fn leaf(ca: &Ca, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
+    leaf_with(ca, names, usage, |_| {})
+}
+
+fn leaf_with(
+    ca: &Ca,
+    names: &[&str],
+    usage: ExtendedKeyUsagePurpose,
+    adjust: impl FnOnce(&mut CertificateParams),
+) -> (String, String) {
     let mut p =
         CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    adjust(&mut p);
     p.distinguished_name.push(DnType::CommonName, names[0]);
     p.extended_key_usages = vec![usage];
     let key = KeyPair::generate().unwrap();
@@ -54,6 +68,15 @@ impl TestPki {
             &["localhost", "127.0.0.1", "buildkitd.test"],
             ExtendedKeyUsagePurpose::ServerAuth,
         );
+        let (expired_cert, expired_key) = leaf_with(
+            &main,
+            &["localhost", "127.0.0.1", "buildkitd.test"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            |p| {
+                p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            },
+        );
         let (client_cert, client_key) =
             leaf(&main, &["kiln-client"], ExtendedKeyUsagePurpose::ClientAuth);
         let (rogue_cert, rogue_key) = leaf(&other, &["rogue"], ExtendedKeyUsagePurpose::ClientAuth);
@@ -66,6 +89,8 @@ impl TestPki {
             ca_cert: w("ca.pem", &main.cert.pem()),
             server_cert: w("server.pem", &server_cert),
             server_key: w("server-key.pem", &server_key),
+            expired_server_cert: w("expired-server.pem", &expired_cert),
+            expired_server_key: w("expired-server-key.pem", &expired_key),
             client_cert: w("client.pem", &client_cert),
             client_key: w("client-key.pem", &client_key),
             other_ca_cert: w("other-ca.pem", &other.cert.pem()),

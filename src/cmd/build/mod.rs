@@ -36,6 +36,9 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
     if !request.builders.is_empty() {
         if args.print_llb.is_none() {
             let fan = FanOut::prepare(request, &super::connect_options(global)).await?;
+            for w in fan.warnings() {
+                eprintln!("{w}");
+            }
             let cmds = commands.clone();
             let (joined, _state) = with_progress(args.progress, commands, global.debug, |tx| {
                 let fan = &fan;

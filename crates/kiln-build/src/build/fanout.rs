@@ -242,6 +242,7 @@ pub struct FanOut {
     registry: Option<RegistryClient>,
     targets: Vec<Platform>,
     endpoints: Vec<(Group, Client, Platform)>,
+    warnings: Vec<String>,
 }
 
 impl FanOut {
@@ -266,6 +267,7 @@ impl FanOut {
         // Connect to every endpoint first: a typo in an address fails
         // before anything is built.
         let mut endpoints = Vec::new();
+        let mut warnings = Vec::new();
         for g in &groups {
             let plats = g
                 .platforms
@@ -281,6 +283,12 @@ impl FanOut {
                 platforms: plats.clone(),
                 source: Box::new(e),
             })?;
+            // Connecting sent nothing of the build yet.
+            if let Some(w) = client.address().plaintext_warning(c.tls.is_set()) {
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
             let info = client.daemon_info().await?;
             if info.has_image_store() && !info.stores_multi_platform() {
                 return Err(BuildError::Unsupported {
@@ -307,7 +315,16 @@ impl FanOut {
             registry,
             targets,
             endpoints,
+            warnings,
         })
+    }
+
+    /// What the user must hear before anything is built: an endpoint
+    /// reached over plain TCP on another machine (one line each, starting
+    /// with `warning:`).
+    #[must_use]
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Builds on every endpoint at once (the first failure cancels the
