@@ -583,3 +583,43 @@ async fn a_session_is_never_re_attached_to_another_daemon() {
         attached.close().await;
     }
 }
+
+/// A file that keeps growing while the module's source is sent (a log an
+/// editor or a tool writes into the context): the build fails with an
+/// error naming the file, instead of building from a mixture of versions.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_changing_during_the_context_sync_fails_the_build() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = crate::build::sample_module(tmp.path(), &m);
+    let log = dir.join("growing.log");
+    std::fs::write(&log, b"start\n").unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, log) = (stop.clone(), log.clone());
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                f.write_all(&[b'x'; 512]).unwrap();
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        })
+    };
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let dest = format!("type=local,dest={}", out.join("result").display());
+    let r = crate::build::kiln_build(&dir, &["-o", &dest, "--progress", "plain"]).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    r.failure();
+    assert!(
+        r.stderr
+            .contains("changed while the build context was being sent")
+            && r.stderr.contains("growing.log"),
+        "{}",
+        r.stderr
+    );
+    crate::cancel::assert_nothing_written(&out, &[]);
+}

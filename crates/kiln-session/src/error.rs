@@ -137,6 +137,18 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A file of the build context changed between its listing and its
+    /// sending: the daemon would get a mixture of two versions.
+    #[error("{path} changed while the build context was being sent (listed with {listed} bytes, {read} read): something writes into the context during the build; stop it (or exclude the file in .dockerignore) and run kiln again")]
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+        /// Its size when listed.
+        listed: u64,
+        /// What was read when the daemon asked for it.
+        read: u64,
+    },
+
     /// The peer broke the fsutil packet protocol.
     #[error("file transfer protocol violation: {reason}")]
     PacketProtocol {

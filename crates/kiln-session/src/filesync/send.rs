@@ -83,7 +83,8 @@ pub(crate) type Outbound = mpsc::Sender<Vec<Result<Packet, Status>>>;
 
 /// STAT packets per listing batch (about 20 KiB of a typical listing).
 const LISTING_BATCH: usize = 256;
-type FileTable = Arc<Mutex<HashMap<u32, PathBuf>>>;
+/// Listed regular files by id: path and size when listed.
+type FileTable = Arc<Mutex<HashMap<u32, (PathBuf, u64)>>>;
 
 /// Runs the sender for one DiffCopy call until FIN or an error.
 ///
@@ -112,7 +113,7 @@ where
     // the connection (GOAWAY ENHANCE_YOUR_CALM "too_many_data_frames") when
     // too many small DATA frames sit unread. Reading them at once keeps the
     // stream drained; the queue holds at most one entry per listed file.
-    let (req_tx, req_rx) = mpsc::unbounded_channel::<(u32, PathBuf)>();
+    let (req_tx, req_rx) = mpsc::unbounded_channel::<(u32, (PathBuf, u64))>();
     let mut workers = AbortOnDrop(tokio::spawn(send_files(req_rx, tx.clone(), counters)));
     let mut walking = true;
     let mut req_tx = Some(req_tx);
@@ -134,13 +135,13 @@ where
                 };
                 match PacketType::try_from(packet.r#type) {
                     Ok(PacketType::PacketReq) => {
-                        let path = files
+                        let file = files
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .remove(&packet.id)
                             .ok_or_else(|| Error::protocol(format!("invalid file id {}", packet.id)))?;
                         let queue = req_tx.as_ref().ok_or_else(|| Error::protocol("REQ after FIN"))?;
-                        if queue.send((packet.id, path)).is_err() {
+                        if queue.send((packet.id, file)).is_err() {
                             return Err(Error::protocol("file sender stopped early"));
                         }
                     }
@@ -185,10 +186,10 @@ fn send_listing(
     let mut batch = Vec::with_capacity(LISTING_BATCH);
     let result = walk(root, filter, &mut |stat: Stat, abs: &Path| {
         if can_request_data(stat.mode) {
-            files
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(next_id, abs.to_path_buf());
+            files.lock().unwrap_or_else(PoisonError::into_inner).insert(
+                next_id,
+                (abs.to_path_buf(), u64::try_from(stat.size).unwrap_or(0)),
+            );
         }
         next_id = next_id
             .checked_add(1)
@@ -233,7 +234,7 @@ fn send_listing(
 /// every read to the blocking pool: a 200 MiB context cost tens of
 /// thousands of thread handoffs).
 async fn send_files(
-    requests: mpsc::UnboundedReceiver<(u32, PathBuf)>,
+    requests: mpsc::UnboundedReceiver<(u32, (PathBuf, u64))>,
     tx: Outbound,
     counters: Arc<SyncCounters>,
 ) -> Result<()> {
@@ -247,7 +248,7 @@ async fn send_files(
                     .unwrap_or_else(PoisonError::into_inner)
                     .blocking_recv();
                 match next {
-                    Some((id, path)) => send_file(id, &path, &tx, &counters)?,
+                    Some((id, (path, listed))) => send_file(id, &path, listed, &tx, &counters)?,
                     None => return Ok(()),
                 }
             })
@@ -262,7 +263,18 @@ async fn send_files(
 
 /// Sends one file as DATA packets of at most [`CHUNK_SIZE`] and an empty
 /// DATA; a file smaller than a chunk goes in one batch with its end.
-fn send_file(id: u32, path: &Path, tx: &Outbound, counters: &SyncCounters) -> Result<()> {
+///
+/// A file whose size differs from its listing (`listed`) fails the sync
+/// ([`Error::FileChanged`]) rather than give the daemon a mixture of two
+/// versions; one that can no longer be opened is sent empty, as fsutil
+/// does.
+fn send_file(
+    id: u32,
+    path: &Path,
+    listed: u64,
+    tx: &Outbound,
+    counters: &SyncCounters,
+) -> Result<()> {
     use std::io::Read as _;
     counters.files.fetch_add(1, Ordering::Relaxed);
     let data_packet = |data: Vec<u8>| {
@@ -278,12 +290,17 @@ fn send_file(id: u32, path: &Path, tx: &Outbound, counters: &SyncCounters) -> Re
     match std::fs::File::open(path) {
         Ok(file) => {
             let mut file = file.take(0);
+            let mut read = 0u64;
             loop {
                 let mut data = Vec::with_capacity(CHUNK_SIZE);
                 file.set_limit(CHUNK_SIZE as u64);
                 let n = file
                     .read_to_end(&mut data)
                     .map_err(|e| Error::io("read", path, e))?;
+                read += n as u64;
+                if read > listed {
+                    return Err(changed(path, listed, read));
+                }
                 if n == 0 {
                     break;
                 }
@@ -297,11 +314,22 @@ fn send_file(id: u32, path: &Path, tx: &Outbound, counters: &SyncCounters) -> Re
                 tx.blocking_send(vec![data_packet(data)])
                     .map_err(|_| receiver_gone())?;
             }
+            if read != listed {
+                return Err(changed(path, listed, read));
+            }
         }
         Err(e) => tracing::warn!(path = %path.display(), error = %e, "requested file vanished"),
     }
     batch.push(data_packet(Vec::new()));
     tx.blocking_send(batch).map_err(|_| receiver_gone())
+}
+
+fn changed(path: &Path, listed: u64, read: u64) -> Error {
+    Error::FileChanged {
+        path: path.to_path_buf(),
+        listed,
+        read,
+    }
 }
 
 fn receiver_gone() -> Error {
@@ -343,8 +371,9 @@ mod tests {
         std::fs::write(&big, vec![1u8; CHUNK_SIZE * 2 + 5]).expect("write");
         let counters = SyncCounters::default();
         let (tx, rx) = mpsc::channel(64);
-        send_file(7, &big, &tx, &counters).expect("send");
-        send_file(8, &dir.path().join("gone"), &tx, &counters)
+        let size = (CHUNK_SIZE * 2 + 5) as u64;
+        send_file(7, &big, size, &tx, &counters).expect("send");
+        send_file(8, &dir.path().join("gone"), 3, &tx, &counters)
             .expect("a vanished file is no error");
         drop(tx);
         assert_eq!(
@@ -352,5 +381,41 @@ mod tests {
             [(7, CHUNK_SIZE), (7, CHUNK_SIZE), (7, 5), (7, 0), (8, 0)]
         );
         assert_eq!(counters.snapshot().bytes, (CHUNK_SIZE * 2 + 5) as u64);
+    }
+
+    /// A file that grew or shrank after it was listed fails the sync with
+    /// an error naming it and both sizes, whether the change falls inside
+    /// a chunk or at a chunk boundary; one of the listed size is sent.
+    #[test]
+    fn a_file_that_changed_size_since_its_listing_fails_the_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("app.log");
+        let counters = SyncCounters::default();
+        for (listed, now) in [
+            (10, 12),
+            (12, 10),
+            (CHUNK_SIZE as u64, CHUNK_SIZE + 1),
+            (CHUNK_SIZE as u64 + 1, CHUNK_SIZE),
+            (0, 1),
+        ] {
+            std::fs::write(&f, vec![7u8; now]).expect("write");
+            let (tx, _rx) = mpsc::channel(64);
+            let err = send_file(1, &f, listed, &tx, &counters)
+                .expect_err(&format!("listed {listed}, now {now}"));
+            let msg = err.to_string();
+            assert!(
+                matches!(err, Error::FileChanged { .. }) && msg.contains("app.log"),
+                "{msg}"
+            );
+            assert!(
+                msg.contains(&format!("listed with {listed} bytes")),
+                "{msg}"
+            );
+        }
+        std::fs::write(&f, vec![7u8; CHUNK_SIZE]).expect("write");
+        let (tx, rx) = mpsc::channel(64);
+        send_file(2, &f, CHUNK_SIZE as u64, &tx, &counters).expect("unchanged");
+        drop(tx);
+        assert_eq!(drain(rx), [(2, CHUNK_SIZE), (2, 0)]);
     }
 }
