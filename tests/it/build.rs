@@ -85,15 +85,7 @@ pub async fn kiln_build(dir: &Path, extra: &[&str]) -> Run {
 
 /// Unpacks an OCI layout tar and returns (index.json, dir).
 fn unpack_oci(tar: &Path, into: &Path) -> serde_json::Value {
-    std::fs::create_dir_all(into).unwrap();
-    let st = std::process::Command::new("tar")
-        .arg("-xf")
-        .arg(tar)
-        .arg("-C")
-        .arg(into)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    untar(tar, into);
     serde_json::from_slice(&std::fs::read(into.join("index.json")).unwrap()).unwrap()
 }
 
@@ -101,21 +93,11 @@ fn unpack_oci(tar: &Path, into: &Path) -> serde_json::Value {
 pub(crate) fn plain_blobs(tar: &Path, into: &Path) -> Vec<u8> {
     unpack_oci(tar, into);
     let mut all = Vec::new();
-    for e in std::fs::read_dir(into.join("blobs/sha256")).unwrap() {
-        let p = e.unwrap().path();
-        let raw = std::fs::read(&p).unwrap();
-        if raw.starts_with(&[0x1f, 0x8b]) {
-            let out = std::process::Command::new("gzip")
-                .arg("-dc")
-                .arg(&p)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "gzip -dc {}", p.display());
-            all.extend(out.stdout);
-        } else {
-            all.extend(raw);
-        }
-    }
+    each_plain_file(
+        &into.join("blobs/sha256"),
+        |_| true,
+        |_, b| all.extend_from_slice(b),
+    );
     assert!(all.len() > 1_000_000, "the image holds a Go binary");
     all
 }

@@ -233,3 +233,62 @@ pub fn all_bytes(dir: &Path) -> Vec<u8> {
     }
     out
 }
+
+/// Calls `f` with every file under `dir` (recursively, in a stable order)
+/// that `keep` accepts, gzip and zstd files decompressed: a compressed
+/// layer would hide the bytes a test searches for.
+pub fn each_plain_file(dir: &Path, keep: impl Fn(&Path) -> bool, mut f: impl FnMut(&Path, &[u8])) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&d)
+            .unwrap_or_else(|e| panic!("read {}: {e}", d.display()))
+            .map(|e| e.unwrap())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let (path, t) = (e.path(), e.file_type().unwrap());
+            if t.is_dir() {
+                stack.push(path);
+            } else if t.is_file() && keep(&path) {
+                let raw = std::fs::read(&path).unwrap();
+                let tool = if raw.starts_with(&[0x1f, 0x8b]) {
+                    Some("gzip")
+                } else if raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+                    Some("zstd")
+                } else {
+                    None
+                };
+                match tool {
+                    Some(tool) => {
+                        let out = std::process::Command::new(tool)
+                            .arg("-dc")
+                            .arg(&path)
+                            .output()
+                            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+                        assert!(out.status.success(), "{tool} -dc {}", path.display());
+                        f(&path, &out.stdout);
+                    }
+                    None => f(&path, &raw),
+                }
+            }
+        }
+    }
+}
+
+/// Unpacks a tar file into `into` (created).
+pub fn untar(tar: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let out = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(tar)
+        .arg("-C")
+        .arg(into)
+        .output()
+        .expect("tar");
+    assert!(
+        out.status.success(),
+        "tar -xf {}: {}",
+        tar.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -29,6 +29,7 @@ mod new_user;
 mod progress;
 mod proxy;
 mod registry;
+mod secrets_sweep;
 mod session_auth;
 mod session_common;
 mod session_context;

@@ -70,7 +70,7 @@ fn curl(url: &str, credentials: Option<&str>) -> (u16, String, String) {
 
 /// Removes a tag from the daemon's image store (best effort; a standalone
 /// buildkitd has no image store).
-fn forget_image(name: &str) {
+pub(crate) fn forget_image(name: &str) {
     let Some(sock) = &daemon().docker_sock else {
         return;
     };

@@ -196,7 +196,7 @@ pub fn sh_in(dir: &Path, script: &str) -> String {
 
 /// Whether `needle` occurs in `haystack`.
 pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Lowercase hex sha256 of `data`.
