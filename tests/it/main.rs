@@ -13,6 +13,7 @@ mod examples;
 mod exclusive;
 mod gateway;
 mod go_version;
+mod hostile;
 mod imagetools;
 mod llb_digests;
 mod llb_exec;

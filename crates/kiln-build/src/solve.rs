@@ -210,6 +210,7 @@ impl SolveJob {
             ..Default::default()
         };
         let liveness = session.liveness();
+        let exports = session.clone();
         let attached = client.attach(session, SessionTransport::Auto).await?;
         let r = crate::stall::watched(
             async {
@@ -225,6 +226,9 @@ impl SolveJob {
         .await;
         attached.close().await;
         let engine = client.engine();
+        if let (Ok(_), Some(e)) = (&r, exports.take_export_failure()) {
+            return Err(BuildError::Export(Box::new(e)));
+        }
         let resp = match (r, &engine) {
             (Ok(r), _) => r,
             (Err(e), Some(engine)) => {

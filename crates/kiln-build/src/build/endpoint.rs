@@ -100,6 +100,7 @@ impl Endpoint<'_> {
 
     async fn run_unwatched(self) -> Result<Outcome, BuildError> {
         let session_id = self.session.id().to_string();
+        let exports = self.session.clone();
         let attached = self
             .client
             .attach(self.session, SessionTransport::Auto)
@@ -202,7 +203,11 @@ impl Endpoint<'_> {
         }
         let resp = gw.finish(result).await;
         attached.close().await;
-        Ok(Outcome::Built(resp?, plan))
+        let resp = resp?;
+        if let Some(e) = exports.take_export_failure() {
+            return Err(BuildError::Export(Box::new(e)));
+        }
+        Ok(Outcome::Built(resp, plan))
     }
 }
 
