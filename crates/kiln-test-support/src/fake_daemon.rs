@@ -33,7 +33,6 @@ use kiln_proto::fsutil::types::Packet;
 use kiln_proto::headers::{ATTACHABLE_EXPORTER_ID, SESSION_GRPC_METHOD};
 use kiln_proto::methods::FILESEND_DIFFCOPY;
 use kiln_proto::moby::filesync::packet::file_send_client::FileSendClient as PacketSendClient;
-use kiln_proto::moby::filesync::v1::file_send_client::FileSendClient as BytesSendClient;
 use kiln_proto::moby::filesync::v1::BytesMessage as FileBytes;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
@@ -52,8 +51,9 @@ pub enum HostileExport {
     /// for kiln's REQs (kiln must cope with any order), then the request
     /// stream is held open until kiln ends the call.
     Packets(Vec<Packet>),
-    /// `BytesMessage` frames for a `tar` exporter, then the call is reset
-    /// (RST_STREAM) instead of half-closed: a daemon dying mid-export.
+    /// `BytesMessage` frames for a `tar` exporter, then, half a second later,
+    /// the call is reset (RST_STREAM) instead of half-closed: a daemon dying
+    /// mid-export.
     FramesThenReset(Vec<Vec<u8>>),
 }
 
@@ -342,29 +342,67 @@ async fn send_packets(
     Ok(())
 }
 
+/// A request body: gRPC frames, a pause (so they reach kiln), then an
+/// error, on which hyper resets the HTTP/2 stream (RST_STREAM) rather than
+/// ending it: the request never half-closes, as when a daemon dies.
+struct FramesThenError {
+    frames: std::collections::VecDeque<bytes::Bytes>,
+    pause: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for FramesThenError {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if let Some(f) = self.frames.pop_front() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(f))));
+        }
+        std::task::ready!(std::future::Future::poll(self.pause.as_mut(), cx));
+        std::task::Poll::Ready(Some(Err(std::io::Error::other(
+            "fake daemon: exporter died mid-stream",
+        ))))
+    }
+}
+
 async fn send_frames_then_reset(
-    send: SendRequest<tonic::body::Body>,
+    mut send: SendRequest<tonic::body::Body>,
     index: usize,
     frames: Vec<Vec<u8>>,
 ) -> Result<(), Status> {
-    let mut client = BytesSendClient::new(session_service(send));
-    let (tx, rx) = mpsc::channel(frames.len().max(1));
-    for data in frames {
-        tx.send(FileBytes { data }).await.unwrap();
+    use http_body::Body as _;
+    use kiln_proto::prost::Message as _;
+    let frames = frames
+        .into_iter()
+        .map(|data| {
+            let msg = FileBytes { data }.encode_to_vec();
+            let mut framed = vec![0u8];
+            framed.extend_from_slice(&u32::try_from(msg.len()).unwrap().to_be_bytes());
+            framed.extend_from_slice(&msg);
+            bytes::Bytes::from(framed)
+        })
+        .collect();
+    let body = FramesThenError {
+        frames,
+        pause: Box::pin(tokio::time::sleep(Duration::from_millis(500))),
+    };
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://session{FILESEND_DIFFCOPY}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header(ATTACHABLE_EXPORTER_ID, index.to_string())
+        .body(tonic::body::Body::new(body))
+        .unwrap();
+    // kiln's answer does not matter here: its stream was reset under it.
+    if let Ok(resp) = send.send_request(req).await {
+        let mut body = resp.into_body();
+        while let Some(Ok(_)) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {}
     }
-    let call = tokio::spawn(async move {
-        let mut inbound = client
-            .diff_copy(with_exporter(index, ReceiverStream::new(rx)))
-            .await?
-            .into_inner();
-        while inbound.message().await?.is_some() {}
-        Ok::<(), Status>(())
-    });
-    // Let the frames reach kiln, then die mid-export: aborting the call
-    // resets the HTTP/2 stream.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    call.abort();
-    let _ = call.await;
-    drop(tx);
     Err(Status::unavailable("fake daemon: exporter died mid-stream"))
 }
