@@ -14,6 +14,7 @@ mod examples;
 mod exclusive;
 mod gateway;
 mod go_version;
+mod hostile;
 mod imagetools;
 mod llb_digests;
 mod llb_exec;

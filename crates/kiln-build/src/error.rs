@@ -106,6 +106,12 @@ pub enum BuildError {
     /// with the failing step by the caller.
     #[error(transparent)]
     Daemon(Box<kiln_client::Error>),
+    /// The daemon reported the build as successful, but kiln refused or
+    /// lost part of the export it sent (a path leaving `dest`, a broken
+    /// stream): a hostile or broken daemon cannot make that look like a
+    /// success.
+    #[error("the daemon reported success, but kiln's side of the export failed: {0}")]
+    Export(Box<kiln_client::kiln_session::Error>),
     /// A registry call of kiln's own (fan-out join, lock digests).
     #[error(transparent)]
     Registry(Box<kiln_image::RegistryError>),

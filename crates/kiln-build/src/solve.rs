@@ -211,6 +211,7 @@ impl SolveJob {
         };
         let liveness = session.liveness();
         let outputs = session.outputs();
+        let exports = session.clone();
         let attached = client.attach(session, SessionTransport::Auto).await?;
         let r = crate::stall::watched(
             async {
@@ -226,6 +227,9 @@ impl SolveJob {
         .await;
         attached.close().await;
         let engine = client.engine();
+        if let (Ok(_), Some(e)) = (&r, exports.take_export_failure()) {
+            return Err(BuildError::Export(Box::new(e)));
+        }
         let resp = match (r, &engine) {
             // Files the daemon sent go into place only now the build
             // succeeded (a cancelled export ends its stream too).

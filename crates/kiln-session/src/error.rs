@@ -156,6 +156,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// The daemon's export exceeded a limit kiln sets to bound its memory.
+    #[error("the daemon's export exceeds kiln's limit of {limit} {what}")]
+    ExportTooLarge {
+        /// The limit.
+        limit: usize,
+        /// What it counts.
+        what: &'static str,
+    },
     /// The peer reported an error (an fsutil `ERR` packet).
     #[error("error from the daemon: {message}")]
     Remote {

@@ -123,6 +123,13 @@ impl Session {
         self.inner.file_send.outputs()
     }
 
+    /// The first export transfer that failed on kiln's side (a refused path,
+    /// a broken stream, …), taken: check it after a Solve the daemon
+    /// reported as successful, so a daemon cannot hide a refused export.
+    pub fn take_export_failure(&self) -> Option<Error> {
+        self.inner.file_send.take_failure()
+    }
+
     /// What file sync has sent so far (all calls of this session).
     pub fn sync_stats(&self) -> SyncStats {
         self.inner.file_sync.stats()

@@ -101,6 +101,7 @@ impl Endpoint<'_> {
     async fn run_unwatched(self) -> Result<Outcome, BuildError> {
         let session_id = self.session.id().to_string();
         let outputs = self.session.outputs();
+        let exports = self.session.clone();
         let attached = self
             .client
             .attach(self.session, SessionTransport::Auto)
@@ -204,6 +205,9 @@ impl Endpoint<'_> {
         let resp = gw.finish(result).await;
         attached.close().await;
         let resp = resp?;
+        if let Some(e) = exports.take_export_failure() {
+            return Err(BuildError::Export(Box::new(e)));
+        }
         // Files the daemon sent go into place only now the build
         // succeeded (a cancelled export ends its stream too).
         outputs.commit()?;

@@ -138,3 +138,87 @@ where
         .map_err(|e| Error::io("flush", "<writer>", e))?;
     Ok(())
 }
+
+/// A hostile or failing daemon's byte streams.
+#[cfg(test)]
+mod tests {
+    use futures::stream;
+
+    use super::*;
+
+    fn frame(bytes: &[u8]) -> Result<BytesMessage, Status> {
+        Ok(BytesMessage {
+            data: bytes.to_vec(),
+        })
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(dir)
+            .expect("readdir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_failed_stream_leaves_no_partial_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dest = tmp.path().join("out.tar");
+        let frames = stream::iter([
+            frame(b"partial tar"),
+            Err(Status::unavailable("connection reset")),
+        ]);
+        let r = receive_file(&dest, frames).await.map(|_| ());
+        assert!(matches!(r, Err(Error::Stream(_))), "{r:?}");
+        assert_eq!(names(tmp.path()), Vec::<String>::new(), "no partial file");
+    }
+
+    #[tokio::test]
+    async fn a_failed_stream_keeps_the_previous_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dest = tmp.path().join("out.tar");
+        std::fs::write(&dest, b"previous export").expect("write");
+        let frames = stream::iter([frame(b"new"), Err(Status::internal("export failed"))]);
+        assert!(receive_file(&dest, frames).await.is_err());
+        assert_eq!(names(tmp.path()), ["out.tar"]);
+        assert_eq!(std::fs::read(&dest).expect("read"), b"previous export");
+    }
+
+    #[tokio::test]
+    async fn a_symlink_at_dest_is_replaced_not_written_through() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).expect("mkdir");
+        let out = tmp.path().join("out");
+        std::fs::create_dir(&out).expect("mkdir");
+        let dest = out.join("x.tar");
+        std::os::unix::fs::symlink(outside.join("victim"), &dest).expect("symlink");
+        let received = receive_file(&dest, stream::iter([frame(b"tar")]))
+            .await
+            .expect("export");
+        // Received, not yet in place: the destination is untouched.
+        assert!(std::fs::symlink_metadata(&dest).expect("dest").is_symlink());
+        received.commit().expect("commit");
+        assert_eq!(names(&outside), Vec::<String>::new());
+        assert!(std::fs::symlink_metadata(&dest).expect("dest").is_file());
+        assert_eq!(std::fs::read(&dest).expect("read"), b"tar");
+    }
+
+    /// A stream that ends cleanly is not a finished build: dropped without
+    /// a commit (the build failed or was cancelled), the received file
+    /// goes away and the previous one stays.
+    #[tokio::test]
+    async fn a_received_file_not_committed_leaves_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dest = tmp.path().join("out.tar");
+        std::fs::write(&dest, b"previous export").expect("write");
+        let received = receive_file(&dest, stream::iter([frame(b"truncat")]))
+            .await
+            .expect("received");
+        assert_eq!(names(tmp.path()).len(), 2, "the temporary file waits");
+        drop(received);
+        assert_eq!(names(tmp.path()), ["out.tar"]);
+        assert_eq!(std::fs::read(&dest).expect("read"), b"previous export");
+    }
+}

@@ -151,6 +151,9 @@ impl ExportTarget {
 pub(crate) struct FileSendService {
     targets: Arc<BTreeMap<u32, ExportTarget>>,
     outputs: Outputs,
+    /// The first transfer that failed on kiln's side, kept so that a daemon
+    /// reporting success anyway cannot hide it.
+    failed: Arc<std::sync::Mutex<Option<Error>>>,
 }
 
 impl FileSendService {
@@ -172,6 +175,11 @@ impl FileSendService {
 
     pub(crate) fn outputs(&self) -> Outputs {
         self.outputs.clone()
+    }
+
+    /// Takes the first failed transfer's error, if any.
+    pub(crate) fn take_failure(&self) -> Option<Error> {
+        self.failed.lock().ok().and_then(|mut f| f.take())
     }
 
     /// The target for a call: by the exporter id metadata; without it the
@@ -220,14 +228,15 @@ where
         }
         let target = self.target(req.headers());
         let outputs = self.outputs.clone();
+        let failed = self.failed.clone();
         Box::pin(async move {
             let response = match target {
                 Ok(target) if target.is_directory() => {
                     let mut grpc = Grpc::new(tonic_prost::ProstCodec::<Packet, Packet>::default())
                         .apply_max_message_size_config(Some(kiln_proto::MAX_MESSAGE_SIZE), None);
                     let svc = tower::service_fn(move |r: Request<Streaming<Packet>>| {
-                        let target = target.clone();
-                        async move { Ok::<_, Status>(start_directory(target, r)) }
+                        let (target, failed) = (target.clone(), failed.clone());
+                        async move { Ok::<_, Status>(start_directory(target, r, failed)) }
                     });
                     grpc.streaming(svc, req).await
                 }
@@ -239,9 +248,9 @@ where
                                 None,
                             );
                     let svc = tower::service_fn(move |r: Request<Streaming<BytesMessage>>| {
-                        let target = target.clone();
+                        let (target, failed) = (target.clone(), failed.clone());
                         let outputs = outputs.clone();
-                        async move { Ok::<_, Status>(start_file(target, outputs, r)) }
+                        async move { Ok::<_, Status>(start_file(target, outputs, r, failed)) }
                     });
                     grpc.streaming(svc, req).await
                 }
@@ -254,9 +263,21 @@ where
 
 type Answer<T> = Response<ReceiverStream<Result<T, Status>>>;
 
+type Failed = Arc<std::sync::Mutex<Option<Error>>>;
+
+/// Keeps `err` as the session's export failure (the first one wins) and
+/// returns the status that tells the daemon.
+fn record(failed: &Failed, err: Error) -> Status {
+    let status = err.to_status();
+    if let Ok(mut slot) = failed.lock() {
+        slot.get_or_insert(err);
+    }
+    status
+}
+
 /// Runs a transfer in its own task; the response stream stays open (and
 /// empty) until the transfer ends, then carries its error if any.
-fn spawn_transfer<T, F>(transfer: F) -> Answer<T>
+fn spawn_transfer<T, F>(transfer: F, failed: Failed) -> Answer<T>
 where
     T: Send + 'static,
     F: Future<Output = Result<()>> + Send + 'static,
@@ -265,7 +286,7 @@ where
     tokio::spawn(async move {
         if let Err(err) = transfer.await {
             tracing::warn!(error = %err, "export transfer failed");
-            let _ = tx.send(Err(err.to_status())).await;
+            let _ = tx.send(Err(record(&failed, err))).await;
         }
     });
     Response::new(ReceiverStream::new(rx))
@@ -275,32 +296,43 @@ fn start_file(
     target: ExportTarget,
     outputs: Outputs,
     request: Request<Streaming<BytesMessage>>,
+    failed: Failed,
 ) -> Answer<BytesMessage> {
     let inbound = request.into_inner();
-    spawn_transfer(async move {
-        match target {
-            ExportTarget::File(path) => {
-                outputs.stage(file::receive_file(&path, inbound).await?);
-                Ok(())
+    spawn_transfer(
+        async move {
+            match target {
+                ExportTarget::File(path) => {
+                    outputs.stage(file::receive_file(&path, inbound).await?);
+                    Ok(())
+                }
+                ExportTarget::Writer(writer) => file::receive_writer(&writer, inbound).await,
+                ExportTarget::Directory(_) => {
+                    Err(Error::protocol("directory target got a byte stream"))
+                }
             }
-            ExportTarget::Writer(writer) => file::receive_writer(&writer, inbound).await,
-            ExportTarget::Directory(_) => {
-                Err(Error::protocol("directory target got a byte stream"))
-            }
-        }
-    })
+        },
+        failed,
+    )
 }
 
-fn start_directory(target: ExportTarget, request: Request<Streaming<Packet>>) -> Answer<Packet> {
+fn start_directory(
+    target: ExportTarget,
+    request: Request<Streaming<Packet>>,
+    failed: Failed,
+) -> Answer<Packet> {
     let inbound = request.into_inner();
     let (tx, rx) = mpsc::channel(64);
     let ExportTarget::Directory(dest) = target else {
-        return spawn_transfer(async { Err(Error::protocol("file target got a packet stream")) });
+        return spawn_transfer(
+            async { Err(Error::protocol("file target got a packet stream")) },
+            failed,
+        );
     };
     tokio::spawn(async move {
         if let Err(err) = receive_dir(&dest, inbound, tx.clone(), ReceiveOptions::default()).await {
             tracing::warn!(dest = %dest.display(), error = %err, "local export failed");
-            let _ = tx.send(Err(err.to_status())).await;
+            let _ = tx.send(Err(record(&failed, err))).await;
         }
     });
     Response::new(ReceiverStream::new(rx))

@@ -10,6 +10,13 @@
 //! components, entries out of order or below something that is not a
 //! directory received earlier are refused, and nothing is ever written
 //! through a symlink (symlinks are created as sent but never followed).
+//!
+//! Memory stays bounded whatever the daemon sends: file contents go straight
+//! to disk (never buffered, never preallocated from a declared size), DATA
+//! beyond the size a file's STAT declared is refused, paths are at most
+//! [`MAX_PATH`] bytes, xattrs are dropped, and what is kept per entry until
+//! the end (names for ordering and hardlink checks, directory modes) is
+//! capped by [`ReceiveOptions::max_metadata`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -27,14 +34,28 @@ use tonic::Status;
 use crate::error::{Error, Result};
 use crate::filesync::{can_request_data, unix_perm, MODE_DIR, MODE_SYMLINK};
 
+/// The longest path or symlink target accepted from the daemon, in bytes
+/// (Linux's `PATH_MAX`).
+pub const MAX_PATH: usize = 4096;
+
+/// What kiln counts for each entry it keeps until the end of a transfer,
+/// beyond the bytes of its names (see [`ReceiveOptions::max_metadata`]).
+const ENTRY_OVERHEAD: usize = 128;
+
 /// Tuning and policy for [`receive_dir`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ReceiveOptions {
     /// Keep setuid/setgid bits on received files (off: a hostile daemon
     /// must not plant setuid binaries).
     pub keep_setid: bool,
     /// Files requested (and open) at once.
     pub max_open: usize,
+    /// The most bytes of entry metadata (names, directory modes) kept in
+    /// memory during one transfer; a daemon listing more is refused with
+    /// [`Error::ExportTooLarge`]. The default, 256 MiB, holds about a million
+    /// entries with 60-byte paths.
+    pub max_metadata: usize,
 }
 
 impl Default for ReceiveOptions {
@@ -42,6 +63,7 @@ impl Default for ReceiveOptions {
         Self {
             keep_setid: false,
             max_open: 16,
+            max_metadata: 256 * 1024 * 1024,
         }
     }
 }
@@ -51,7 +73,9 @@ impl Default for ReceiveOptions {
 ///
 /// # Errors
 /// [`Error::UnsafePath`] for a refused path, [`Error::PacketProtocol`] for
-/// out-of-order or malformed packets, [`Error::Remote`] when the daemon
+/// out-of-order or malformed packets (DATA nobody asked for, or more DATA
+/// than the file's STAT declared), [`Error::ExportTooLarge`] when the listing
+/// exceeds [`ReceiveOptions::max_metadata`], [`Error::Remote`] when the daemon
 /// sends ERR, [`Error::Stream`] when its stream fails, [`Error::Io`] for
 /// local file system failures.
 pub async fn receive_dir<S>(
@@ -84,6 +108,9 @@ struct Pending {
 }
 
 struct Open {
+    rel: String,
+    /// Bytes written so far; never more than `stat.size`.
+    written: u64,
     file: File,
     temp: PathBuf,
     target: PathBuf,
@@ -101,6 +128,8 @@ struct Receiver {
     open: HashMap<u32, Open>,
     hardlinks: Vec<(String, String)>,
     dir_meta: Vec<(String, Stat)>,
+    /// Bytes of metadata kept so far (see [`ReceiveOptions::max_metadata`]).
+    kept: usize,
     listing_done: bool,
     fin_sent: bool,
 }
@@ -134,6 +163,7 @@ impl Receiver {
             open: HashMap::new(),
             hardlinks: Vec::new(),
             dir_meta: Vec::new(),
+            kept: 0,
             listing_done: false,
             fin_sent: false,
         }
@@ -198,12 +228,32 @@ impl Receiver {
         }
     }
 
-    fn stat(&mut self, stat: Stat) -> Result<()> {
+    /// Counts `bytes` of metadata kept until the end of the transfer.
+    fn keep(&mut self, bytes: usize) -> Result<()> {
+        self.kept = self.kept.saturating_add(bytes);
+        if self.kept > self.options.max_metadata {
+            return Err(Error::ExportTooLarge {
+                limit: self.options.max_metadata,
+                what: "bytes of file names and modes",
+            });
+        }
+        Ok(())
+    }
+
+    fn stat(&mut self, mut stat: Stat) -> Result<()> {
         let id = self.next_index;
         self.next_index = id
             .checked_add(1)
             .ok_or_else(|| Error::protocol("too many entries"))?;
         let rel = validate_rel(&stat.path)?.to_owned();
+        if stat.linkname.len() > MAX_PATH {
+            return Err(Error::UnsafePath {
+                path: rel,
+                reason: "link target longer than 4096 bytes",
+            });
+        }
+        // Never applied, so never kept (a STAT may carry megabytes of them).
+        stat.xattrs.clear();
         if let Some(last) = &self.last {
             if compare_paths(last, &rel) != std::cmp::Ordering::Less {
                 return Err(Error::protocol(format!(
@@ -231,6 +281,7 @@ impl Receiver {
                 }
                 None => create_dir(&target)?,
             }
+            self.keep(2 * rel.len() + ENTRY_OVERHEAD)?;
             self.dirs.insert(rel.clone());
             self.dir_meta.push((rel, stat));
             return Ok(());
@@ -250,6 +301,7 @@ impl Receiver {
                 return Err(Error::io("rename into", &target, e));
             }
         } else if can_request_data(stat.mode) {
+            self.keep(2 * rel.len() + stat.linkname.len() + ENTRY_OVERHEAD)?;
             if stat.linkname.is_empty() {
                 self.regular.insert(rel.clone());
                 self.queue.push_back(Pending { id, rel, stat });
@@ -313,6 +365,8 @@ impl Receiver {
         self.open.insert(
             p.id,
             Open {
+                rel: p.rel,
+                written: 0,
                 file,
                 temp,
                 target,
@@ -324,9 +378,23 @@ impl Receiver {
 
     fn data(&mut self, id: u32, data: &[u8]) -> Result<()> {
         let Some(open) = self.open.get_mut(&id) else {
-            return Err(Error::protocol(format!("invalid file request {id}")));
+            return Err(Error::protocol(format!(
+                "DATA for entry {id}, which is not a file kiln requested"
+            )));
         };
         if !data.is_empty() {
+            // The STAT's size bounds what is written: a daemon cannot fill
+            // the disk through a file it declared small (a negative size
+            // declares nothing).
+            let declared = u64::try_from(open.stat.size).unwrap_or(0);
+            let total = open.written.saturating_add(data.len() as u64);
+            if total > declared {
+                return Err(Error::protocol(format!(
+                    "DATA for {:?} exceeds the {declared} bytes its STAT declared",
+                    open.rel
+                )));
+            }
+            open.written = total;
             return open
                 .file
                 .write_all(data)
@@ -403,6 +471,9 @@ fn validate_rel(path: &str) -> Result<&str> {
     if path.is_empty() {
         return refuse("empty path");
     }
+    if path.len() > MAX_PATH {
+        return refuse("longer than 4096 bytes");
+    }
     if path.starts_with('/') {
         return refuse("absolute path");
     }
@@ -442,6 +513,10 @@ fn create_dir(path: &Path) -> Result<()> {
 fn remove(path: &Path) -> Result<()> {
     std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))
 }
+
+/// Crafted packet streams from a hostile daemon.
+#[cfg(test)]
+mod hostile;
 
 #[cfg(test)]
 mod tests {

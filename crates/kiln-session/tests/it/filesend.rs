@@ -55,6 +55,9 @@ async fn raw_bytes_land_in_file_by_exporter_id() {
     let mut stream = client.diff_copy(request).await.expect("call").into_inner();
     // The daemon waits for the end of our stream: no message, status OK.
     assert!(stream.message().await.expect("ok status").is_none());
+    // Received whole, but in place only once the build succeeded.
+    assert!(!oci.exists());
+    assert_eq!(session.outputs().commit().expect("commit"), [oci.clone()]);
     assert_eq!(std::fs::read(&oci).expect("read"), b"second exporter");
     assert!(!tar.exists());
 
@@ -66,6 +69,7 @@ async fn raw_bytes_land_in_file_by_exporter_id() {
     );
     let mut stream = client.diff_copy(request).await.expect("call").into_inner();
     assert!(stream.message().await.expect("ok status").is_none());
+    session.outputs().commit().expect("commit");
     assert!(std::fs::read(&tar).expect("read") == big);
     assert_eq!(
         entries(dir.path()),

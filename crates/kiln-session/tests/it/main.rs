@@ -4,6 +4,7 @@
 mod adapter;
 mod filesend;
 mod filesync;
+mod oversized;
 mod secrets;
 mod session;
 mod ssh;
