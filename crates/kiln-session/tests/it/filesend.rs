@@ -57,7 +57,10 @@ async fn raw_bytes_land_in_file_by_exporter_id() {
     assert!(stream.message().await.expect("ok status").is_none());
     // Received whole, but in place only once the build succeeded.
     assert!(!oci.exists());
-    assert_eq!(session.outputs().commit().expect("commit"), [oci.clone()]);
+    assert_eq!(
+        session.outputs().commit().expect("commit"),
+        std::slice::from_ref(&oci)
+    );
     assert_eq!(std::fs::read(&oci).expect("read"), b"second exporter");
     assert!(!tar.exists());
 
