@@ -520,6 +520,60 @@ async fn concurrent_builds_of_one_module_agree() {
     }
 }
 
+/// Four builds at once with `--apt`, none cached: two install one
+/// package, two another, so two different apt steps run at the same time
+/// on the same apt cache mounts. The mounts are locked (apt's own locks
+/// would fail a second apt-get otherwise): all four succeed, and the two
+/// builds of each kind make one image.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_builds_with_apt_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = sample_module(tmp.path(), &unique());
+    let mut set = tokio::task::JoinSet::new();
+    for (i, pkg) in ["jq", "tree", "jq", "tree"].into_iter().enumerate() {
+        let dir = dir.clone();
+        let oci = tmp.path().join(format!("apt-{i}.tar"));
+        set.spawn(async move {
+            let o = format!("type=oci,dest={}", oci.display());
+            let r = kiln_build(
+                &dir,
+                &[
+                    "--apt",
+                    pkg,
+                    "--no-cache",
+                    "--source-date-epoch",
+                    "1700000000",
+                    "--progress",
+                    "plain",
+                    "-o",
+                    &o,
+                ],
+            )
+            .await;
+            (r, oci, pkg)
+        });
+    }
+    let mut digests = std::collections::BTreeMap::<&str, std::collections::BTreeSet<String>>::new();
+    while let Some(done) = set.join_next().await {
+        let (r, oci, pkg) = done.unwrap();
+        r.success();
+        assert!(
+            r.stderr.contains(&format!("Setting up {pkg}")),
+            "{pkg} was not installed:\n{}",
+            r.stderr
+        );
+        assert!(oci.exists(), "{} missing", oci.display());
+        digests
+            .entry(pkg)
+            .or_default()
+            .insert(r.stdout.trim().to_string());
+    }
+    // The same build, made twice at once, is the same image.
+    for (pkg, d) in &digests {
+        assert_eq!(d.len(), 1, "the builds with {pkg} made {d:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn print_llb_dot_names_steps_and_mounts() {
     let tmp = tempfile::tempdir().unwrap();
