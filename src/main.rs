@@ -26,7 +26,11 @@ fn main() -> ExitCode {
         }
     };
     let debug = cli.global.debug;
-    match runtime.block_on(cmd::run(cli)) {
+    let result = runtime.block_on(cmd::run(cli));
+    // Blocking work still running (a cancelled export's writer notices
+    // within a packet) gets a bounded time: Ctrl-C must end kiln promptly.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
         Ok(code) => code,
         Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) if err.downcast_ref::<cmd::report::Reported>().is_some() => ExitCode::from(

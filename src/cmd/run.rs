@@ -77,6 +77,9 @@ where
             std::process::exit(i32::from(CANCELLED));
         });
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drawer).await;
+        // Exports being received stop, and what they wrote goes.
+        let _ =
+            tokio::task::spawn_blocking(kiln_client::kiln_session::filesend::abandon_exports).await;
         eprintln!("cancelled");
         confirm_cancelled(running).await;
         return Err(Reported { code: CANCELLED }.into());

@@ -221,38 +221,47 @@ async fn ctrl_c_while_a_step_runs() {
         .expect("the step's process still runs on the daemon 15 s after cancellation");
 }
 
-/// Ctrl-C while the daemon sends the result: no partial tarball, no
-/// temporary file.
+/// Ctrl-C while the daemon sends the result, as a tarball and as a
+/// directory: no partial output, no temporary file or directory.
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_while_the_result_is_sent() {
-    let tmp = tempfile::tempdir().unwrap();
-    let m = unique();
-    // A 3 GiB (sparse) file to export: its tarball takes seconds to send.
-    let st = go_image()
-        .run(
-            ExecOptions::shell(format!("truncate -s 3G /big-{m} && echo made-{m}"))
-                .custom_name(format!("[test 1/1] make a big file {m}")),
-        )
-        .root();
-    let def = write_llb(tmp.path(), "d.llb", &st);
-    let out = tmp.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let dest = out.join("result.tar");
-    let mut args = daemon().kiln_args();
-    args.extend(
-        [
-            "solve",
-            "-f",
-            def.to_str().unwrap(),
-            "--progress",
-            "plain",
-            "-o",
-            &format!("type=tar,dest={}", dest.display()),
-        ]
-        .map(String::from),
-    );
-    // The step is done and the export has begun.
-    let i = interrupt_when(&args, "sending tarball").await;
-    i.assert_daemon_ended(true).await;
-    assert_nothing_written(&out, &[]);
+    for (kind, ready) in [("tar", "sending tarball"), ("local", "copying files")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = unique();
+        // A 1 GiB (sparse) file to export: sending it takes seconds.
+        let st = go_image()
+            .run(
+                ExecOptions::shell(format!("truncate -s 1G /big-{m} && echo made-{m}"))
+                    .custom_name(format!("[test 1/1] make a big file {m}")),
+            )
+            .root();
+        let def = write_llb(tmp.path(), "d.llb", &st);
+        let out = tmp.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let dest = out.join("result");
+        let mut args = daemon().kiln_args();
+        args.extend(
+            [
+                "solve",
+                "-f",
+                def.to_str().unwrap(),
+                "--progress",
+                "plain",
+                "-o",
+                &format!("type={kind},dest={}", dest.display()),
+            ]
+            .map(String::from),
+        );
+        // The step is done and the export has begun.
+        let i = interrupt_when(&args, ready).await;
+        i.assert_daemon_ended(true).await;
+        if kind == "local" {
+            // The destination directory may exist (kiln creates it), empty.
+            if dest.exists() {
+                assert_nothing_written(&dest, &[]);
+                std::fs::remove_dir(&dest).unwrap();
+            }
+        }
+        assert_nothing_written(&out, &[]);
+    }
 }

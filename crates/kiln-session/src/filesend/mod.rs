@@ -10,6 +10,7 @@
 
 mod file;
 mod receive;
+mod staged_dir;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -31,6 +32,7 @@ use tonic::server::{Grpc, NamedService};
 use tonic::{Request, Response, Status, Streaming};
 
 pub use receive::{receive_dir, ReceiveOptions};
+pub use staged_dir::abandon_exports;
 
 use crate::error::{Error, Result};
 
@@ -52,7 +54,13 @@ impl SharedWriter {
 /// destination before the caller knows the build succeeded; uncommitted
 /// files are removed when the session is dropped.
 #[derive(Clone, Default)]
-pub struct Outputs(Arc<std::sync::Mutex<Vec<file::Received>>>);
+pub struct Outputs(Arc<std::sync::Mutex<Vec<Staged>>>);
+
+/// A whole export waiting for the build's success.
+enum Staged {
+    File(file::Received),
+    Dir(staged_dir::StagedDir),
+}
 
 impl std::fmt::Debug for Outputs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,7 +69,7 @@ impl std::fmt::Debug for Outputs {
 }
 
 impl Outputs {
-    fn stage(&self, received: file::Received) {
+    fn stage(&self, received: Staged) {
         if let Ok(mut v) = self.0.lock() {
             v.push(received);
         }
@@ -80,7 +88,10 @@ impl Outputs {
         };
         let mut done = Vec::new();
         for r in staged {
-            done.push(r.commit()?);
+            done.push(match r {
+                Staged::File(f) => f.commit()?,
+                Staged::Dir(d) => d.commit()?,
+            });
         }
         Ok(done)
     }
@@ -234,9 +245,11 @@ where
                 Ok(target) if target.is_directory() => {
                     let mut grpc = Grpc::new(tonic_prost::ProstCodec::<Packet, Packet>::default())
                         .apply_max_message_size_config(Some(kiln_proto::MAX_MESSAGE_SIZE), None);
+                    let outputs = outputs.clone();
                     let svc = tower::service_fn(move |r: Request<Streaming<Packet>>| {
                         let (target, failed) = (target.clone(), failed.clone());
-                        async move { Ok::<_, Status>(start_directory(target, r, failed)) }
+                        let outputs = outputs.clone();
+                        async move { Ok::<_, Status>(start_directory(target, outputs, r, failed)) }
                     });
                     grpc.streaming(svc, req).await
                 }
@@ -303,7 +316,7 @@ fn start_file(
         async move {
             match target {
                 ExportTarget::File(path) => {
-                    outputs.stage(file::receive_file(&path, inbound).await?);
+                    outputs.stage(Staged::File(file::receive_file(&path, inbound).await?));
                     Ok(())
                 }
                 ExportTarget::Writer(writer) => file::receive_writer(&writer, inbound).await,
@@ -318,6 +331,7 @@ fn start_file(
 
 fn start_directory(
     target: ExportTarget,
+    outputs: Outputs,
     request: Request<Streaming<Packet>>,
     failed: Failed,
 ) -> Answer<Packet> {
@@ -330,9 +344,26 @@ fn start_directory(
         );
     };
     tokio::spawn(async move {
-        if let Err(err) = receive_dir(&dest, inbound, tx.clone(), ReceiveOptions::default()).await {
-            tracing::warn!(dest = %dest.display(), error = %err, "local export failed");
-            let _ = tx.send(Err(record(&failed, err))).await;
+        // Received into a staging directory inside `dest`, merged into it
+        // by Outputs::commit once the build succeeded.
+        let received = async {
+            let staged = staged_dir::StagedDir::create(&dest)?;
+            receive::receive_dir_cancellable(
+                staged.staging(),
+                inbound,
+                tx.clone(),
+                ReceiveOptions::default(),
+                staged.cancel(),
+            )
+            .await?;
+            Ok::<_, Error>(staged)
+        };
+        match received.await {
+            Ok(staged) => outputs.stage(Staged::Dir(staged)),
+            Err(err) => {
+                tracing::warn!(dest = %dest.display(), error = %err, "local export failed");
+                let _ = tx.send(Err(record(&failed, err))).await;
+            }
         }
     });
     Response::new(ReceiverStream::new(rx))

@@ -23,6 +23,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::{Stream, StreamExt};
@@ -87,18 +88,88 @@ pub async fn receive_dir<S>(
 where
     S: Stream<Item = Result<Packet, Status>> + Unpin + Send + 'static,
 {
+    receive_dir_cancellable(dest, inbound, outbound, options, Arc::default()).await
+}
+
+/// [`receive_dir`] that stops at its next packet once `cancel` is
+/// cancelled (the receiving thread is blocking: dropping the future does
+/// not stop it), and says when it has stopped.
+pub(crate) async fn receive_dir_cancellable<S>(
+    dest: &Path,
+    inbound: S,
+    outbound: mpsc::Sender<Result<Packet, Status>>,
+    options: ReceiveOptions,
+    cancel: Arc<Cancel>,
+) -> Result<()>
+where
+    S: Stream<Item = Result<Packet, Status>> + Unpin + Send + 'static,
+{
     let dest = dest.to_path_buf();
     let handle = tokio::runtime::Handle::current();
     // File system work is blocking: run the whole state machine on a
     // blocking thread, waiting for packets through the runtime handle.
     tokio::task::spawn_blocking(move || {
+        let _running = cancel.start()?;
         std::fs::create_dir_all(&dest).map_err(|e| Error::io("create", &dest, e))?;
         let root = std::fs::canonicalize(&dest).map_err(|e| Error::io("resolve", &dest, e))?;
         let mut rx = Receiver::new(root, options);
-        rx.run(&handle, inbound, &outbound)
+        rx.run(&handle, inbound, &outbound, &cancel)
     })
     .await
     .map_err(|e| Error::protocol(format!("receive task failed: {e}")))?
+}
+
+/// Stops a blocking receiver from outside, and waits for it to stop.
+#[derive(Debug, Default)]
+pub(crate) struct Cancel {
+    cancelled: std::sync::atomic::AtomicBool,
+    /// Wakes a receiver waiting for its next packet.
+    wake: tokio::sync::Notify,
+    running: std::sync::Mutex<bool>,
+    changed: std::sync::Condvar,
+}
+
+impl Cancel {
+    /// Asks the receiver to stop, and waits for it at most `limit`; a
+    /// receiver that has not started yet never will.
+    pub(crate) fn cancel_and_wait(&self, limit: Duration) {
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+        let Ok(running) = self.running.lock() else {
+            return;
+        };
+        let _ = self.changed.wait_timeout_while(running, limit, |r| *r);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Marks the receiver running, unless it was cancelled already.
+    fn start(&self) -> Result<Running<'_>> {
+        let mut running = self
+            .running
+            .lock()
+            .map_err(|_| Error::protocol("receiver state poisoned"))?;
+        if self.is_cancelled() {
+            return Err(Error::protocol("the export was cancelled"));
+        }
+        *running = true;
+        Ok(Running(self))
+    }
+}
+
+/// Marks the receiver stopped when its thread leaves.
+struct Running<'a>(&'a Cancel);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.0.running.lock() {
+            *r = false;
+        }
+        self.0.changed.notify_all();
+    }
 }
 
 struct Pending {
@@ -174,6 +245,7 @@ impl Receiver {
         handle: &tokio::runtime::Handle,
         mut inbound: S,
         outbound: &mpsc::Sender<Result<Packet, Status>>,
+        cancel: &Cancel,
     ) -> Result<()>
     where
         S: Stream<Item = Result<Packet, Status>> + Unpin,
@@ -184,6 +256,9 @@ impl Receiver {
                 .map_err(|_| Error::protocol("the daemon closed the stream"))
         };
         loop {
+            if cancel.is_cancelled() {
+                return Err(Error::protocol("the export was cancelled"));
+            }
             while self.open.len() < self.options.max_open.max(1) {
                 let Some(p) = self.queue.pop_front() else {
                     break;
@@ -198,7 +273,19 @@ impl Receiver {
                 send(packet(PacketType::PacketFin, 0))?;
                 self.fin_sent = true;
             }
-            let p = match handle.block_on(inbound.next()) {
+            // A daemon that stopped sending (its build was cancelled) must
+            // not keep this thread: the cancel wakes it.
+            let next = handle.block_on(async {
+                tokio::select! {
+                    biased;
+                    () = cancel.wake.notified() => None,
+                    p = inbound.next() => Some(p),
+                }
+            });
+            let Some(next) = next else {
+                return Err(Error::protocol("the export was cancelled"));
+            };
+            let p = match next {
                 None if self.fin_sent => return Ok(()),
                 None => return Err(Error::protocol("stream ended before FIN")),
                 Some(Err(status)) => return Err(Error::Stream(status)),

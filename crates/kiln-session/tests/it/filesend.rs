@@ -309,6 +309,9 @@ async fn directory_export_is_written() {
     )
     .await
     .expect("export");
+    // Staged inside dest until the build succeeded.
+    assert!(!dest.join("bin").exists());
+    session.outputs().commit().expect("commit");
     assert_eq!(
         std::fs::read(dest.join("bin/app")).expect("read"),
         b"ELF binary"
@@ -419,6 +422,7 @@ async fn file_replaces_planted_symlink_without_following() {
     )
     .await
     .expect("export");
+    session.outputs().commit().expect("commit");
     assert_eq!(std::fs::read(&victim).expect("read"), b"original");
     let meta = std::fs::symlink_metadata(dest.join("target.txt")).expect("lstat");
     assert!(meta.is_file(), "the symlink was replaced by the file");
