@@ -228,10 +228,11 @@ async fn ctrl_c_while_the_result_is_sent() {
     for (kind, ready) in [("tar", "sending tarball"), ("local", "copying files")] {
         let tmp = tempfile::tempdir().unwrap();
         let m = unique();
-        // A 1 GiB (sparse) file to export: sending it takes seconds.
+        // A 512 MiB (sparse) file to export: sending it takes a moment (four
+        // rows write it at once).
         let st = go_image()
             .run(
-                ExecOptions::shell(format!("truncate -s 1G /big-{m} && echo made-{m}"))
+                ExecOptions::shell(format!("truncate -s 512M /big-{m} && echo made-{m}"))
                     .custom_name(format!("[test 1/1] make a big file {m}")),
             )
             .root();

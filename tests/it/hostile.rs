@@ -125,15 +125,11 @@ async fn solve_with(
 }
 
 /// kiln refused `path` itself (the status it sent the daemon says so) and
-/// said so to the user; nothing but `out/` and the test's own files exist.
+/// said so to the user; nothing but `out/` and the test's own files exist:
+/// not even the entries the daemon sent before the refused one (an export
+/// is staged and reaches `out/` only when the build succeeded).
 #[track_caller]
-fn assert_refused(
-    tmp: &Path,
-    run: &Run,
-    answered: Option<Result<(), Status>>,
-    path: &str,
-    in_out: &[&str],
-) {
+fn assert_refused(tmp: &Path, run: &Run, answered: Option<Result<(), Status>>, path: &str) {
     run.failure();
     let quoted = format!("refused path {path:?}");
     assert!(
@@ -146,9 +142,7 @@ fn assert_refused(
         .expect_err("kiln refused the export");
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     assert!(status.message().contains(&quoted), "{status:?}");
-    let mut expected = vec!["def.llb".to_string(), "fake.sock".into(), "out".into()];
-    expected.extend(in_out.iter().map(|p| format!("out/{p}")));
-    expected.sort();
+    let expected = vec!["def.llb".to_string(), "fake.sock".into(), "out".into()];
     assert_eq!(tree(tmp), expected, "written outside out/ or left behind");
 }
 
@@ -165,7 +159,7 @@ async fn a_dot_dot_path_is_refused_and_nothing_leaves_dest() {
     ];
     let (tmp, run, answered) =
         solve_against(HostileExport::Packets(packets), "type=local,dest={out}").await;
-    assert_refused(tmp.path(), &run, answered, "..", &[]);
+    assert_refused(tmp.path(), &run, answered, "..");
     // And below a real directory.
     let bad = "a/../../escape";
     let (tmp, run, answered) = solve_against(
@@ -173,7 +167,7 @@ async fn a_dot_dot_path_is_refused_and_nothing_leaves_dest() {
         "type=local,dest={out}",
     )
     .await;
-    assert_refused(tmp.path(), &run, answered, bad, &["a"]);
+    assert_refused(tmp.path(), &run, answered, bad);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,7 +181,7 @@ async fn a_refused_export_fails_even_when_the_daemon_reports_success() {
         true,
     )
     .await;
-    assert_refused(tmp.path(), &run, answered, bad, &[]);
+    assert_refused(tmp.path(), &run, answered, bad);
     assert!(
         run.stderr
             .contains("the daemon reported success, but kiln's side of the export failed"),
@@ -206,7 +200,7 @@ async fn an_absolute_path_is_refused() {
     packets.insert(0, stat(&bad, 0o644, 5, ""));
     let (tmp, run, answered) =
         solve_against(HostileExport::Packets(packets), "type=local,dest={out}").await;
-    assert_refused(tmp.path(), &run, answered, &bad, &[]);
+    assert_refused(tmp.path(), &run, answered, &bad);
     assert!(!target.exists(), "{} written", target.display());
 }
 
@@ -224,7 +218,7 @@ async fn nothing_is_written_through_a_symlink_the_daemon_sent() {
     let (tmp, run, answered) =
         solve_against(HostileExport::Packets(packets), "type=local,dest={out}").await;
     // The symlink itself is made as sent (it is content); nothing went through it.
-    assert_refused(tmp.path(), &run, answered, "link/escape", &["link"]);
+    assert_refused(tmp.path(), &run, answered, "link/escape");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,14 +83,15 @@ pub async fn solve_entitled(
     )
     .await
     .expect("the solve finishes within 300 s");
-    attached.close().await;
-    // Received files go into place once the build succeeded.
+    // Received exports go into place once the build succeeded.
     if r.is_ok() {
         session
             .outputs()
             .commit()
+            .await
             .expect("the outputs go into place");
     }
+    attached.close().await;
     r
 }
 

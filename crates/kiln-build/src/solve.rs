@@ -225,7 +225,13 @@ impl SolveJob {
             &client.address().to_string(),
         )
         .await;
+        // The exports' last packets may trail the daemon's answer.
+        let settled = match &r {
+            Ok(_) => outputs.settle().await,
+            Err(_) => Ok(()),
+        };
         attached.close().await;
+        settled?;
         let engine = client.engine();
         if let (Ok(_), Some(e)) = (&r, exports.take_export_failure()) {
             return Err(BuildError::Export(Box::new(e)));
@@ -234,7 +240,7 @@ impl SolveJob {
             // Files the daemon sent go into place only now the build
             // succeeded (a cancelled export ends its stream too).
             (Ok(r), _) => {
-                outputs.commit()?;
+                outputs.commit().await?;
                 r
             }
             (Err(e), Some(engine)) => {

@@ -203,14 +203,20 @@ impl Endpoint<'_> {
             result.refs.push((pid, r, to_pb(&p.target)));
         }
         let resp = gw.finish(result).await;
+        // The exports' last packets may trail the daemon's answer.
+        let settled = match &resp {
+            Ok(_) => outputs.settle().await,
+            Err(_) => Ok(()),
+        };
         attached.close().await;
         let resp = resp?;
+        settled?;
         if let Some(e) = exports.take_export_failure() {
             return Err(BuildError::Export(Box::new(e)));
         }
         // Files the daemon sent go into place only now the build
         // succeeded (a cancelled export ends its stream too).
-        outputs.commit()?;
+        outputs.commit().await?;
         Ok(Outcome::Built(resp, plan))
     }
 }

@@ -47,14 +47,23 @@ impl SharedWriter {
     }
 }
 
-/// Single-file exports the daemon has sent completely, waiting in their
-/// temporary files until the build succeeds: [`Outputs::commit`] renames
-/// them into place. A stream that ends is not a finished build (a
-/// cancelled exporter closes its stream too), so nothing reaches its
-/// destination before the caller knows the build succeeded; uncommitted
-/// files are removed when the session is dropped.
+/// Exports the daemon has sent completely, waiting (a file in its
+/// temporary file, a directory in its staging directory) until the build
+/// succeeds: [`Outputs::commit`] puts them into place. A stream that ends
+/// is not a finished build (a cancelled exporter closes its stream too), so
+/// nothing reaches its destination before the caller knows the build
+/// succeeded; uncommitted exports are removed when the session is dropped.
 #[derive(Clone, Default)]
-pub struct Outputs(Arc<std::sync::Mutex<Vec<Staged>>>);
+pub struct Outputs(Arc<OutputsInner>);
+
+#[derive(Default)]
+struct OutputsInner {
+    staged: std::sync::Mutex<Vec<Staged>>,
+    /// Transfers still running: a directory's last packets and its staging
+    /// may trail the daemon's end of the export by a moment.
+    running: std::sync::atomic::AtomicUsize,
+    settled: tokio::sync::Notify,
+}
 
 /// A whole export waiting for the build's success.
 enum Staged {
@@ -62,27 +71,72 @@ enum Staged {
     Dir(staged_dir::StagedDir),
 }
 
+/// How long [`Outputs::commit`] waits for transfers still finishing.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl std::fmt::Debug for Outputs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outputs").finish_non_exhaustive()
     }
 }
 
+/// One transfer counted as running while alive.
+struct Transfer(Outputs);
+
+impl Drop for Transfer {
+    fn drop(&mut self) {
+        self.0
+             .0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0 .0.settled.notify_waiters();
+    }
+}
+
 impl Outputs {
+    fn begin(&self) -> Transfer {
+        self.0
+            .running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Transfer(self.clone())
+    }
+
     fn stage(&self, received: Staged) {
-        if let Ok(mut v) = self.0.lock() {
+        if let Ok(mut v) = self.0.staged.lock() {
             v.push(received);
         }
     }
 
-    /// Moves every completely received file into place, returning their
-    /// destinations.
+    /// Waits for the transfers still finishing (their last packets and
+    /// their staging may trail the daemon's end of the export).
     ///
     /// # Errors
-    /// [`Error::Io`] when a rename fails (the files not yet moved are
-    /// removed).
-    pub fn commit(&self) -> Result<Vec<PathBuf>> {
-        let staged = match self.0.lock() {
+    /// [`Error::PacketProtocol`] when a transfer is still running a minute
+    /// after the build ended.
+    pub async fn settle(&self) -> Result<()> {
+        let settled = async {
+            loop {
+                let notified = self.0.settled.notified();
+                if self.0.running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(SETTLE, settled).await.map_err(|_| {
+            Error::protocol("an export was still being received a minute after the build ended")
+        })
+    }
+
+    /// [`Outputs::settle`], then moves every export received whole into
+    /// place, returning their destinations.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a rename or a merge fails (the exports not yet
+    /// moved are removed), or what [`Outputs::settle`] returns.
+    pub async fn commit(&self) -> Result<Vec<PathBuf>> {
+        self.settle().await?;
+        let staged = match self.0.staged.lock() {
             Ok(mut v) => std::mem::take(&mut *v),
             Err(_) => return Err(Error::protocol("export list poisoned")),
         };
@@ -312,8 +366,10 @@ fn start_file(
     failed: Failed,
 ) -> Answer<BytesMessage> {
     let inbound = request.into_inner();
+    let transfer = outputs.begin();
     spawn_transfer(
         async move {
+            let _transfer = transfer;
             match target {
                 ExportTarget::File(path) => {
                     outputs.stage(Staged::File(file::receive_file(&path, inbound).await?));
@@ -343,7 +399,9 @@ fn start_directory(
             failed,
         );
     };
+    let transfer = outputs.begin();
     tokio::spawn(async move {
+        let _transfer = transfer;
         // Received into a staging directory inside `dest`, merged into it
         // by Outputs::commit once the build succeeded.
         let received = async {

@@ -41,10 +41,17 @@ pub fn abandon_exports() {
     }
 }
 
+/// Removes a staging directory; a receiver that did not stop in time may
+/// still add an entry while it goes, so a few tries.
 fn remove_staging(path: &Path) {
-    if let Err(e) = std::fs::remove_dir_all(path) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(path = %path.display(), error = %e, "cannot remove a staged export");
+    for attempt in 0..10 {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) if attempt == 9 => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a staged export");
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
 }

@@ -254,10 +254,13 @@ async fn send_files(
             })
         })
         .collect();
-    for w in workers {
+    // The first failure ends the sync at once: the other readers wait
+    // for requests that will never come (they stop when the queue closes).
+    futures::future::try_join_all(workers.into_iter().map(|w| async move {
         w.await
-            .map_err(|e| Error::protocol(format!("file reader failed: {e}")))??;
-    }
+            .map_err(|e| Error::protocol(format!("file reader failed: {e}")))?
+    }))
+    .await?;
     Ok(())
 }
 

@@ -58,7 +58,7 @@ async fn raw_bytes_land_in_file_by_exporter_id() {
     // Received whole, but in place only once the build succeeded.
     assert!(!oci.exists());
     assert_eq!(
-        session.outputs().commit().expect("commit"),
+        session.outputs().commit().await.expect("commit"),
         std::slice::from_ref(&oci)
     );
     assert_eq!(std::fs::read(&oci).expect("read"), b"second exporter");
@@ -72,7 +72,7 @@ async fn raw_bytes_land_in_file_by_exporter_id() {
     );
     let mut stream = client.diff_copy(request).await.expect("call").into_inner();
     assert!(stream.message().await.expect("ok status").is_none());
-    session.outputs().commit().expect("commit");
+    session.outputs().commit().await.expect("commit");
     assert!(std::fs::read(&tar).expect("read") == big);
     assert_eq!(
         entries(dir.path()),
@@ -311,7 +311,7 @@ async fn directory_export_is_written() {
     .expect("export");
     // Staged inside dest until the build succeeded.
     assert!(!dest.join("bin").exists());
-    session.outputs().commit().expect("commit");
+    session.outputs().commit().await.expect("commit");
     assert_eq!(
         std::fs::read(dest.join("bin/app")).expect("read"),
         b"ELF binary"
@@ -422,7 +422,7 @@ async fn file_replaces_planted_symlink_without_following() {
     )
     .await
     .expect("export");
-    session.outputs().commit().expect("commit");
+    session.outputs().commit().await.expect("commit");
     assert_eq!(std::fs::read(&victim).expect("read"), b"original");
     let meta = std::fs::symlink_metadata(dest.join("target.txt")).expect("lstat");
     assert!(meta.is_file(), "the symlink was replaced by the file");
