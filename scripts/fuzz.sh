@@ -12,9 +12,11 @@
 # KILN_FUZZ_SANITIZER  none (default) or address
 # KILN_FUZZ_TARGET_DIR where the targets are built (default fuzz/target)
 #
-# Installs cargo-fuzz into ~/.cargo/bin when it is missing. kiln builds with
-# stable Rust: cargo-fuzz passes nightly-only rustc flags (sanitizer coverage),
-# which RUSTC_BOOTSTRAP=1 lets stable accept, for this build only.
+# Installs cargo-fuzz into ~/.cargo/bin when it is missing. Stable Rust is
+# enough: cargo-fuzz's coverage instrumentation (-Cpasses=sancov-module,
+# -Cllvm-args=…) uses stable rustc flags. Only a sanitizer needs a nightly
+# flag (-Zsanitizer); with one, RUSTC_BOOTSTRAP=1 lets stable rustc take it,
+# for this build only.
 #
 # Exits non-zero when a target crashes, panics, times out on one input or
 # runs out of memory, printing the input and a command that reproduces it.
@@ -28,7 +30,9 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd)
 
 export PATH="$HOME/.cargo/bin:$PATH"
-export RUSTC_BOOTSTRAP=1
+if [ "$sanitizer" != none ]; then
+    export RUSTC_BOOTSTRAP=1
+fi
 cargo_fuzz_version=0.13.2
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz $cargo_fuzz_version"
@@ -75,7 +79,7 @@ for t in "${targets[@]}"; do
         for a in "$work/artifacts/$t"/*; do
             [ -e "$a" ] || continue
             echo "fuzz: crashing input: $a"
-            echo "fuzz: reproduce: $bin/$t $a   # or: (cd $root/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run ${build[*]} $t $a)"
+            echo "fuzz: reproduce: $bin/$t $a"
         done
     fi
 done
