@@ -65,6 +65,8 @@ failed=()
 for t in "${targets[@]}"; do
     mkdir -p "$work/corpus/$t" "$work/artifacts/$t"
     log=$work/$t.log
+    # Crashes of earlier runs in a reused KILN_FUZZ_WORK are not this run's.
+    touch "$work/artifacts/$t/.started"
     # The first corpus directory receives new inputs; the seeds are read only.
     # -timeout: one input may take at most 10 s (runaway backtracking).
     if "$bin/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
@@ -75,12 +77,12 @@ for t in "${targets[@]}"; do
     else
         failed+=("$t")
         echo "fuzz: $t FAILED; the end of its log ($log):"
-        grep -v '^#[0-9]' "$log" | tail -n 25 | sed 's/^/    /'
-        for a in "$work/artifacts/$t"/*; do
-            [ -e "$a" ] || continue
+        # Without libFuzzer's progress lines and the backtrace's frames.
+        grep -v -e '^#[0-9]' -e '^ *[0-9][0-9]*: ' -e '^ *at ' "$log" | tail -n 25 | sed 's/^/    /'
+        while IFS= read -r a; do
             echo "fuzz: crashing input: $a"
             echo "fuzz: reproduce: $bin/$t $a"
-        done
+        done < <(find "$work/artifacts/$t" -type f ! -name .started -newer "$work/artifacts/$t/.started")
     fi
 done
 
