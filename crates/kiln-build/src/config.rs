@@ -60,13 +60,22 @@ impl KilnToml {
     pub fn load(dir: &Path) -> Result<KilnToml, BuildError> {
         let path = dir.join(FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| BuildError::Config {
-                path,
-                source: Box::new(e),
-            }),
+            Ok(text) => KilnToml::parse(&text, &path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KilnToml::default()),
             Err(e) => Err(BuildError::file("read", path, e)),
         }
+    }
+
+    /// Parses the text of a kiln.toml; `path` is only used in errors.
+    ///
+    /// # Errors
+    /// [`BuildError::Config`] for text that does not parse (unknown keys
+    /// included).
+    pub fn parse(text: &str, path: &Path) -> Result<KilnToml, BuildError> {
+        toml::from_str(text).map_err(|e| BuildError::Config {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })
     }
 }
 

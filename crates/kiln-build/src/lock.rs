@@ -71,15 +71,35 @@ impl Lock {
     pub fn load(dir: &Path) -> Result<Option<Lock>, BuildError> {
         let path = dir.join(FILE);
         match std::fs::read_to_string(&path) {
-            Ok(t) => toml::from_str(&t).map(Some).map_err(|e| BuildError::Lock {
-                reason: format!(
-                    "not a valid kiln.lock ({e}); recreate it with `kiln lock --update`"
-                ),
-                path,
-            }),
+            Ok(t) => Lock::parse(&t, &path).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(BuildError::file("read", path, e)),
         }
+    }
+
+    /// Parses the text of a kiln.lock; `path` is only used in errors.
+    ///
+    /// # Errors
+    /// [`BuildError::Lock`] for text that does not parse.
+    pub fn parse(text: &str, path: &Path) -> Result<Lock, BuildError> {
+        toml::from_str(text).map_err(|e| BuildError::Lock {
+            reason: format!("not a valid kiln.lock ({e}); recreate it with `kiln lock --update`"),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The text [`Lock::save`] writes; `path` is only used in errors.
+    ///
+    /// # Errors
+    /// [`BuildError::Lock`] when the lock cannot be encoded.
+    pub fn to_text(&self, path: &Path) -> Result<String, BuildError> {
+        let encoded = toml::to_string_pretty(self).map_err(|e| BuildError::Lock {
+            path: path.to_owned(),
+            reason: format!("cannot encode: {e}"),
+        })?;
+        Ok(format!(
+            "# kiln.lock: written by `kiln lock`; `kiln build` uses these exact inputs.\n{encoded}"
+        ))
     }
 
     /// Writes atomically (temporary file, then rename).
@@ -87,14 +107,9 @@ impl Lock {
     /// # Errors
     /// [`BuildError::File`] when the file cannot be written.
     pub fn save(&self, dir: &Path) -> Result<(), BuildError> {
-        let encoded = toml::to_string_pretty(self).map_err(|e| BuildError::Lock {
-            path: dir.join(FILE),
-            reason: format!("cannot encode: {e}"),
-        })?;
-        let body = format!(
-            "# kiln.lock: written by `kiln lock`; `kiln build` uses these exact inputs.\n{encoded}"
-        );
-        crate::write_atomic(&dir.join(FILE), body.as_bytes())
+        let path = dir.join(FILE);
+        let body = self.to_text(&path)?;
+        crate::write_atomic(&path, body.as_bytes())
     }
 }
 

@@ -72,6 +72,17 @@ pub fn read_definition(file: &str) -> Result<DefinitionFile, BuildError> {
         let b = std::fs::read(&p).map_err(|e| BuildError::file("read", &p, e))?;
         (b, p.display().to_string())
     };
+    decode_definition(bytes, &name)
+}
+
+/// Decodes the bytes of a definition as [`read_definition`] does (`name`
+/// says where they came from, in errors): a `pb.Definition` whose every op
+/// is a `pb.Op`, and not empty.
+///
+/// # Errors
+/// [`BuildError::Invalid`] when it is not a `pb.Definition` or is empty.
+pub fn decode_definition(bytes: Vec<u8>, name: &str) -> Result<DefinitionFile, BuildError> {
+    let name = name.to_string();
     let def = pb::Definition::decode(bytes.as_slice()).map_err(|e| {
         BuildError::invalid(
             name.clone(),

@@ -151,13 +151,22 @@ impl ImageRef {
     }
 
     /// The short name Docker shows: `docker.io` and `library/` removed.
+    ///
+    /// Unlike Go's `FamiliarName`, a Docker Hub path whose first component
+    /// would be read as a registry host (`docker.io/evil.example/app`)
+    /// keeps its domain: the short form is parsed again (a Docker Engine
+    /// push, `docker load`'s tags) and must not name another registry.
     pub fn familiar_name(&self) -> String {
         if self.domain != DEFAULT_DOMAIN {
             return self.name();
         }
-        match self.path.strip_prefix(OFFICIAL_REPO_PREFIX) {
-            Some(rest) if !rest.contains('/') => rest.to_string(),
-            _ => self.path.clone(),
+        let short = match self.path.strip_prefix(OFFICIAL_REPO_PREFIX) {
+            Some(rest) if !rest.contains('/') => rest,
+            _ => &self.path,
+        };
+        match short.split_once('/') {
+            Some((first, _)) if looks_like_domain(first) => self.name(),
+            _ => short.to_string(),
         }
     }
 
@@ -220,13 +229,9 @@ fn split_docker_domain(name: &str) -> (&str, String) {
     let Some((maybe_domain, maybe_remote)) = name.split_once('/') else {
         return (DEFAULT_DOMAIN, format!("{OFFICIAL_REPO_PREFIX}{name}"));
     };
-    let (domain, remote) = if maybe_domain == "localhost" {
-        (maybe_domain, maybe_remote)
-    } else if maybe_domain == LEGACY_DEFAULT_DOMAIN {
+    let (domain, remote) = if maybe_domain == LEGACY_DEFAULT_DOMAIN {
         (DEFAULT_DOMAIN, maybe_remote)
-    } else if maybe_domain.contains(['.', ':']) || maybe_domain.to_lowercase() != maybe_domain {
-        // A dot or colon means a host name, IP address or port; an uppercase
-        // first element cannot be a namespace, so it must be a host too.
+    } else if looks_like_domain(maybe_domain) {
         (maybe_domain, maybe_remote)
     } else {
         (DEFAULT_DOMAIN, name)
@@ -235,6 +240,14 @@ fn split_docker_domain(name: &str) -> (&str, String) {
         return (domain, format!("{OFFICIAL_REPO_PREFIX}{remote}"));
     }
     (domain, remote.to_string())
+}
+
+/// Whether `splitDockerDomain` takes `first`, the part before the first
+/// `/`, for a registry host: `localhost`, or anything with a dot or colon
+/// (host name, IP address, port); an uppercase first element cannot be a
+/// namespace, so it must be a host too.
+fn looks_like_domain(first: &str) -> bool {
+    first == "localhost" || first.contains(['.', ':']) || first.to_lowercase() != first
 }
 
 /// distribution/reference's `Parse`, for a string that must be named.
@@ -548,6 +561,33 @@ mod tests {
             ImageRef::parse("library/a/b").expect("v").familiar_name(),
             "library/a/b"
         );
+    }
+
+    /// Found by the `image_ref` fuzz target: `docker.io/ler.io/…` came out
+    /// as `ler.io/…`, a name on another registry.
+    #[test]
+    fn familiar_name_never_names_another_registry() {
+        for (input, familiar) in [
+            (
+                "docker.io/ler.io/libbrary/alt",
+                "docker.io/ler.io/libbrary/alt:latest",
+            ),
+            ("docker.io/localhost/app:1", "docker.io/localhost/app:1"),
+            (
+                "docker.io/index.docker.io/app",
+                "docker.io/index.docker.io/app:latest",
+            ),
+            ("docker.io/library/ler.io", "ler.io:latest"),
+            ("docker.io/team/app", "team/app:latest"),
+        ] {
+            let r = ImageRef::parse(input).expect(input);
+            assert_eq!(r.familiar(), familiar, "{input}");
+            assert_eq!(
+                ImageRef::parse(&r.familiar()).expect(familiar),
+                r,
+                "{input}"
+            );
+        }
     }
 
     #[test]

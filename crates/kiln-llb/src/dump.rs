@@ -415,7 +415,7 @@ pub fn to_dot(def: &Definition) -> String {
         String::from("digraph llb {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n");
     for bytes in &pb.def {
         let digest = kiln_image::Digest::sha256_of(bytes).to_string();
-        let id = short(&digest);
+        let id = escape(&short(&digest));
         let Ok(op) = decode_op(bytes) else {
             let _ = writeln!(out, "  \"{id}\" [label=\"undecodable op\", color=red];");
             continue;
@@ -440,7 +440,8 @@ pub fn to_dot(def: &Definition) -> String {
             let _ = writeln!(
                 out,
                 "  \"{}\" -> \"{id}\" [label=\"{}\"];",
-                short(&input.digest),
+                // The input digest is the writer's text, not ours.
+                escape(&short(&input.digest)),
                 escape(&edge)
             );
         }

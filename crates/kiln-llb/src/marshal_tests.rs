@@ -303,6 +303,27 @@ fn dot_output_names_ops_mounts_and_secrets() {
     assert!(dot.trim_end().ends_with('}'));
 }
 
+/// Found by the `definition` fuzz target: an input digest holding a `"`
+/// ended its DOT string, so a hostile Definition could add edges, nodes or
+/// attributes (Graphviz reads the files named in `image=`).
+#[test]
+fn dot_escapes_input_digests() {
+    let op = pb::Op {
+        inputs: vec![pb::Input {
+            digest: r#"x" -> "y"#.into(),
+            index: 0,
+        }],
+        ..Default::default()
+    };
+    let d = Definition::from_pb(pb::Definition {
+        def: vec![prost::Message::encode_to_vec(&op)],
+        ..Default::default()
+    });
+    let dot = dump::to_dot(&d);
+    let edge = dot.lines().find(|l| l.contains("->")).expect("an edge");
+    assert!(edge.starts_with(r#"  "x\" -> \"y" -> ""#), "{edge}");
+}
+
 #[test]
 fn state_metadata_accessors() {
     let st = scratch()

@@ -356,40 +356,98 @@ fn class_matches(negated: bool, items: &[(char, char)], c: char) -> bool {
     items.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != negated
 }
 
-/// Backtracking match of the whole `text` against `tokens`.
+/// Whether `tokens` match the whole of `text`. The pattern is run as an
+/// automaton: after each character, the set of token positions the text
+/// can have reached. Time is at most tokens × characters whatever the
+/// pattern (patternmatcher uses Go's regexp, which is linear too); a
+/// backtracking match took exponential time on `*a*a*a…` or `**/**/…`, so
+/// a hostile `.dockerignore` could hang the file sync.
 fn glob_match(tokens: &[Token], text: &[char]) -> bool {
-    let Some((token, rest)) = tokens.split_first() else {
-        return text.is_empty();
-    };
-    match token {
-        Token::Char(c) => text.first() == Some(c) && glob_match(rest, &text[1..]),
-        Token::AnyOne => text.first().is_some_and(|c| *c != '/') && glob_match(rest, &text[1..]),
-        Token::Class { negated, items } => {
-            text.first()
-                .is_some_and(|c| class_matches(*negated, items, *c))
-                && glob_match(rest, &text[1..])
-        }
-        Token::Star => {
-            for n in 0..=text.len() {
-                if glob_match(rest, &text[n..]) {
-                    return true;
+    let mut states = States::new(tokens.len());
+    let mut next = States::new(tokens.len());
+    if states.enter(tokens, 0) {
+        return true;
+    }
+    for &c in text {
+        next.clear();
+        for j in 0..tokens.len() {
+            let reached = if states.at[j] {
+                match &tokens[j] {
+                    Token::Char(x) => (*x == c).then_some(j + 1),
+                    Token::AnyOne => (c != '/').then_some(j + 1),
+                    Token::Class { negated, items } => {
+                        class_matches(*negated, items, c).then_some(j + 1)
+                    }
+                    // Stays on the star; entering it again also enters
+                    // what follows (zero more characters).
+                    Token::Star => (c != '/').then_some(j),
+                    // Back at a directory boundary after a `/`; inside a
+                    // name otherwise (what follows cannot start there).
+                    Token::AnyDirs if c == '/' => Some(j),
+                    Token::AnyDirs => {
+                        next.inside[j] = true;
+                        None
+                    }
+                    // enter() returns true on reaching it.
+                    Token::AnyTail => None,
                 }
-                if text.get(n) == Some(&'/') {
-                    break;
-                }
-            }
-            false
-        }
-        Token::AnyDirs => {
-            if glob_match(rest, text) {
+            } else {
+                None
+            };
+            if reached.is_some_and(|k| next.enter(tokens, k)) {
                 return true;
             }
-            text.iter()
-                .enumerate()
-                .filter(|(_, c)| **c == '/')
-                .any(|(n, _)| glob_match(rest, &text[n + 1..]))
+            if states.inside[j] {
+                if c == '/' {
+                    if next.enter(tokens, j) {
+                        return true;
+                    }
+                } else {
+                    next.inside[j] = true;
+                }
+            }
         }
-        Token::AnyTail => true,
+        std::mem::swap(&mut states, &mut next);
+    }
+    states.at[tokens.len()]
+}
+
+/// Where a glob match can be: `at[j]` before token `j` (`at[len]`: at the
+/// end of the pattern); `inside[j]` within the directories `**/` token `j`
+/// skips, in the middle of a name.
+struct States {
+    at: Vec<bool>,
+    inside: Vec<bool>,
+}
+
+impl States {
+    fn new(len: usize) -> States {
+        States {
+            at: vec![false; len + 1],
+            inside: vec![false; len],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.at.fill(false);
+        self.inside.fill(false);
+    }
+
+    /// Adds position `j` and the positions reachable from it without a
+    /// character (past `*` and `**/`, which may match nothing). True when
+    /// that reaches a trailing `**`, which matches whatever follows.
+    fn enter(&mut self, tokens: &[Token], mut j: usize) -> bool {
+        loop {
+            if self.at[j] {
+                return false;
+            }
+            self.at[j] = true;
+            match tokens.get(j) {
+                Some(Token::Star | Token::AnyDirs) => j += 1,
+                Some(Token::AnyTail) => return true,
+                _ => return false,
+            }
+        }
     }
 }
 
@@ -492,6 +550,106 @@ mod tests {
         assert_eq!(mx, pm.matches_or_parent_matches("a/keep/x.txt"));
         assert!(!mx);
         assert!(ml);
+    }
+
+    /// The backtracking matcher glob_match replaced, as the reference the
+    /// automaton must agree with.
+    fn backtracking(tokens: &[Token], text: &[char]) -> bool {
+        let Some((token, rest)) = tokens.split_first() else {
+            return text.is_empty();
+        };
+        match token {
+            Token::Char(c) => text.first() == Some(c) && backtracking(rest, &text[1..]),
+            Token::AnyOne => {
+                text.first().is_some_and(|c| *c != '/') && backtracking(rest, &text[1..])
+            }
+            Token::Class { negated, items } => {
+                text.first()
+                    .is_some_and(|c| class_matches(*negated, items, *c))
+                    && backtracking(rest, &text[1..])
+            }
+            Token::Star => {
+                for n in 0..=text.len() {
+                    if backtracking(rest, &text[n..]) {
+                        return true;
+                    }
+                    if text.get(n) == Some(&'/') {
+                        break;
+                    }
+                }
+                false
+            }
+            Token::AnyDirs => {
+                backtracking(rest, text)
+                    || text
+                        .iter()
+                        .enumerate()
+                        .any(|(n, c)| *c == '/' && backtracking(rest, &text[n + 1..]))
+            }
+            Token::AnyTail => true,
+        }
+    }
+
+    /// Every string of `len` characters from `alphabet`.
+    fn strings(alphabet: &[&str], len: usize) -> Vec<String> {
+        let mut out = vec![String::new()];
+        for _ in 0..len {
+            out = out
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |a| format!("{s}{a}")))
+                .collect();
+        }
+        out
+    }
+
+    #[test]
+    fn automaton_agrees_with_backtracking() {
+        let pieces = ["a", "b", "/", "*", "?", "**/", "**", "[a/]"];
+        let texts: Vec<Vec<char>> = (0..=5)
+            .flat_map(|n| strings(&["a", "b", "/"], n))
+            .map(|t| t.chars().collect())
+            .collect();
+        for n in 1..=4 {
+            for p in strings(&pieces, n) {
+                let Ok(Kind::Glob(tokens)) = compile(&p) else {
+                    continue;
+                };
+                for t in &texts {
+                    assert_eq!(
+                        glob_match(&tokens, t),
+                        backtracking(&tokens, t),
+                        "{p:?} on {:?}",
+                        t.iter().collect::<String>()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Found by the `dockerignore` fuzz target: the backtracking matcher
+    /// took exponential time (hours) on such a pattern, so a hostile
+    /// `.dockerignore` hung the file sync.
+    #[test]
+    fn hostile_patterns_match_in_bounded_time() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pm = PatternMatcher::new(&[
+                "*a*a*a*a*a*a*a*a*a*a*a*a*c",
+                "**/**/**/**/**/**/**/**/**/**/**/**/c",
+                "a*/**/*a*/**/*a*/**/*a*/**/*a*/**/c",
+            ])
+            .expect("valid patterns");
+            let long = format!("{}b", "a".repeat(80));
+            let deep = format!("{}b", "a/".repeat(40));
+            tx.send((
+                pm.matches_or_parent_matches(&long),
+                pm.matches_or_parent_matches(&deep),
+            ))
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("matching took over 10 s");
+        assert_eq!(got, (false, false));
     }
 
     #[test]
