@@ -102,6 +102,9 @@ t_all=$EPOCHREALTIME
     for f in benches/*.sh; do bash -n "$f"; done
     cargo bench --profile dev -p kiln-llb -p kiln-session --bench marshal --bench filesync -- \
       --quick --warm-up-time 0.5 --measurement-time 1 --noplot --discard-baseline
+    # The parsers of user input, fuzzed 15 s a target (fuzz/, scripts/fuzz.sh;
+    # cold, with cargo-fuzz's install and the build, about 7 to 10 minutes).
+    KILN_FUZZ_SECONDS="${KILN_FUZZ_SECONDS:-15}" "$ROOT/scripts/fuzz.sh"
   fi
 ) >"$LOGS/unit.log" 2>&1 && echo "$EPOCHREALTIME" >"$LOGS/unit.end" || { rc=$?; echo "$EPOCHREALTIME" >"$LOGS/unit.end"; exit $rc; } &
 PIDS[unit]=$!
