@@ -282,3 +282,13 @@ async fn a_pruned_daemon_with_the_go_cache_compiles_only_the_edit() {
         assert!(b == &cold_bin, "the binary differs from a cold build's");
     }
 }
+
+/// Ctrl-C while the result is sent (see `cancel.rs`): it needs the
+/// machine's disk to itself, not the daemon's cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_while_the_result_is_sent() {
+    if !exclusive() {
+        return;
+    }
+    crate::cancel::ctrl_c_while_the_result_is_sent().await;
+}

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 
 /// How long dropping a staged export waits for its receiving thread to
 /// stop before removing what it wrote.
-const STOP_WAIT: Duration = Duration::from_secs(3);
+const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// Staged exports of this process not yet committed or removed: what
 /// [`abandon_exports`] stops and removes.
