@@ -20,21 +20,47 @@ fn exclusive() -> bool {
     false
 }
 
-/// `kiln prune --all` until the daemon lists no cache record: a record
-/// the last build still held (its history, a closing session) is in use
-/// for a moment after the build returns, and a prune skips it.
-async fn prune_all() {
-    for _ in 0..40 {
+/// Seconds since the Unix epoch: a test's start, for [`prune_all`].
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `kiln prune --all` until the daemon lists no cache record the test
+/// made (created at or after `since`) and nothing unused: a record the
+/// last build still held (its history, a closing session) is in use for a
+/// moment after the build returns, and a prune skips it. A record in use
+/// since before the test (the daemon holds it for something else: on a
+/// slow CI machine Docker's daemon once held two for minutes) cannot be
+/// this test's build, whose module is unique; it is named in the log.
+async fn prune_all(since: i64) {
+    let mut left = Vec::new();
+    for _ in 0..120 {
         kiln_d(&["prune", "--all"]).await.success();
         let du = kiln_d(&["du", "--format", "json"]).await;
         du.success();
         let records: serde_json::Value = serde_json::from_str(&du.stdout).unwrap();
-        if records["records"].as_array().is_none_or(|r| r.is_empty()) {
+        left = records["records"].as_array().cloned().unwrap_or_default();
+        let ours = |r: &serde_json::Value| {
+            !r["in_use"].as_bool().unwrap_or(false)
+                || r["created_at"].as_i64().is_none_or(|t| t + 1 >= since)
+        };
+        if !left.iter().any(ours) {
+            if !left.is_empty() {
+                eprintln!(
+                    "records in use since before the test, kept by the daemon: {:#}",
+                    serde_json::Value::Array(left)
+                );
+            }
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    panic!("records left after 10 s of prune --all");
+    panic!(
+        "records left after 30 s of prune --all: {:#}",
+        serde_json::Value::Array(left)
+    );
 }
 
 async fn build(dir: &std::path::Path, extra: &[&str]) -> Run {
@@ -53,6 +79,7 @@ async fn a_pruned_daemon_builds_from_its_exported_cache() {
     if !exclusive() {
         return;
     }
+    let since = now();
     let h = harness();
     let tmp = tempfile::tempdir().unwrap();
     let classic = daemon().kind == kiln_test_support::DaemonKind::DockerClassic;
@@ -94,7 +121,7 @@ async fn a_pruned_daemon_builds_from_its_exported_cache() {
             let _ = docker(&["image", "rm", &name]);
         }
         // Everything goes: no record is left to reuse.
-        prune_all().await;
+        prune_all(since).await;
 
         let again = build(&dir, &["--cache-from", &from, "--progress", "rawjson"]).await;
         again.success();
@@ -162,6 +189,7 @@ async fn a_pruned_daemon_with_the_go_cache_compiles_only_the_edit() {
     if !exclusive() {
         return;
     }
+    let since = now();
     let h = harness();
     let tmp = tempfile::tempdir().unwrap();
     let m = unique();
@@ -242,7 +270,7 @@ async fn a_pruned_daemon_with_the_go_cache_compiles_only_the_edit() {
     }
     let mut binaries = Vec::new();
     for (i, from) in froms.iter().enumerate() {
-        prune_all().await;
+        prune_all(since).await;
         let out = rootfs(&format!("warm-{i}"));
         let r = build_with(vec![
             "--go-cache-from".into(),
@@ -265,7 +293,7 @@ async fn a_pruned_daemon_with_the_go_cache_compiles_only_the_edit() {
     }
     // Without the Go cache, a fresh daemon compiles everything, into the
     // same binary.
-    prune_all().await;
+    prune_all(since).await;
     let cold_dir = rootfs("cold");
     let cold = build_with(vec![
         "-o".into(),

@@ -115,6 +115,7 @@ pub mod matcher;
 pub mod media_type;
 pub mod platform;
 pub mod reference;
+pub mod store;
 #[cfg(feature = "registry")]
 pub mod registry;
 

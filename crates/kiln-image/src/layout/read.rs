@@ -120,6 +120,47 @@ impl Layout {
         &self.index
     }
 
+    /// Calls `f` with each blob the tarball holds, in the tarball's order,
+    /// with its size and a reader of its bytes; the bytes are checked
+    /// against the digest once `f` has read them all (a loader streaming
+    /// layers into a store: containerd's content service, podman's API).
+    /// Whatever `f` leaves unread is read and checked too.
+    ///
+    /// # Errors
+    /// `f`'s error, [`LayoutError::ReadEntry`] for an entry that breaks
+    /// off and [`LayoutError::DigestMismatch`] for bytes that do not match.
+    pub fn for_each_blob<F>(&self, mut f: F) -> Result<(), LayoutError>
+    where
+        F: FnMut(&Digest, u64, &mut dyn Read) -> Result<(), LayoutError>,
+    {
+        let tar = self.tar.clone();
+        for_each_file(&self.tar, |path, entry| {
+            let Some(digest) = blob_digest(path) else {
+                return Ok(());
+            };
+            let size = entry.size();
+            let mut verifying = super::Verifying::new(entry, &digest);
+            f(&digest, size, &mut verifying)?;
+            std::io::copy(&mut verifying, &mut std::io::sink()).map_err(|source| {
+                LayoutError::ReadEntry {
+                    tar: tar.clone(),
+                    entry: path.to_string(),
+                    source,
+                }
+            })?;
+            let actual = verifying.finish();
+            if actual != digest {
+                return Err(LayoutError::DigestMismatch {
+                    tar: tar.clone(),
+                    entry: path.to_string(),
+                    expected: digest,
+                    actual,
+                });
+            }
+            Ok(())
+        })
+    }
+
     /// Whether the tarball holds the blob `digest`.
     pub fn contains(&self, digest: &Digest) -> bool {
         self.blobs.contains_key(digest)
