@@ -534,3 +534,91 @@ impl std::error::Error for TransportError {
         std::error::Error::source(&self.0)
     }
 }
+
+/// A failed load into containerd ([`crate::containerd`]). Each variant
+/// names the socket, namespace, method or blob involved and says what to
+/// do about it.
+#[cfg(feature = "containerd")]
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ContainerdError {
+    /// An address that is not a unix socket's path.
+    #[error("invalid containerd address {address:?}: expected unix:///path/to/containerd.sock or /path/to/containerd.sock")]
+    InvalidAddress { address: String },
+    /// A namespace name containerd would refuse.
+    #[error("invalid containerd namespace {namespace:?}: letters and digits joined by single '.', '_' or '-', at most 76 characters (e.g. default, k8s.io)")]
+    InvalidNamespace { namespace: String },
+    /// Nothing at the socket's path.
+    #[error("no containerd socket at {}: is containerd running? pass address=/path/to/containerd.sock (k3s: address={}, namespace=k8s.io)", socket.display(), crate::containerd::K3S_SOCKET)]
+    NoSocket { socket: PathBuf },
+    /// The socket (or a directory above it) may not be opened by this user.
+    #[error("permission denied on {}: run as root, or as a member of the socket's group (see ls -l {}), or pass address= of a containerd you may use", socket.display(), socket.display())]
+    PermissionDenied { socket: PathBuf },
+    /// The socket exists but nothing answers on it.
+    #[error("cannot connect to containerd at {}: is containerd running?", socket.display())]
+    Connect {
+        socket: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC connection could not be set up.
+    #[error("cannot speak gRPC to containerd at {}", socket.display())]
+    Transport {
+        socket: PathBuf,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The namespace does not exist. kiln does not create it: a misspelt
+    /// `k8s.io` would hold images Kubernetes never sees.
+    #[error("containerd at {} has no namespace {namespace:?} (it has: {}): create it with `ctr -a {} namespaces create {namespace}`, or pass namespace= of an existing one", socket.display(), fmt_names(existing), socket.display())]
+    NoNamespace {
+        socket: PathBuf,
+        namespace: String,
+        existing: Vec<String>,
+    },
+    /// containerd refused or failed a call (the method is the gRPC path).
+    #[error("containerd at {} failed {method}: {}", socket.display(), source.message())]
+    Rpc {
+        socket: PathBuf,
+        method: &'static str,
+        #[source]
+        source: Box<tonic::Status>,
+    },
+    /// containerd refused a blob.
+    #[error("containerd at {} refused blob {digest}: {}", socket.display(), source.message())]
+    WriteBlob {
+        socket: PathBuf,
+        digest: Digest,
+        #[source]
+        source: Box<tonic::Status>,
+    },
+    /// Another client held the blob's write lock (`kiln-load-<digest>`)
+    /// and did not finish writing it in time.
+    #[error("containerd at {}: blob {digest} is being written by another client (ref {reference}) that did not finish within {seconds} s; try again", socket.display())]
+    Locked {
+        socket: PathBuf,
+        digest: Digest,
+        reference: String,
+        seconds: u64,
+    },
+    /// The layout could not be read, or holds a blob that is missing or
+    /// does not match its digest. Nothing was named in containerd.
+    #[error("cannot load the image layout into containerd")]
+    Layout {
+        #[source]
+        source: LayoutError,
+    },
+    /// The thread reading the layout stopped without saying why (it
+    /// panicked).
+    #[error("the thread reading {} stopped unexpectedly", tar.display())]
+    Reader { tar: PathBuf },
+}
+
+#[cfg(feature = "containerd")]
+fn fmt_names(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}

@@ -107,6 +107,8 @@
 //! ```
 
 pub mod config;
+#[cfg(feature = "containerd")]
+pub mod containerd;
 pub mod digest;
 pub mod error;
 pub mod layout;
@@ -128,6 +130,8 @@ pub use error::{
     ArchiveError, ConfigError, DigestError, EntryProblem, Error, LayoutError, ManifestError,
     PlatformError, ProtocolError, ReferenceError,
 };
+#[cfg(feature = "containerd")]
+pub use error::ContainerdError;
 #[cfg(feature = "registry")]
 pub use error::{RegistryError, TransportError};
 pub use manifest::{Descriptor, Manifest};
