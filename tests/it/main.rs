@@ -9,6 +9,7 @@ mod cache_export;
 mod cancel;
 mod cli;
 mod common;
+mod containerd;
 mod errors;
 mod examples;
 mod exclusive;

@@ -93,3 +93,44 @@ fn chunks_are_full_until_the_end() {
     assert_eq!(read_chunk(&mut r).expect("2").len(), 10);
     assert!(read_chunk(&mut r).expect("3").is_empty());
 }
+
+#[test]
+fn a_socket_this_user_may_not_open_is_permission_denied() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let socket = tmp.path().join("containerd.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let root = rustix::process::getuid().is_root();
+    // containerd's own mode; root may open anything, so the check runs on
+    // a thread that is `nobody` (thread credentials: the rest of the test
+    // process stays root).
+    let mode = if root { 0o660 } else { 0o000 };
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    let probed = socket.clone();
+    let e = std::thread::spawn(move || {
+        if root {
+            let nobody_gid = rustix::process::Gid::from_raw(65534);
+            let nobody_uid = rustix::process::Uid::from_raw(65534);
+            rustix::thread::set_thread_groups(&[]).expect("groups");
+            rustix::thread::set_thread_res_gid(nobody_gid, nobody_gid, nobody_gid).expect("gid");
+            rustix::thread::set_thread_res_uid(nobody_uid, nobody_uid, nobody_uid).expect("uid");
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(client::probe(&probed))
+    })
+    .join()
+    .expect("thread")
+    .expect_err("EACCES");
+    assert!(matches!(e, ContainerdError::PermissionDenied { .. }), "{e:?}");
+    assert!(
+        e.to_string().starts_with(&format!(
+            "permission denied on {}: run as root",
+            socket.display()
+        )),
+        "{e}"
+    );
+}
