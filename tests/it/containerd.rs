@@ -139,11 +139,6 @@ async fn a_multi_platform_build_loads_with_every_platform_and_runs() {
         [Platform::linux_amd64(), Platform::linux_arm64()]
     );
 
-    // Loading again changes nothing (every blob is there: only the record
-    // is updated).
-    let again = containerd.load(&layout, &name).await.unwrap();
-    assert_eq!(again, loaded);
-
     // The lease is gone, and a collection keeps every blob: the image's
     // labels reach them all, both platforms'.
     assert_eq!(kiln_leases(&socket, ns), Vec::<String>::new());
@@ -152,6 +147,22 @@ async fn a_multi_platform_build_loads_with_every_platform_and_runs() {
     for d in reachable(&layout) {
         assert!(content.lines().any(|l| l == d.as_str()), "{d} collected");
     }
+    // The index names its manifests, as `ctr images import` labels them.
+    let labels = ctr(&socket, ns, &["content", "ls"]);
+    let root_line = labels
+        .lines()
+        .find(|l| l.starts_with(loaded.digest.as_str()))
+        .expect("root listed");
+    let (_, index) = layout.root().unwrap();
+    for (i, m) in index.entries().iter().enumerate() {
+        let label = format!("containerd.io/gc.ref.content.m.{i}={}", m.digest);
+        assert!(root_line.contains(&label), "{label} not in {root_line}");
+    }
+
+    // Loading again changes nothing (every blob is there: only the record
+    // is updated).
+    let again = containerd.load(&layout, &name).await.unwrap();
+    assert_eq!(again, loaded);
 
     let line = image_line(&socket, ns, &full).expect("image listed");
     for want in [
@@ -245,7 +256,12 @@ async fn a_failed_load_leaves_the_image_record_as_it_was() {
     };
 
     // A corrupt layer: refused, and no image record is made.
-    let (bad, _) = layout("bad.tar", format!("bad {}", unique()).as_bytes(), true, false);
+    let (bad, _) = layout(
+        "bad.tar",
+        format!("bad {}", unique()).as_bytes(),
+        true,
+        false,
+    );
     let e = containerd.load(&bad, &name).await.unwrap_err();
     assert!(
         matches!(
@@ -290,6 +306,8 @@ async fn a_failed_load_leaves_the_image_record_as_it_was() {
     assert!(line.contains(second_digest.as_str()), "{line}");
     assert_eq!(kiln_leases(&socket, &ns), Vec::<String>::new());
     ctr(&socket, &ns, &["images", "rm", "--sync", &full]);
+    collect_garbage(&socket, &ns);
+    ctr(&socket, "default", &["namespaces", "rm", &ns]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -300,8 +318,8 @@ async fn a_missing_namespace_is_an_error_not_created() {
     small_layout(&path, unique().as_bytes(), false, false);
     let layout = Layout::open(&path).unwrap();
     let ns = format!("k8s-io-{}", &unique()[..8]);
-    let containerd = Containerd::from_env(Some(&format!("unix://{}", socket.display())), Some(&ns))
-        .unwrap();
+    let containerd =
+        Containerd::from_env(Some(&format!("unix://{}", socket.display())), Some(&ns)).unwrap();
     let e = containerd
         .load(&layout, &ImageRef::parse("kiln-it/small").unwrap())
         .await
@@ -339,5 +357,27 @@ async fn a_missing_socket_says_to_start_containerd() {
         )),
         "{text}"
     );
-    assert!(text.contains("/run/k3s/containerd/containerd.sock"), "{text}");
+    assert!(
+        text.contains("/run/k3s/containerd/containerd.sock"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_socket_that_is_not_containerd_says_so() {
+    // buildkitd answers gRPC, but has no containerd services.
+    let Some(buildkitd) = harness().var("KILN_TEST_BUILDKITD_SOCK") else {
+        panic!("the harness sets KILN_TEST_BUILDKITD_SOCK");
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("small.tar");
+    small_layout(&path, b"layer", false, false);
+    let layout = Layout::open(&path).unwrap();
+    let containerd = Containerd::from_env(Some(&buildkitd), Some("default")).unwrap();
+    let e = containerd
+        .load(&layout, &ImageRef::parse("kiln-it/small").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ContainerdError::NotContainerd { .. }), "{e:?}");
+    assert!(e.to_string().contains("is not containerd's socket"), "{e}");
 }

@@ -568,6 +568,10 @@ pub enum ContainerdError {
         #[source]
         source: tonic::transport::Error,
     },
+    /// Something answers gRPC on the socket, but not containerd (say,
+    /// buildkitd).
+    #[error("{} is not containerd's socket (it has no namespaces service): pass address= of containerd's gRPC socket, e.g. /run/containerd/containerd.sock", socket.display())]
+    NotContainerd { socket: PathBuf },
     /// The namespace does not exist. kiln does not create it: a misspelt
     /// `k8s.io` would hold images Kubernetes never sees.
     #[error("containerd at {} has no namespace {namespace:?} (it has: {}): create it with `ctr -a {} namespaces create {namespace}`, or pass namespace= of an existing one", socket.display(), fmt_names(existing), socket.display())]

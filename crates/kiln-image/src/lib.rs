@@ -117,21 +117,21 @@ pub mod matcher;
 pub mod media_type;
 pub mod platform;
 pub mod reference;
-pub mod store;
 #[cfg(feature = "registry")]
 pub mod registry;
+pub mod store;
 
 /// The `oci-spec` crate whose types [`config`] and [`manifest`] use.
 pub use oci_spec;
 
 pub use config::ImageConfigBuilder;
 pub use digest::Digest;
+#[cfg(feature = "containerd")]
+pub use error::ContainerdError;
 pub use error::{
     ArchiveError, ConfigError, DigestError, EntryProblem, Error, LayoutError, ManifestError,
     PlatformError, ProtocolError, ReferenceError,
 };
-#[cfg(feature = "containerd")]
-pub use error::ContainerdError;
 #[cfg(feature = "registry")]
 pub use error::{RegistryError, TransportError};
 pub use manifest::{Descriptor, Manifest};

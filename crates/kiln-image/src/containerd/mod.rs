@@ -125,7 +125,8 @@ impl Containerd {
     /// root reaches or holds one that does not match its digest;
     /// [`ContainerdError::NoSocket`], [`ContainerdError::PermissionDenied`],
     /// [`ContainerdError::Connect`] and [`ContainerdError::Transport`] when
-    /// the socket cannot be used; [`ContainerdError::NoNamespace`] when the
+    /// the socket cannot be used; [`ContainerdError::NotContainerd`] when
+    /// something else answers on it; [`ContainerdError::NoNamespace`] when the
     /// namespace does not exist; [`ContainerdError::Rpc`],
     /// [`ContainerdError::WriteBlob`] and [`ContainerdError::Locked`] when
     /// containerd refuses a call. With any of them no image record was
@@ -165,11 +166,17 @@ impl Containerd {
     /// Fails unless the namespace exists (but lets `default` through).
     async fn check_namespace(&self, conn: &Conn) -> Result<(), ContainerdError> {
         let listed: proto::ListNamespacesResponse = conn
-            .call(
+            .unary(
                 methods::NAMESPACES_LIST,
                 proto::ListNamespacesRequest::default(),
             )
-            .await?;
+            .await
+            .map_err(|s| match s.code() {
+                tonic::Code::Unimplemented => ContainerdError::NotContainerd {
+                    socket: self.socket.clone(),
+                },
+                _ => conn.rpc_error(methods::NAMESPACES_LIST, s),
+            })?;
         let mut existing: Vec<String> = listed.namespaces.into_iter().map(|n| n.name).collect();
         existing.sort();
         namespace_check(&self.socket, &self.namespace, existing)
@@ -279,11 +286,7 @@ async fn create_lease(conn: &Conn) -> Result<String, ContainerdError> {
 /// Writes the blobs containerd lacks: the streamed ones (layers) first, in
 /// the tarball's order, then the documents children first. Blobs it has are
 /// added to the lease and given the labels they lack.
-async fn write_blobs(
-    conn: &Conn,
-    plan: &Plan,
-    layout: &Layout,
-) -> Result<(), ContainerdError> {
+async fn write_blobs(conn: &Conn, plan: &Plan, layout: &Layout) -> Result<(), ContainerdError> {
     let mut missing = BTreeSet::new();
     for blob in &plan.blobs {
         match info(conn, &blob.digest).await? {
@@ -517,11 +520,13 @@ async fn write_stream(
     chunks: &mut mpsc::Receiver<Bytes>,
 ) -> Result<(), tonic::Status> {
     let (req_tx, req_rx) = mpsc::channel::<proto::WriteContentRequest>(2);
-    let requests = futures::stream::unfold(req_rx, |mut rx| async move {
-        rx.recv().await.map(|m| (m, rx))
-    });
-    let message = |action: proto::WriteAction, offset: u64, data: Bytes| {
-        proto::WriteContentRequest {
+    let requests =
+        futures::stream::unfold(
+            req_rx,
+            |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
+        );
+    let message =
+        |action: proto::WriteAction, offset: u64, data: Bytes| proto::WriteContentRequest {
             action: action as i32,
             r#ref: reference.to_string(),
             total: size_i64(blob.size),
@@ -529,8 +534,7 @@ async fn write_stream(
             offset: size_i64(offset),
             data,
             labels: HashMap::new(),
-        }
-    };
+        };
     let feed = async {
         // Offset 0 first: containerd truncates what an earlier, broken
         // write under the same ref left.

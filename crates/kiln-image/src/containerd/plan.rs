@@ -48,9 +48,10 @@ pub(crate) fn resolve(
     env: impl Fn(&str) -> Option<String>,
     exists: impl Fn(&Path) -> bool,
 ) -> Result<(PathBuf, String), ContainerdError> {
-    let socket = match address.map(str::to_string).or_else(|| {
-        env(ENV_ADDRESS).filter(|a| !a.is_empty())
-    }) {
+    let socket = match address
+        .map(str::to_string)
+        .or_else(|| env(ENV_ADDRESS).filter(|a| !a.is_empty()))
+    {
         Some(a) => parse_address(&a)?,
         None => [DEFAULT_SOCKET, K3S_SOCKET]
             .into_iter()
@@ -58,9 +59,10 @@ pub(crate) fn resolve(
             .find(|p| exists(p))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
     };
-    let namespace = match namespace.map(str::to_string).or_else(|| {
-        env(ENV_NAMESPACE).filter(|n| !n.is_empty())
-    }) {
+    let namespace = match namespace
+        .map(str::to_string)
+        .or_else(|| env(ENV_NAMESPACE).filter(|n| !n.is_empty()))
+    {
         Some(n) => n,
         None if socket == Path::new(K3S_SOCKET) => K8S_NAMESPACE.to_string(),
         None => DEFAULT_NAMESPACE.to_string(),
@@ -197,7 +199,11 @@ impl Plan {
 fn children(manifest: &Manifest) -> Vec<Descriptor> {
     match manifest {
         Manifest::Index(_) => manifest.entries(),
-        Manifest::Image(_) => manifest.config().into_iter().chain(manifest.layers()).collect(),
+        Manifest::Image(_) => manifest
+            .config()
+            .into_iter()
+            .chain(manifest.layers())
+            .collect(),
     }
 }
 
@@ -216,7 +222,10 @@ pub(crate) fn gc_labels(manifest: &Manifest) -> BTreeMap<String, String> {
         }
         Manifest::Image(_) => {
             if let Some(config) = manifest.config() {
-                labels.insert(format!("{GC_REF_CONTENT}.config"), config.digest.to_string());
+                labels.insert(
+                    format!("{GC_REF_CONTENT}.config"),
+                    config.digest.to_string(),
+                );
             }
             for (i, d) in manifest.layers().iter().enumerate() {
                 labels.insert(format!("{GC_REF_CONTENT}.l.{i}"), d.digest.to_string());
@@ -290,10 +299,7 @@ mod tests {
         );
         // k3s's socket passed explicitly also means k8s.io.
         let k3s = format!("unix://{K3S_SOCKET}");
-        assert_eq!(
-            r(Some(&k3s), None, &[], &none),
-            pair(K3S_SOCKET, "k8s.io")
-        );
+        assert_eq!(r(Some(&k3s), None, &[], &none), pair(K3S_SOCKET, "k8s.io"));
         // Empty variables count as unset.
         let e = [(ENV_ADDRESS, ""), (ENV_NAMESPACE, "")];
         assert_eq!(r(None, None, &e, &none), pair(DEFAULT_SOCKET, "default"));
@@ -303,12 +309,18 @@ mod tests {
     fn bad_addresses_and_namespaces_are_refused() {
         for a in ["tcp://127.0.0.1:1234", "relative.sock", "unix://", ""] {
             let e = resolve(Some(a), None, env(&[]), |_| false).expect_err(a);
-            assert!(matches!(e, ContainerdError::InvalidAddress { .. }), "{a}: {e:?}");
+            assert!(
+                matches!(e, ContainerdError::InvalidAddress { .. }),
+                "{a}: {e:?}"
+            );
             assert!(e.to_string().contains("unix:///"), "{e}");
         }
         for n in ["k8s..io", "-x", "a b", "ünï", &"x".repeat(77)] {
             let e = resolve(None, Some(n), env(&[]), |_| false).expect_err(n);
-            assert!(matches!(e, ContainerdError::InvalidNamespace { .. }), "{n}: {e:?}");
+            assert!(
+                matches!(e, ContainerdError::InvalidNamespace { .. }),
+                "{n}: {e:?}"
+            );
         }
         for n in ["k8s.io", "default", "a_b-c.d", "moby"] {
             resolve(None, Some(n), env(&[]), |_| false).expect(n);
@@ -400,7 +412,10 @@ mod tests {
         assert!(in_memory(&index_digest) && in_memory(&amd_config));
         assert!(!in_memory(&amd_layer));
         assert_eq!(
-            plan.blobs.iter().find(|b| b.digest == amd_layer).map(|b| b.size),
+            plan.blobs
+                .iter()
+                .find(|b| b.digest == amd_layer)
+                .map(|b| b.size),
             Some(b"amd-layer".len() as u64)
         );
     }

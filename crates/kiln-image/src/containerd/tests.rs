@@ -25,10 +25,7 @@ fn a_missing_namespace_names_the_existing_ones_and_the_fix() {
 fn only_k8s_io_images_are_labelled_for_cri() {
     assert_eq!(
         image_labels("k8s.io"),
-        HashMap::from([(
-            "io.cri-containerd.image".to_string(),
-            "managed".to_string()
-        )])
+        HashMap::from([("io.cri-containerd.image".to_string(), "managed".to_string())])
     );
     assert!(image_labels("default").is_empty());
     assert!(image_labels("k8s.io.x").is_empty());
@@ -81,7 +78,10 @@ async fn a_missing_or_dead_socket_is_told_apart() {
     );
     let layout = Layout::open(&layout_path).expect("layout");
     let name = ImageRef::parse("app").expect("name");
-    let e = containerd.load(&layout, &name).await.expect_err("no socket");
+    let e = containerd
+        .load(&layout, &name)
+        .await
+        .expect_err("no socket");
     assert!(matches!(e, ContainerdError::NoSocket { .. }), "{e:?}");
 }
 
@@ -125,7 +125,10 @@ fn a_socket_this_user_may_not_open_is_permission_denied() {
     .join()
     .expect("thread")
     .expect_err("EACCES");
-    assert!(matches!(e, ContainerdError::PermissionDenied { .. }), "{e:?}");
+    assert!(
+        matches!(e, ContainerdError::PermissionDenied { .. }),
+        "{e:?}"
+    );
     assert!(
         e.to_string().starts_with(&format!(
             "permission denied on {}: run as root",
