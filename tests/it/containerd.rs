@@ -381,3 +381,70 @@ async fn a_socket_that_is_not_containerd_says_so() {
     assert!(matches!(e, ContainerdError::NotContainerd { .. }), "{e:?}");
     assert!(e.to_string().contains("is not containerd's socket"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_loads_of_one_image_all_succeed() {
+    let Some(socket) = socket() else { return };
+    let ns = new_namespace(&socket);
+    let tmp = tempfile::tempdir().unwrap();
+    // A layer of several chunks, so that the loads overlap while writing
+    // it: the later ones meet containerd's lock on its ref, or find it
+    // written, and wait or go on.
+    let seed = unique();
+    let layer: Vec<u8> = (0..24 * 1024 * 1024)
+        .map(|i: usize| seed.as_bytes()[i % seed.len()] ^ (i / 4096) as u8)
+        .collect();
+    let path = tmp.path().join("big.tar");
+    let manifest = small_layout(&path, &layer, false, false);
+    let layout = Layout::open(&path).unwrap();
+    let containerd = Containerd {
+        socket: socket.clone(),
+        namespace: ns.clone(),
+    };
+    let loads = (0..3).map(|i| {
+        let containerd = containerd.clone();
+        let layout = layout.clone();
+        tokio::spawn(async move {
+            let name = ImageRef::parse(&format!("kiln-it/big-{i}:v1")).unwrap();
+            containerd.load(&layout, &name).await
+        })
+    });
+    for load in futures_join(loads).await {
+        let loaded = load.unwrap().unwrap();
+        assert_eq!(loaded.digest, manifest);
+    }
+    assert_eq!(kiln_leases(&socket, &ns), Vec::<String>::new());
+    collect_garbage(&socket, &ns);
+    let content = ctr(&socket, &ns, &["content", "ls", "-q"]);
+    for d in reachable_single(&layout) {
+        assert!(content.lines().any(|l| l == d.as_str()), "{d} collected");
+    }
+    for i in 0..3 {
+        let full = format!("docker.io/kiln-it/big-{i}:v1");
+        assert!(image_line(&socket, &ns, &full).is_some(), "{full}");
+        ctr(&socket, &ns, &["images", "rm", "--sync", &full]);
+    }
+    collect_garbage(&socket, &ns);
+    ctr(&socket, "default", &["namespaces", "rm", &ns]);
+}
+
+/// Awaits every task, in order.
+async fn futures_join<T>(
+    tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<Result<T, tokio::task::JoinError>> {
+    let tasks: Vec<_> = tasks.collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await);
+    }
+    out
+}
+
+/// Every blob a single-manifest layout's root reaches.
+fn reachable_single(layout: &Layout) -> Vec<Digest> {
+    let (root, manifest) = layout.root().unwrap();
+    let mut all = vec![root.digest];
+    all.extend(manifest.config().map(|c| c.digest));
+    all.extend(manifest.layers().into_iter().map(|l| l.digest));
+    all
+}

@@ -105,6 +105,15 @@
 //! assert!(app.contains(&arm.manifest.layers()[0].digest));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Loading into containerd
+//!
+//! With the `containerd` feature (on by default), [`containerd::Containerd`]
+//! loads a layout, every platform of it, into containerd's image store
+//! through its gRPC API: what `ctr images import` does, but keeping all
+//! platforms, under a lease and with containerd's garbage-collection
+//! labels, so that a failed load names nothing and a finished one keeps
+//! every blob. It needs no `protoc`: the few messages are written by hand.
 
 pub mod config;
 #[cfg(feature = "containerd")]

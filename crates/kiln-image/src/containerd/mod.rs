@@ -156,6 +156,7 @@ impl Containerd {
             tracing::warn!(lease = %lease, error = %e, "cannot delete containerd lease");
         }
         result?;
+        tracing::debug!(name = %name, digest = %plan.root.digest, namespace = %self.namespace, "image loaded into containerd");
         Ok(Loaded {
             name: name.to_string(),
             digest: plan.root.digest.clone(),
@@ -290,7 +291,10 @@ async fn write_blobs(conn: &Conn, plan: &Plan, layout: &Layout) -> Result<(), Co
     let mut missing = BTreeSet::new();
     for blob in &plan.blobs {
         match info(conn, &blob.digest).await? {
-            Some(info) => keep_existing(conn, blob, Some(info)).await?,
+            Some(info) => {
+                tracing::debug!(digest = %blob.digest, "containerd has the blob");
+                keep_existing(conn, blob, Some(info)).await?;
+            }
             None => {
                 missing.insert(blob.digest.clone());
             }
@@ -491,7 +495,10 @@ async fn write_blob(
     let reference = format!("kiln-load-{}", blob.digest);
     let written = write_stream(conn, blob, &reference, chunks).await;
     let status = match written {
-        Ok(()) => return Ok(()),
+        Ok(()) => {
+            tracing::debug!(digest = %blob.digest, size = blob.size, "blob written to containerd");
+            return Ok(());
+        }
         Err(s) => s,
     };
     // Whatever happens next, the reader must not block on this blob.
@@ -503,6 +510,7 @@ async fn write_blob(
     }
     if status.code() == tonic::Code::Unavailable {
         // containerd's answer to a ref another writer holds.
+        tracing::debug!(digest = %blob.digest, "another client is writing the blob; waiting");
         let info = wait_for(conn, blob, reference).await?;
         return keep_existing(conn, blob, Some(info)).await;
     }
