@@ -436,6 +436,8 @@ async fn stream_blobs(
         Ok::<_, ContainerdError>(written)
     }
     .await;
+    // A reader still sending must find the channel closed, not wait.
+    drop(blob_rx);
     let tar = layout.path().to_path_buf();
     match consumed {
         Ok(written) => {
@@ -454,9 +456,10 @@ async fn stream_blobs(
             }
             Ok(())
         }
-        Err(e) => {
+        Err(e @ ContainerdError::WriteBlob { .. }) => {
             // A blob containerd refused may be one the reader has just
-            // found corrupt: its error says more.
+            // found corrupt (it checks once the blob is read): its error
+            // says more.
             if let Ok(Ok((Err(source), false))) =
                 tokio::time::timeout(Duration::from_secs(10), reader).await
             {
@@ -464,6 +467,8 @@ async fn stream_blobs(
             }
             Err(e)
         }
+        // The reader stops at its next send.
+        Err(e) => Err(e),
     }
 }
 
