@@ -448,3 +448,60 @@ fn reachable_single(layout: &Layout) -> Vec<Digest> {
     all.extend(manifest.layers().into_iter().map(|l| l.digest));
     all
 }
+
+/// The same through the CLI, once `kiln build` has `-o type=containerd`
+/// (until then this test says so and checks nothing).
+#[tokio::test(flavor = "multi_thread")]
+async fn kiln_build_output_type_containerd_loads_every_platform() {
+    let Some(socket) = socket() else { return };
+    let help = run(kiln(), &["build", "--help"]).await;
+    if !help.stdout.contains("type=containerd") {
+        eprintln!("kiln build --help names no type=containerd output yet");
+        return;
+    }
+    if daemon().kind != kiln_test_support::DaemonKind::Buildkitd {
+        eprintln!("the buildkitd row checks loading into containerd");
+        return;
+    }
+    let ns = new_namespace(&socket);
+    let tmp = tempfile::tempdir().unwrap();
+    let greeting = unique();
+    let dir = sample_module(tmp.path(), &greeting);
+    let name = format!("kiln-it/cli-{}:v1", &greeting[..12]);
+    kiln_build(
+        &dir,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &name,
+            "-o",
+            &format!(
+                "type=containerd,address=unix://{},namespace={ns}",
+                socket.display()
+            ),
+        ],
+    )
+    .await
+    .success();
+    let full = format!("docker.io/{name}");
+    let line = image_line(&socket, &ns, &full).expect("image listed");
+    for want in ["linux/amd64", "linux/arm64"] {
+        assert!(line.contains(want), "{want} not in: {line}");
+    }
+    assert_eq!(kiln_leases(&socket, &ns), Vec::<String>::new());
+    let id = format!("kiln-it-{}", &unique()[..12]);
+    let out = ctr(
+        &socket,
+        &ns,
+        &["run", "--rm", "--platform", "linux/amd64", &full, &id],
+    );
+    assert!(
+        out.contains(&format!("greetings, {greeting}")),
+        "the app's output: {out}"
+    );
+    ctr(&socket, &ns, &["images", "rm", "--sync", &full]);
+    collect_garbage(&socket, &ns);
+    // Best effort: a namespace with leftovers of the run stays.
+    let _ = ctr_output(&socket, "default", &["namespaces", "rm", &ns]);
+}
