@@ -78,7 +78,11 @@ impl Dialer {
                 let upgraded = docker::upgrade(io, docker::GRPC_PATH, &[]).await?;
                 Ok(Box::new(upgraded))
             }
-            Address::DockerContainer { .. } | Address::KubePod { .. } | Address::Ssh { .. } => {
+            Address::DockerContainer { .. }
+            | Address::PodmanContainer { .. }
+            | Address::NerdctlContainer { .. }
+            | Address::KubePod { .. }
+            | Address::Ssh { .. } => {
                 let cmd = stdio::helper_command(&self.address);
                 let io = stdio::spawn(cmd, self.helper_stderr.clone())?;
                 Ok(Box::new(io))

@@ -24,6 +24,24 @@ pub(crate) fn helper_command(address: &Address) -> (String, Vec<String>) {
             args.extend(dial);
             ("docker".into(), args)
         }
+        Address::PodmanContainer { container } => {
+            let mut args = vec!["exec".into(), "-i".into(), container.clone()];
+            args.extend(dial);
+            ("podman".into(), args)
+        }
+        Address::NerdctlContainer {
+            container,
+            namespace,
+        } => {
+            // --namespace is one of nerdctl's global flags: before `exec`.
+            let mut args = Vec::new();
+            if let Some(ns) = namespace {
+                args.extend(["--namespace".into(), ns.clone()]);
+            }
+            args.extend(["exec".into(), "-i".into(), container.clone()]);
+            args.extend(dial);
+            ("nerdctl".into(), args)
+        }
         Address::KubePod {
             pod,
             namespace,
@@ -144,5 +162,51 @@ impl AsyncWrite for HelperIo {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.stdin).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(address: &str) -> String {
+        let a = Address::parse(address).expect(address);
+        let (program, args) = helper_command(&a);
+        std::iter::once(program)
+            .chain(args)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn helper_command_lines() {
+        for (address, want) in [
+            (
+                "docker-container://bk0",
+                "docker exec -i bk0 buildctl dial-stdio",
+            ),
+            (
+                "podman-container://kiln-buildkitd",
+                "podman exec -i kiln-buildkitd buildctl dial-stdio",
+            ),
+            (
+                "nerdctl-container://buildkitd",
+                "nerdctl exec -i buildkitd buildctl dial-stdio",
+            ),
+            (
+                "nerdctl-container://buildkitd?namespace=k8s.io",
+                "nerdctl --namespace k8s.io exec -i buildkitd buildctl dial-stdio",
+            ),
+            (
+                "kube-pod://bk-0?namespace=ci&container=bk",
+                "kubectl --namespace ci exec -i bk-0 -c bk -- buildctl dial-stdio",
+            ),
+            (
+                "ssh://me@host:2222",
+                "ssh -p 2222 me@host -- buildctl dial-stdio",
+            ),
+        ] {
+            assert_eq!(line(address), want, "{address}");
+        }
     }
 }
