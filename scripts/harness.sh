@@ -64,7 +64,7 @@ GO_INCLUDE=golang-1.24-go,git,git-lfs,ca-certificates,openssh-client
 SID_LIST=/etc/apt/kiln-sid.sources.list
 SID_LISTS_DIR=$DIR/apt-sid-lists
 BOOKWORM_PKGS=(debootstrap socat docker-registry openssl git openssh-server
-  openssh-client apache2-utils curl ca-certificates iptables runc python3 jq podman tini)
+  openssh-client apache2-utils curl ca-certificates iptables runc python3 jq podman)
 PYTHON=python3
 
 DAEMONS_DEFAULT=docker,docker-classic,buildkitd,podman,containerd

@@ -14,9 +14,7 @@ use std::process::Command;
 
 use kiln_test_support::DaemonKind;
 
-use crate::build::{
-    build_args_at, json_blob, layer_files, manifests, sample_module, unpack_oci,
-};
+use crate::build::{build_args_at, json_blob, layer_files, manifests, sample_module, unpack_oci};
 use crate::common::*;
 
 /// The row that runs these tests (see the module docs).
@@ -101,9 +99,14 @@ async fn go_build_through_podman_container() {
     };
     let addr = format!("podman-container://{container}");
     let h = harness();
+    let sessions_before = exec_sessions(&container);
 
     // kiln info names the address and the daemon in the container.
-    let r = run(kiln_podman(), &["--addr", &addr, "info", "--format", "json"]).await;
+    let r = run(
+        kiln_podman(),
+        &["--addr", &addr, "info", "--format", "json"],
+    )
+    .await;
     assert_info(&r, &addr);
 
     // The standard Go build, to an OCI layout tarball.
@@ -134,14 +137,22 @@ async fn go_build_through_podman_container() {
     let (platform, manifest) = &ms[0];
     assert_eq!(platform, "linux/amd64");
     let layers = manifest["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 2, "base layer + the binary's layer: {manifest}");
+    assert_eq!(
+        layers.len(),
+        2,
+        "base layer + the binary's layer: {manifest}"
+    );
     let mut app: Vec<String> = layer_files(&lay, layers[1]["digest"].as_str().unwrap())
         .into_iter()
         .map(|s| s.trim_start_matches("./").to_string())
         .filter(|s| !s.is_empty())
         .collect();
     app.sort();
-    assert_eq!(app, ["app", "app/bin"], "the second layer holds only /app/bin");
+    assert_eq!(
+        app,
+        ["app", "app/bin"],
+        "the second layer holds only /app/bin"
+    );
     let cfg = json_blob(&lay, manifest["config"]["digest"].as_str().unwrap());
     assert_eq!(cfg["config"]["Entrypoint"], serde_json::json!(["/app/bin"]));
     assert_eq!(
@@ -169,6 +180,44 @@ async fn go_build_through_podman_container() {
     // podman keeps the image it ran, by its config digest: drop it.
     let id = cfg_id(manifest);
     let _ = podman(&["rmi", "--force", &id]);
+
+    // Every `podman exec` kiln started has ended its session: killed
+    // instead of seeing its input close, it leaves `buildctl dial-stdio`
+    // running in the container and the session in podman's records.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let left: Vec<String> = exec_sessions(&container)
+            .into_iter()
+            .filter(|id| !sessions_before.contains(id))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exec sessions kiln opened in {container} are still there 15 s after kiln exited: {left:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// The ids of the container's exec sessions (running, or left behind by a
+/// killed `podman exec`).
+fn exec_sessions(container: &str) -> Vec<String> {
+    let out = podman(&["container", "inspect", "-f", "{{json .ExecIDs}}", container]);
+    assert!(
+        out.status.success(),
+        "podman container inspect {container}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Option<Vec<String>>>(&out.stdout)
+        .unwrap_or_else(|e| {
+            panic!(
+                "podman's ExecIDs ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// The image id podman gives an image: its config's digest, without `sha256:`.

@@ -585,16 +585,34 @@ mod tests {
         assert!(Address::parse("kube-pod://p?bogus=1").is_err());
         assert!(Address::parse("docker-container://").is_err());
         for (bad, want) in [
-            ("podman-container://", "expected podman-container://CONTAINER_NAME"),
+            (
+                "podman-container://",
+                "expected podman-container://CONTAINER_NAME",
+            ),
             ("podman-container://a/b", "\"a/b\" is not a container name"),
             ("podman-container://-i", "\"-i\" is not a container name"),
             ("docker-container://-i", "\"-i\" is not a container name"),
-            ("nerdctl-container://", "expected nerdctl-container://CONTAINER_NAME"),
-            ("nerdctl-container://?namespace=x", "expected nerdctl-container://CONTAINER_NAME"),
+            (
+                "nerdctl-container://",
+                "expected nerdctl-container://CONTAINER_NAME",
+            ),
+            (
+                "nerdctl-container://?namespace=x",
+                "expected nerdctl-container://CONTAINER_NAME",
+            ),
             ("nerdctl-container://bk?namespace=", "namespace \"\" is not"),
-            ("nerdctl-container://bk?namespace=a..b", "namespace \"a..b\" is not"),
-            ("nerdctl-container://bk?namespace=-x", "namespace \"-x\" is not"),
-            ("nerdctl-container://bk?ns=x", "unknown nerdctl-container parameter \"ns\""),
+            (
+                "nerdctl-container://bk?namespace=a..b",
+                "namespace \"a..b\" is not",
+            ),
+            (
+                "nerdctl-container://bk?namespace=-x",
+                "namespace \"-x\" is not",
+            ),
+            (
+                "nerdctl-container://bk?ns=x",
+                "unknown nerdctl-container parameter \"ns\"",
+            ),
         ] {
             let e = Address::parse(bad).unwrap_err().to_string();
             assert!(e.contains(want), "{bad}: {e}");

@@ -115,9 +115,9 @@ pub mod matcher;
 pub mod media_type;
 pub mod platform;
 pub mod reference;
-pub mod store;
 #[cfg(feature = "registry")]
 pub mod registry;
+pub mod store;
 
 /// The `oci-spec` crate whose types [`config`] and [`manifest`] use.
 pub use oci_spec;

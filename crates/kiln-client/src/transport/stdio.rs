@@ -15,6 +15,10 @@ use crate::error::DialError;
 /// How much of a helper's stderr is kept for error messages.
 const STDERR_KEEP: usize = 2048;
 
+/// How long a helper gets to exit after its stdin closes before it is
+/// killed (BuildKit's commandconn waits 3 s after SIGTERM).
+const HELPER_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The program and arguments for a helper address.
 pub(crate) fn helper_command(address: &Address) -> (String, Vec<String>) {
     let dial = ["buildctl", "dial-stdio"].map(String::from);
@@ -91,7 +95,6 @@ pub(crate) fn spawn(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .map_err(|source| DialError::Spawn {
             program: program.clone(),
@@ -123,18 +126,51 @@ pub(crate) fn spawn(
         });
     }
     Ok(HelperIo {
-        stdin,
-        stdout,
-        _child: child,
+        stdin: Some(stdin),
+        stdout: Some(stdout),
+        child: Some(child),
     })
 }
 
-/// A helper process's stdout (read) and stdin (write); the process is
-/// killed when this is dropped.
+/// A helper process's stdout (read) and stdin (write). Dropping it closes
+/// the helper's stdin, reads what the helper still writes, and kills the
+/// helper if it has not exited [`HELPER_GRACE`] later.
 pub(crate) struct HelperIo {
-    stdin: ChildStdin,
-    stdout: ChildStdout,
-    _child: Child,
+    /// `None` only while dropping (as the other two).
+    stdin: Option<ChildStdin>,
+    stdout: Option<ChildStdout>,
+    child: Option<Child>,
+}
+
+impl Drop for HelperIo {
+    fn drop(&mut self) {
+        // End of input first: `buildctl dial-stdio` exits on it once the
+        // daemon closes its side, and the helper ends its session. Killed
+        // (or killed by SIGPIPE, writing to a closed pipe), `podman exec`
+        // leaves `buildctl dial-stdio` and the exec session behind in the
+        // container (conmon keeps them).
+        drop(self.stdin.take());
+        let (Some(mut stdout), Some(mut child)) = (self.stdout.take(), self.child.take()) else {
+            return;
+        };
+        // Without a runtime to wait on, the helper still sees its input close.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let drain_and_wait = async {
+                    let _ = tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await;
+                    child.wait().await
+                };
+                if tokio::time::timeout(HELPER_GRACE, drain_and_wait)
+                    .await
+                    .is_err()
+                {
+                    tracing::debug!(target: "kiln_client::helper", "the helper did not exit {HELPER_GRACE:?} after its input closed; killing it");
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                }
+            });
+        }
+    }
 }
 
 impl AsyncRead for HelperIo {
@@ -143,7 +179,10 @@ impl AsyncRead for HelperIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stdout).poll_read(cx, buf)
+        match self.stdout.as_mut() {
+            Some(stdout) => Pin::new(stdout).poll_read(cx, buf),
+            None => Poll::Ready(Err(closed())),
+        }
     }
 }
 
@@ -153,16 +192,32 @@ impl AsyncWrite for HelperIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stdin).poll_write(cx, buf)
+        match self.stdin.as_mut() {
+            Some(stdin) => Pin::new(stdin).poll_write(cx, buf),
+            None => Poll::Ready(Err(closed())),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stdin).poll_flush(cx)
+        match self.stdin.as_mut() {
+            Some(stdin) => Pin::new(stdin).poll_flush(cx),
+            None => Poll::Ready(Err(closed())),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stdin).poll_shutdown(cx)
+        match self.stdin.as_mut() {
+            Some(stdin) => Pin::new(stdin).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
+        }
     }
+}
+
+fn closed() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::BrokenPipe,
+        "the helper's stdio is closed",
+    )
 }
 
 #[cfg(test)]
