@@ -756,9 +756,9 @@ default_ulimits = ["nofile=16384:16384", "nproc=16384:16384"]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "$PODMAN_RUN/events.log"
+# Not /run/libpod, the default podman's (the database and volumes follow
+# graphroot from storage.conf).
 tmp_dir = "$PODMAN_RUN/tmp"
-static_dir = "$PODMAN_DIR/root/libpod"
-volume_path = "$PODMAN_DIR/root/volumes"
 EOT
 }
 
@@ -883,11 +883,15 @@ ensure_podman_buildkitd() {
     mkdir -p "$PODMAN_BK_DATA"
     log "starting $PODMAN_BK_NAME in podman (image $image)"
     # Privileged (overlayfs, runc), host network (RUN steps reach the mirror
-    # and the registry on $REGISTRY like the host's buildkitd's).
-    pm run -d --name "$PODMAN_BK_NAME" --privileged --network host "${PODMAN_ULIMITS[@]}" \
+    # and the registry on $REGISTRY like the host's buildkitd's). conmon,
+    # which outlives this script, inherits open descriptors: not the lock (9).
+    local err=$PODMAN_RUN/run.err
+    if ! pm run -d --name "$PODMAN_BK_NAME" --privileged --network host "${PODMAN_ULIMITS[@]}" \
       -v "$PODMAN_BK_DATA:/var/lib/buildkit" "$image" \
-      buildkitd --config /etc/buildkit/buildkitd.toml >/dev/null ||
+      buildkitd --config /etc/buildkit/buildkitd.toml >/dev/null 2>"$err" </dev/null 9>&-; then
+      sed 's/^/harness:   podman run: /' "$err" >&2
       die "podman run of $image as $PODMAN_BK_NAME failed" "see podman logs $PODMAN_BK_NAME"
+    fi
   fi
   for _ in $(seq 1 60); do podman_bk_ping && break; sleep 0.5; done
   if ! podman_bk_ping; then

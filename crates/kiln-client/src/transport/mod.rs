@@ -4,6 +4,8 @@
 pub mod docker;
 mod stdio;
 
+pub use stdio::wait_for_closing_helpers;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};

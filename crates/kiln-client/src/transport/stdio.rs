@@ -142,34 +142,80 @@ pub(crate) struct HelperIo {
     child: Option<Child>,
 }
 
+/// The threads closing helpers whose connection was dropped, for
+/// [`wait_for_closing_helpers`].
+static CLOSING: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
+
 impl Drop for HelperIo {
     fn drop(&mut self) {
         // End of input first: `buildctl dial-stdio` exits on it once the
-        // daemon closes its side, and the helper ends its session. Killed
-        // (or killed by SIGPIPE, writing to a closed pipe), `podman exec`
-        // leaves `buildctl dial-stdio` and the exec session behind in the
-        // container (conmon keeps them).
+        // daemon closes its side, and the helper ends its session. Killed,
+        // or killed by SIGPIPE writing its last bytes to a closed pipe (kiln
+        // exited), `podman exec` leaves its exec session (and sometimes
+        // `buildctl dial-stdio`) behind in the container: conmon keeps them.
         drop(self.stdin.take());
-        let (Some(mut stdout), Some(mut child)) = (self.stdout.take(), self.child.take()) else {
+        let (Some(stdout), Some(child)) = (self.stdout.take(), self.child.take()) else {
             return;
         };
-        // Without a runtime to wait on, the helper still sees its input close.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let drain_and_wait = async {
-                    let _ = tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await;
-                    child.wait().await
-                };
-                if tokio::time::timeout(HELPER_GRACE, drain_and_wait)
-                    .await
-                    .is_err()
-                {
-                    tracing::debug!(target: "kiln_client::helper", "the helper did not exit {HELPER_GRACE:?} after its input closed; killing it");
-                    let _ = child.start_kill();
-                    let _ = child.wait().await;
-                }
-            });
+        let stdout = stdout.into_owned_fd().ok();
+        // Threads, not tasks: connections are often dropped by the runtime's
+        // own shutdown, which spawns nothing more.
+        let closing = std::thread::Builder::new()
+            .name("kiln-helper-close".into())
+            .spawn(move || close(stdout, child));
+        if let (Ok(handle), Ok(mut all)) = (closing, CLOSING.lock()) {
+            all.retain(|h| !h.is_finished());
+            all.push(handle);
         }
+    }
+}
+
+/// Reads and drops what a helper whose input is closed still writes (so it
+/// never writes to a closed pipe), waits up to [`HELPER_GRACE`] for it to
+/// exit, then kills it.
+fn close(stdout: Option<std::os::fd::OwnedFd>, mut child: Child) {
+    if let Some(fd) = stdout {
+        // Ends when the helper exits (or is killed) and its output closes.
+        let _ = std::thread::Builder::new()
+            .name("kiln-helper-drain".into())
+            .spawn(move || {
+                let _ = std::io::copy(&mut std::fs::File::from(fd), &mut std::io::sink());
+            });
+    }
+    let poll = std::time::Duration::from_millis(20);
+    let deadline = std::time::Instant::now() + HELPER_GRACE;
+    while std::time::Instant::now() < deadline {
+        match child.try_wait() {
+            Ok(None) => std::thread::sleep(poll),
+            Ok(Some(_)) | Err(_) => return,
+        }
+    }
+    tracing::debug!(target: "kiln_client::helper", "the helper did not exit {HELPER_GRACE:?} after its input closed; killing it");
+    let _ = child.start_kill();
+    for _ in 0..50 {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+/// Waits until every connection helper (`docker exec`, `podman exec`,
+/// `kubectl exec`, `ssh`, …) whose connection was dropped has exited: each
+/// gets [`HELPER_GRACE`] (3 s) after its input closed, then is killed.
+///
+/// Call it before the process exits, after the last client is dropped
+/// (after the async runtime shut down): a helper still running when the
+/// process exits loses the reader of its output and may die of SIGPIPE
+/// before it ends its session (`podman exec` then leaves the exec session
+/// in the container).
+pub fn wait_for_closing_helpers() {
+    let closing = CLOSING
+        .lock()
+        .map(|mut all| std::mem::take(&mut *all))
+        .unwrap_or_default();
+    for handle in closing {
+        let _ = handle.join();
     }
 }
 
