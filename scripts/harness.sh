@@ -11,7 +11,7 @@
 #                             fixture; prints KILN_BENCH_GO_ARM64_IMAGE=…
 #
 # Daemons (KILN_HARNESS_DAEMONS, comma-separated, limits what `up` starts;
-# default docker,docker-classic,buildkitd):
+# default docker,docker-classic,buildkitd,podman,containerd):
 #   docker          Docker Engine 28 (Debian sid's docker.io) with the containerd
 #                   image store and its embedded BuildKit: run/docker.sock
 #   docker-classic  a second dockerd with the classic image store, its own
@@ -31,8 +31,10 @@
 #   containerd      a containerd 2 of its own (run/containerd/containerd.sock,
 #                   root containerd/root, no CRI) with the namespace k8s.io;
 #                   the dockerds' own containerds are never touched.
-# The env file names the classic dockerd and buildkitd only when they were set
-# up; KILN_TEST_DAEMONS lists the daemon kinds it names.
+# The env file names the classic dockerd, buildkitd, podman (KILN_TEST_PODMAN,
+# KILN_TEST_PODMAN_BUILDKIT, and CONTAINERS_CONF/CONTAINERS_STORAGE_CONF for
+# the podman CLI) and containerd (KILN_TEST_CONTAINERD) only when they were
+# set up; KILN_TEST_DAEMONS lists the daemon kinds (test rows) it names.
 #
 # Runs as root on Debian bookworm. State and caches live in
 # ${KILN_HARNESS_DIR:-/var/lib/kiln-harness}, never in the repository.
