@@ -11,7 +11,7 @@
 #                             fixture; prints KILN_BENCH_GO_ARM64_IMAGE=…
 #
 # Daemons (KILN_HARNESS_DAEMONS, comma-separated, limits what `up` starts;
-# default docker,docker-classic,buildkitd):
+# default docker,docker-classic,buildkitd,podman,containerd):
 #   docker          Docker Engine 28 (Debian sid's docker.io) with the containerd
 #                   image store and its embedded BuildKit: run/docker.sock
 #   docker-classic  a second dockerd with the classic image store, its own
@@ -23,8 +23,18 @@
 #                   Its binaries come from ../shared/buildkit next to the
 #                   repository (KILN_SHARED_BUILDKIT overrides); without that
 #                   folder it is skipped with a note.
-# The env file names the classic dockerd and buildkitd only when they were set
-# up; KILN_TEST_DAEMONS lists the daemon kinds it names.
+#   podman          podman 4.3 (Debian's) with storage of its own under podman/:
+#                   an API service on run/podman.sock, and a buildkitd in the
+#                   podman container kiln-buildkitd (for podman-container://;
+#                   its image is assembled from ../shared/buildkit's binaries
+#                   and Debian's runc, so it too needs that folder).
+#   containerd      a containerd 2 of its own (run/containerd/containerd.sock,
+#                   root containerd/root, no CRI) with the namespace k8s.io;
+#                   the dockerds' own containerds are never touched.
+# The env file names the classic dockerd, buildkitd, podman (KILN_TEST_PODMAN,
+# KILN_TEST_PODMAN_BUILDKIT, and CONTAINERS_CONF/CONTAINERS_STORAGE_CONF for
+# the podman CLI) and containerd (KILN_TEST_CONTAINERD) only when they were
+# set up; KILN_TEST_DAEMONS lists the daemon kinds (test rows) it names.
 #
 # Runs as root on Debian bookworm. State and caches live in
 # ${KILN_HARNESS_DIR:-/var/lib/kiln-harness}, never in the repository.
@@ -56,10 +66,10 @@ GO_INCLUDE=golang-1.24-go,git,git-lfs,ca-certificates,openssh-client
 SID_LIST=/etc/apt/kiln-sid.sources.list
 SID_LISTS_DIR=$DIR/apt-sid-lists
 BOOKWORM_PKGS=(debootstrap socat docker-registry openssl git openssh-server
-  openssh-client apache2-utils curl ca-certificates iptables runc python3 jq)
+  openssh-client apache2-utils curl ca-certificates iptables runc python3 jq podman)
 PYTHON=python3
 
-DAEMONS_DEFAULT=docker,docker-classic,buildkitd
+DAEMONS_DEFAULT=docker,docker-classic,buildkitd,podman,containerd
 DAEMONS=${KILN_HARNESS_DAEMONS:-$DAEMONS_DEFAULT}
 
 # The second dockerd (classic image store). Its bridge and address pool live in
@@ -90,6 +100,33 @@ BK_CONFIG=$DIR/buildkitd.toml
 TLS_DIR=$DIR/tls
 BK_TLS_ARGS=(--tlscacert "$TLS_DIR/ca.pem" --tlscert "$TLS_DIR/client.pem" --tlskey "$TLS_DIR/client-key.pem")
 RUNC=/usr/sbin/runc
+
+# Podman with storage of its own (never /var/lib/containers): an API service
+# on PODMAN_SOCK, and the same storage for plain `podman` CLI calls through
+# CONTAINERS_CONF and CONTAINERS_STORAGE_CONF (written to the env file).
+PODMAN_DIR=$DIR/podman
+PODMAN_RUN=$RUN/podman
+PODMAN_SOCK=$RUN/podman.sock
+PODMAN_LOG=$RUN/podman.log
+PODMAN_STORAGE_CONF=$PODMAN_DIR/storage.conf
+PODMAN_CONTAINERS_CONF=$PODMAN_DIR/containers.conf
+# Debian's runc refuses podman's default rlimits (nofile 1048576).
+PODMAN_ULIMITS=(--ulimit nofile=16384:16384 --ulimit nproc=16384:16384)
+# A buildkitd in a podman container, for podman-container:// addresses.
+PODMAN_BK_NAME=kiln-buildkitd
+PODMAN_BK_REPO=localhost/kiln-buildkitd
+PODMAN_BK_DATA=$PODMAN_DIR/buildkitd-data
+PODMAN_BK_SOCK=/run/buildkit/buildkitd.sock
+
+# A containerd of its own (config version 3, CRI and NRI off), apart from the
+# containerds the two dockerds start under their exec roots.
+CTRD_DIR=$DIR/containerd
+CTRD_RUN=$RUN/containerd
+CTRD_SOCK=$CTRD_RUN/containerd.sock
+CTRD_CONFIG=$CTRD_DIR/config.toml
+CTRD_LOG=$RUN/containerd.log
+CTRD_PID=$RUN/containerd.pid
+CTRD_NAMESPACE=k8s.io
 
 T_START=$EPOCHREALTIME
 
@@ -139,7 +176,7 @@ check_daemons() {
   local d
   for d in ${DAEMONS//,/ }; do
     case "$d" in
-      docker | docker-classic | buildkitd) ;;
+      docker | docker-classic | buildkitd | podman | containerd) ;;
       *) die "KILN_HARNESS_DAEMONS names an unknown daemon '$d'" \
         "use a comma-separated subset of $DAEMONS_DEFAULT" ;;
     esac
@@ -557,8 +594,25 @@ ensure_tls() {
   return 0
 }
 
-buildkitd_toml() {
-  cat <<EOT
+buildkitd_toml() { # [podman]: the config of the buildkitd in the podman container
+  if [ "${1:-}" = podman ]; then
+    # Inside the container: state on a host directory mounted at
+    # /var/lib/buildkit (overlayfs cannot stack on the container's own
+    # overlay root), the unix socket only (host network: no tcp port that
+    # could clash with the harness's buildkitd on $BK_TLS_PORT/$BK_TCP_PORT).
+    cat <<EOT
+# Written by scripts/harness.sh into the $PODMAN_BK_REPO image.
+root = "/var/lib/buildkit"
+insecure-entitlements = ["network.host", "security.insecure"]
+
+[log]
+  format = "text"
+
+[grpc]
+  address = ["unix://$PODMAN_BK_SOCK"]
+EOT
+  else
+    cat <<EOT
 # Written by scripts/harness.sh; a change restarts buildkitd.
 root = "$DIR/buildkitd-data"
 insecure-entitlements = ["network.host", "security.insecure"]
@@ -575,6 +629,9 @@ insecure-entitlements = ["network.host", "security.insecure"]
     cert = "$TLS_DIR/server.pem"
     key = "$TLS_DIR/server-key.pem"
     ca = "$TLS_DIR/ca.pem"
+EOT
+  fi
+  cat <<EOT
 
 [worker.oci]
   enabled = true
@@ -672,6 +729,266 @@ ensure_buildkitd_tcp() {
       "is port $BK_TCP_PORT taken? (ss -ltnp | grep :$BK_TCP_PORT)"
   fi
   log "tcp forwarder $BK_TCP -> $BK_SOCK (pid $(cat "$pf"))"
+}
+
+# ---------------------------------------------------------------------------
+# 2c. podman (its own storage) and a buildkitd in a podman container
+
+# The same files configure the API service and plain `podman` CLI calls (the
+# podman-container:// helper runs `podman exec`): both then open one storage,
+# one libpod database and one tmp dir, none of them podman's defaults.
+podman_storage_conf() {
+  cat <<EOT
+# Written by scripts/harness.sh: the harness's podman storage.
+[storage]
+driver = "overlay"
+graphroot = "$PODMAN_DIR/root"
+runroot = "$PODMAN_RUN/runroot"
+EOT
+}
+podman_containers_conf() {
+  cat <<EOT
+# Written by scripts/harness.sh: the harness's podman.
+[containers]
+# Debian's runc refuses podman's default rlimits (nofile 1048576).
+default_ulimits = ["nofile=16384:16384", "nproc=16384:16384"]
+
+[engine]
+# No systemd here: cgroupfs, and events in a file.
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$PODMAN_RUN/events.log"
+# Not /run/libpod, the default podman's (the database and volumes follow
+# graphroot from storage.conf).
+tmp_dir = "$PODMAN_RUN/tmp"
+EOT
+}
+
+PM=(env "CONTAINERS_CONF=$PODMAN_CONTAINERS_CONF" "CONTAINERS_STORAGE_CONF=$PODMAN_STORAGE_CONF" podman)
+pm() { "${PM[@]}" "$@"; }
+
+podman_ping() {
+  [ -S "$PODMAN_SOCK" ] && [ "$(curl -s --max-time 3 --unix-socket "$PODMAN_SOCK" http://d/_ping 2>/dev/null)" = OK ]
+}
+
+ensure_podman() {
+  step_begin podman
+  command -v podman >/dev/null 2>&1 || die "podman is not installed" "apt-get install --no-install-recommends podman"
+  mkdir -p "$PODMAN_DIR/root" "$PODMAN_RUN/runroot" "$PODMAN_RUN/tmp"
+  local changed=0
+  write_if_changed "$PODMAN_STORAGE_CONF" "$(podman_storage_conf)" && changed=1
+  write_if_changed "$PODMAN_CONTAINERS_CONF" "$(podman_containers_conf)" && changed=1
+  if pid_alive "$RUN/podman.pid" podman; then
+    if [ "$changed" = 1 ]; then
+      log "the podman configuration changed: restarting the podman service"
+      stop_pidfile podman "$RUN/podman.pid" "the podman service"
+    else
+      for _ in $(seq 1 20); do podman_ping && break; sleep 0.25; done
+      if podman_ping; then
+        ensure_podman_buildkitd
+        step_end "already running (pid $(cat "$RUN/podman.pid"))"
+        return
+      fi
+      log "the podman service (pid $(cat "$RUN/podman.pid")) does not answer on $PODMAN_SOCK: restarting it"
+      stop_pidfile podman "$RUN/podman.pid" "the podman service"
+    fi
+  fi
+  rm -f "$PODMAN_SOCK"
+  [ -f "$PODMAN_LOG" ] && mv -f "$PODMAN_LOG" "$PODMAN_LOG.1"
+  log "starting the podman API service $(podman --version | awk '{ print $3 }') (log: $PODMAN_LOG)"
+  # --time=0: the service never exits on its own.
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  CONTAINERS_CONF=$PODMAN_CONTAINERS_CONF CONTAINERS_STORAGE_CONF=$PODMAN_STORAGE_CONF \
+    setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$RUN/podman.pid" \
+    podman system service --time=0 "unix://$PODMAN_SOCK" >"$PODMAN_LOG" 2>&1 </dev/null 9>&- &
+  local ppid=$! how="within 30s"
+  for _ in $(seq 1 120); do
+    podman_ping && break
+    kill -0 "$ppid" 2>/dev/null || { how="(it exited during startup)"; break; }
+    sleep 0.25
+  done
+  if ! podman_ping; then
+    tail -n 30 "$PODMAN_LOG" | sed 's/^/harness:   podman: /' >&2
+    die "the podman service did not answer on $PODMAN_SOCK $how" "full log: $PODMAN_LOG"
+  fi
+  ensure_podman_buildkitd
+  step_end "started (pid $(cat "$RUN/podman.pid"))"
+}
+
+# The image's content key: the binaries, runc and its libraries, the config.
+podman_bk_files() { # prints "host-path" lines of runc and its shared libraries
+  echo "$RUNC"
+  ldd "$RUNC" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+}
+podman_bk_key() {
+  {
+    echo "recipe v1"
+    sha256sum <"$SHARED_BUILDKIT/buildkitd"
+    sha256sum <"$SHARED_BUILDKIT/buildctl"
+    local f
+    for f in $(podman_bk_files); do printf '%s ' "$f"; sha256sum <"$f"; done
+    buildkitd_toml podman
+  } | sha256sum | cut -c1-12
+}
+
+# An image from a tar (no registry, no Dockerfile): BuildKit's static
+# binaries in /usr/bin, Debian's runc with its libraries, the config.
+build_podman_bk_image() { # image
+  local work=$PODMAN_DIR/image-work f
+  rm -rf "$work"
+  mkdir -p "$work/rootfs/usr/bin" "$work/rootfs/usr/sbin" "$work/rootfs/etc/buildkit" \
+    "$work/rootfs/run/buildkit" "$work/rootfs/var/lib/buildkit" "$work/rootfs/tmp"
+  chmod 1777 "$work/rootfs/tmp"
+  install -m 0755 "$SHARED_BUILDKIT/buildkitd" "$work/rootfs/usr/bin/buildkitd"
+  install -m 0755 "$SHARED_BUILDKIT/buildctl" "$work/rootfs/usr/bin/buildctl"
+  for f in $(podman_bk_files); do
+    mkdir -p "$work/rootfs$(dirname "$f")"
+    cp -L "$f" "$work/rootfs$f"
+  done
+  buildkitd_toml podman >"$work/rootfs/etc/buildkit/buildkitd.toml"
+  tar --numeric-owner --owner=0 --group=0 --sort=name -C "$work/rootfs" -cf "$work/rootfs.tar" . ||
+    die "packing $work/rootfs failed"
+  pm import --quiet --change 'CMD ["buildkitd"]' "$work/rootfs.tar" "$1" >/dev/null ||
+    die "podman import of $work/rootfs.tar as $1 failed"
+  rm -rf "$work"
+}
+
+podman_bk_ping() {
+  timeout 15 "${PM[@]}" exec "$PODMAN_BK_NAME" buildctl debug workers >/dev/null 2>&1
+}
+
+ensure_podman_buildkitd() {
+  buildkitd_available || { log "podman buildkitd: skipped: no buildkitd and buildctl in $SHARED_BUILDKIT"; return; }
+  local key image t0=$EPOCHREALTIME
+  key=$(podman_bk_key)
+  image=$PODMAN_BK_REPO:$key
+  if ! pm image exists "$image"; then
+    log "assembling the image $image (buildkitd, buildctl, runc)"
+    build_podman_bk_image "$image"
+    log "imported $image ($(since "$t0")s)"
+  fi
+  local cur state
+  cur=$(pm container inspect -f '{{.ImageName}}' "$PODMAN_BK_NAME" 2>/dev/null || true)
+  state=$(pm container inspect -f '{{.State.Status}}' "$PODMAN_BK_NAME" 2>/dev/null || true)
+  if [ -n "$cur" ] && { [ "$cur" != "$image" ] || [ "$state" != running ] || ! podman_bk_ping; }; then
+    log "replacing the container $PODMAN_BK_NAME (image ${cur}, $state)"
+    pm rm -f -t 10 "$PODMAN_BK_NAME" >/dev/null || die "podman rm -f $PODMAN_BK_NAME failed"
+    cur=
+  fi
+  if [ -z "$cur" ]; then
+    # Older images of this recipe are no longer needed.
+    local old
+    for old in $(pm images --format '{{.Repository}}:{{.Tag}}' | grep -F "$PODMAN_BK_REPO:" | grep -vxF "$image"); do
+      pm rmi "$old" >/dev/null 2>&1 || true
+    done
+    umount_under "$PODMAN_BK_DATA"
+    mkdir -p "$PODMAN_BK_DATA"
+    log "starting $PODMAN_BK_NAME in podman (image $image)"
+    # Privileged (overlayfs, runc), host network (RUN steps reach the mirror
+    # and the registry on $REGISTRY like the host's buildkitd's). conmon,
+    # which outlives this script, inherits open descriptors: not the lock (9).
+    local err=$PODMAN_RUN/run.err
+    if ! pm run -d --name "$PODMAN_BK_NAME" --privileged --network host "${PODMAN_ULIMITS[@]}" \
+      -v "$PODMAN_BK_DATA:/var/lib/buildkit" "$image" \
+      buildkitd --config /etc/buildkit/buildkitd.toml >/dev/null 2>"$err" </dev/null 9>&-; then
+      sed 's/^/harness:   podman run: /' "$err" >&2
+      die "podman run of $image as $PODMAN_BK_NAME failed" "see podman logs $PODMAN_BK_NAME"
+    fi
+  fi
+  for _ in $(seq 1 60); do podman_bk_ping && break; sleep 0.5; done
+  if ! podman_bk_ping; then
+    pm logs --tail 30 "$PODMAN_BK_NAME" 2>&1 | sed 's/^/harness:   podman buildkitd: /' >&2
+    die "the buildkitd in the podman container $PODMAN_BK_NAME does not answer (podman exec $PODMAN_BK_NAME buildctl debug workers)" \
+      "full log: podman logs $PODMAN_BK_NAME (with CONTAINERS_CONF=$PODMAN_CONTAINERS_CONF CONTAINERS_STORAGE_CONF=$PODMAN_STORAGE_CONF)"
+  fi
+  log "buildkitd answers in the podman container $PODMAN_BK_NAME ($(since "$t0")s)"
+}
+
+# ---------------------------------------------------------------------------
+# 2d. containerd of its own
+
+containerd_toml() {
+  cat <<EOT
+# Written by scripts/harness.sh; a change restarts this containerd (never the
+# dockerds' own containerds).
+version = 3
+root = "$CTRD_DIR/root"
+state = "$CTRD_RUN/state"
+# No CRI (it would fight over CNI and the streaming port), no NRI (one
+# socket, /var/run/nri/nri.sock, for every containerd on the host).
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.cri.v1.images",
+  "io.containerd.cri.v1.runtime",
+  "io.containerd.podsandbox.controller.v1.podsandbox",
+  "io.containerd.sandbox.controller.v1.shim",
+  "io.containerd.nri.v1.nri",
+]
+
+[grpc]
+  address = "$CTRD_SOCK"
+
+[ttrpc]
+  address = "$CTRD_SOCK.ttrpc"
+
+[plugins]
+  [plugins.'io.containerd.internal.v1.opt']
+    path = "$CTRD_DIR/opt"
+EOT
+}
+
+ctrd() { ctr -a "$CTRD_SOCK" "$@"; }
+containerd_ping() { [ -S "$CTRD_SOCK" ] && timeout 10 ctr -a "$CTRD_SOCK" version >/dev/null 2>&1; }
+
+ensure_containerd() {
+  step_begin containerd
+  { command -v containerd && command -v ctr; } >/dev/null 2>&1 ||
+    die "containerd and ctr are not installed" "they come with docker.io (Debian sid's containerd package)"
+  command -v containerd-shim-runc-v2 >/dev/null 2>&1 || die "containerd-shim-runc-v2 is not on PATH"
+  mkdir -p "$CTRD_DIR/root" "$CTRD_DIR/opt" "$CTRD_RUN/state"
+  local changed=0
+  write_if_changed "$CTRD_CONFIG" "$(containerd_toml)" && changed=1
+  if pid_alive "$CTRD_PID" containerd; then
+    if [ "$changed" = 1 ]; then
+      log "$(basename "$CTRD_CONFIG") changed: restarting containerd"
+      stop_pidfile containerd "$CTRD_PID"
+    else
+      for _ in $(seq 1 20); do containerd_ping && break; sleep 0.25; done
+      if containerd_ping; then
+        ensure_containerd_namespace
+        step_end "already running (pid $(cat "$CTRD_PID"))"
+        return
+      fi
+      log "containerd (pid $(cat "$CTRD_PID")) does not answer on $CTRD_SOCK: restarting it"
+      stop_pidfile containerd "$CTRD_PID"
+    fi
+  elif containerd_ping; then
+    die "something else answers on $CTRD_SOCK (no containerd with pid file $CTRD_PID)" "stop it, or run $0 down"
+  fi
+  rm -f "$CTRD_SOCK" "$CTRD_SOCK.ttrpc"
+  [ -f "$CTRD_LOG" ] && mv -f "$CTRD_LOG" "$CTRD_LOG.1"
+  log "starting containerd $(containerd --version | awk '{ print $3 }') (log: $CTRD_LOG)"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$CTRD_PID" \
+    containerd --config "$CTRD_CONFIG" >"$CTRD_LOG" 2>&1 </dev/null 9>&- &
+  local cpid=$! how="within 30s"
+  for _ in $(seq 1 120); do
+    containerd_ping && break
+    kill -0 "$cpid" 2>/dev/null || { how="(it exited during startup)"; break; }
+    sleep 0.25
+  done
+  if ! containerd_ping; then
+    tail -n 30 "$CTRD_LOG" | sed 's/^/harness:   containerd: /' >&2
+    die "containerd did not answer on $CTRD_SOCK $how" "full log: $CTRD_LOG"
+  fi
+  ensure_containerd_namespace
+  step_end "started (pid $(cat "$CTRD_PID"))"
+}
+
+# k3s and the CRI keep their images in the namespace k8s.io: have it exist.
+ensure_containerd_namespace() {
+  ctrd namespaces ls -q | grep -qxF "$CTRD_NAMESPACE" ||
+    ctrd namespaces create "$CTRD_NAMESPACE" || die "ctr namespaces create $CTRD_NAMESPACE failed"
 }
 
 # ---------------------------------------------------------------------------
@@ -869,6 +1186,9 @@ PY
 # Which daemons this `up` set up (env_lines names only those).
 UP_CLASSIC=0
 UP_BUILDKITD=0
+UP_PODMAN=0
+UP_PODMAN_BK=0
+UP_CONTAINERD=0
 
 env_lines() {
   local kinds=docker
@@ -903,6 +1223,17 @@ export KILN_TEST_BUILDCTL=$BUILDCTL
 export KILN_TEST_BUILDKITD_LOG=$BK_LOG
 EOF
   fi
+  if [ "$UP_PODMAN" = 1 ]; then
+    # The podman CLI (`podman exec` of podman-container://) reads the same
+    # storage as the service through these two.
+    cat <<EOF
+export KILN_TEST_PODMAN=$PODMAN_SOCK
+export CONTAINERS_CONF=$PODMAN_CONTAINERS_CONF
+export CONTAINERS_STORAGE_CONF=$PODMAN_STORAGE_CONF
+EOF
+    if [ "$UP_PODMAN_BK" = 1 ]; then echo "export KILN_TEST_PODMAN_BUILDKIT=$PODMAN_BK_NAME"; fi
+  fi
+  if [ "$UP_CONTAINERD" = 1 ]; then echo "export KILN_TEST_CONTAINERD=$CTRD_SOCK"; fi
   echo "export KILN_TEST_DAEMONS=$kinds"
 }
 
@@ -996,6 +1327,23 @@ verify_buildkitd() {
   step_end
 }
 
+# The containerd of its own pulls from the registry and runs a container in
+# the namespace k8s.io (runc through containerd-shim-runc-v2).
+verify_containerd() {
+  step_begin "verify containerd"
+  local out
+  out=$(timeout 60 ctr -a "$CTRD_SOCK" -n "$CTRD_NAMESPACE" images pull --plain-http "$STATIC_IMAGE" 2>&1) ||
+    die "containerd: ctr images pull $STATIC_IMAGE failed: $(printf '%s' "$out" | tail -n 3)" "see $CTRD_LOG"
+  if [ -x /usr/bin/tini-static ]; then
+    out=$(timeout 60 ctr -a "$CTRD_SOCK" -n "$CTRD_NAMESPACE" run --rm --net-host \
+      --mount type=bind,src=/usr/bin/tini-static,dst=/tini,options=rbind:ro \
+      "$STATIC_IMAGE" "kiln-harness-check-$$" /tini --version 2>&1) ||
+      die "containerd: ctr run of $STATIC_IMAGE failed: $out" "see $CTRD_LOG"
+    log "ctr run in namespace $CTRD_NAMESPACE works (host tini-static: $out)"
+  fi
+  step_end
+}
+
 # ---------------------------------------------------------------------------
 
 # Some sandboxes start with /dev/null as a regular file (something removed
@@ -1037,6 +1385,12 @@ cmd_up() {
     bg_run dockerd-classic ensure_dockerd docker-classic
   fi
   if [ "$UP_BUILDKITD" = 1 ]; then bg_run buildkitd ensure_buildkitd; fi
+  if want podman; then
+    UP_PODMAN=1
+    if buildkitd_available; then UP_PODMAN_BK=1; fi
+    bg_run podman ensure_podman
+  fi
+  if want containerd; then UP_CONTAINERD=1; bg_run containerd ensure_containerd; fi
   if want docker; then ensure_dockerd docker; fi
   ensure_registry
   ensure_static_fixture
@@ -1045,6 +1399,7 @@ cmd_up() {
   write_env
   if [ "$UP_CLASSIC" = 1 ]; then bg_run verify-classic verify_docker docker-classic; fi
   if [ "$UP_BUILDKITD" = 1 ]; then bg_run verify-buildkitd verify_buildkitd; fi
+  if [ "$UP_CONTAINERD" = 1 ]; then bg_run verify-containerd verify_containerd; fi
   if want docker; then verify_docker docker; fi
   bg_wait
   log "up in $(since "$T_START")s"
@@ -1069,6 +1424,14 @@ stop_buildkitd() {
   rm -f "$RUN/net-verified-buildkitd"
 }
 
+stop_podman() {
+  if pid_alive "$RUN/podman.pid" podman || pm container exists "$PODMAN_BK_NAME" 2>/dev/null; then
+    pm rm -f -t 10 "$PODMAN_BK_NAME" >/dev/null 2>&1 || true
+  fi
+  umount_under "$PODMAN_BK_DATA"
+  stop_pidfile podman "$RUN/podman.pid" "the podman service"
+}
+
 cmd_down() {
   need_root down
   mkdir -p "$RUN"
@@ -1076,6 +1439,8 @@ cmd_down() {
   bg_run stop-dockerd stop_dockerd docker
   bg_run stop-dockerd-classic stop_dockerd docker-classic
   bg_run stop-buildkitd stop_buildkitd
+  bg_run stop-podman stop_podman
+  bg_run stop-containerd stop_pidfile containerd "$CTRD_PID"
   stop_pidfile docker-registry "$RUN/registry.pid"
   bg_wait
   pid_alive "$RUN/docker-classic.pid" dockerd || remove_classic_network
@@ -1132,11 +1497,48 @@ status_buildkitd() {
   fi
 }
 
+status_podman() {
+  if ! command -v podman >/dev/null 2>&1; then
+    printf 'podman    down  not installed\n'
+    return
+  fi
+  if podman_ping; then
+    printf 'podman    up    pid %s  unix://%s  %s\n' "$(cat "$RUN/podman.pid" 2>/dev/null || echo '?')" "$PODMAN_SOCK" \
+      "$(podman --version | awk '{ print $3 }')"
+  elif pid_alive "$RUN/podman.pid" podman; then
+    printf 'podman    hung  pid %s  not answering on %s (log %s)\n' "$(cat "$RUN/podman.pid")" "$PODMAN_SOCK" "$PODMAN_LOG"
+  else
+    printf 'podman    down  unix://%s\n' "$PODMAN_SOCK"
+  fi
+  if podman_bk_ping; then
+    printf 'podman-bk up    container %s  podman-container://%s  image %s\n' "$PODMAN_BK_NAME" "$PODMAN_BK_NAME" \
+      "$(pm container inspect -f '{{.ImageName}}' "$PODMAN_BK_NAME" 2>/dev/null || echo '?')"
+  elif buildkitd_available; then
+    printf 'podman-bk down  container %s (%s)\n' "$PODMAN_BK_NAME" \
+      "$(pm container inspect -f '{{.State.Status}}' "$PODMAN_BK_NAME" 2>/dev/null || echo 'missing')"
+  else
+    printf 'podman-bk skip  no buildkitd/buildctl in %s\n' "$SHARED_BUILDKIT"
+  fi
+}
+
+status_containerd() {
+  if containerd_ping; then
+    printf 'containerd up   pid %s  %s  %s  namespaces %s\n' "$(cat "$CTRD_PID" 2>/dev/null || echo '?')" "$CTRD_SOCK" \
+      "$(containerd --version | awk '{ print $3 }')" "$(ctrd namespaces ls -q 2>/dev/null | tr '\n' ' ')"
+  elif pid_alive "$CTRD_PID" containerd; then
+    printf 'containerd hung pid %s  not answering on %s (log %s)\n' "$(cat "$CTRD_PID")" "$CTRD_SOCK" "$CTRD_LOG"
+  else
+    printf 'containerd down %s\n' "$CTRD_SOCK"
+  fi
+}
+
 cmd_status() {
   local pid
   status_dockerd docker dockerd
   status_dockerd docker-classic classic
   status_buildkitd
+  status_podman
+  status_containerd
   if registry_ping; then
     pid=$(cat "$RUN/registry.pid" 2>/dev/null || echo '?')
     printf 'registry  up    pid %s  http://%s\n' "$pid" "$REGISTRY"

@@ -11,6 +11,10 @@
 #   buildkitd       buildkitd v0.29.0 on a unix socket         (unix://)
 #   buildkitd-tls   the same buildkitd on tcp with mutual TLS  (tcp://)
 #
+# The harness also starts podman (storage of its own, a buildkitd in the
+# podman container kiln-buildkitd for podman-container://) and a containerd of
+# its own; tests reach them from the rows (KILN_TEST_PODMAN*, KILN_TEST_CONTAINERD).
+#
 # KILN_TEST_DAEMONS=docker,buildkitd limits the matrix (default: all four).
 # Without ../shared/buildkit (a fresh clone on a laptop) the buildkitd rows
 # are skipped with one line saying so; in CI (CI=true) they must run.
@@ -34,8 +38,10 @@ done
 want() { case " ${WANT[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # The harness starts what the chosen rows need (the containerd-store dockerd
-# always: it also runs the images tests push).
-hd=docker
+# always: it also runs the images tests push), and podman (with a buildkitd in
+# a podman container, for podman-container://) and a containerd of its own
+# always: tests of every row load images into them.
+hd=docker,podman,containerd
 want docker-classic && hd=$hd,docker-classic
 { want buildkitd || want buildkitd-tls; } && hd=$hd,buildkitd
 KILN_HARNESS_DAEMONS=$hd "$ROOT/scripts/harness.sh" up
@@ -45,6 +51,16 @@ ENV_FILE=${KILN_HARNESS_DIR:-/var/lib/kiln-harness}/env
 # shellcheck disable=SC1090
 . "$ENV_FILE"
 if [ -n "${CI+x}" ]; then export CI; fi
+# Podman, its buildkitd and containerd are not rows: tests reach them from the
+# rows. In CI they must be there; elsewhere the tests that need them say so.
+missing=()
+[ -n "${KILN_TEST_PODMAN:-}" ] || missing+=("KILN_TEST_PODMAN (the podman service)")
+[ -n "${KILN_TEST_PODMAN_BUILDKIT:-}" ] || missing+=("KILN_TEST_PODMAN_BUILDKIT (the buildkitd in podman; needs ../shared/buildkit)")
+[ -n "${KILN_TEST_CONTAINERD:-}" ] || missing+=("KILN_TEST_CONTAINERD (the harness's containerd)")
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$ci" = 1 ] && die "CI=true but the harness set up no ${missing[*]}"
+  log "not set up by the harness: ${missing[*]}; the tests that need them fail or say so"
+fi
 
 ROWS=()
 for d in "${WANT[@]}"; do

@@ -6,7 +6,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const ADDR_HELP: &str = "BuildKit address: unix:///run/buildkit/buildkitd.sock, tcp://HOST:PORT, \
 docker:// (DOCKER_HOST or /var/run/docker.sock), docker:///path/docker.sock, \
-docker-container://NAME, kube-pod://POD?namespace=NS, ssh://USER@HOST. \
+docker-container://NAME, podman-container://NAME, nerdctl-container://NAME?namespace=NS, \
+kube-pod://POD?namespace=NS, ssh://USER@HOST. \
 Default: docker:// if a Docker Engine answers, else the buildkitd socket";
 
 #[derive(Parser, Debug)]

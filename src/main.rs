@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     // Blocking work still running (a cancelled export's writer notices
     // within a packet) gets a bounded time: Ctrl-C must end kiln promptly.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    // Connection helpers (`podman exec …`) end their sessions before kiln
+    // exits (at most 3 s each, then they are killed).
+    kiln_client::transport::wait_for_closing_helpers();
     match result {
         Ok(code) => code,
         Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,

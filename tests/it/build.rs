@@ -38,8 +38,14 @@ pub fn sample_module(root: &Path, greeting: &str) -> PathBuf {
 
 /// `kiln build DIR` with the harness's fixture images.
 pub fn build_args(dir: &Path, extra: &[&str]) -> Vec<String> {
+    build_args_at(daemon().kiln_args(), dir, extra)
+}
+
+/// [`build_args`] on another daemon: `daemon_args` are `--addr ADDR` and
+/// what else reaching it takes.
+pub fn build_args_at(daemon_args: Vec<String>, dir: &Path, extra: &[&str]) -> Vec<String> {
     let h = harness();
-    let mut v: Vec<String> = daemon().kiln_args();
+    let mut v = daemon_args;
     v.extend([
         "build".into(),
         dir.display().to_string(),
@@ -84,7 +90,7 @@ pub async fn kiln_build(dir: &Path, extra: &[&str]) -> Run {
 }
 
 /// Unpacks an OCI layout tar and returns (index.json, dir).
-fn unpack_oci(tar: &Path, into: &Path) -> serde_json::Value {
+pub(crate) fn unpack_oci(tar: &Path, into: &Path) -> serde_json::Value {
     untar(tar, into);
     serde_json::from_slice(&std::fs::read(into.join("index.json")).unwrap()).unwrap()
 }
@@ -107,12 +113,12 @@ fn blob(dir: &Path, digest: &str) -> Vec<u8> {
     std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap()
 }
 
-fn json_blob(dir: &Path, digest: &str) -> serde_json::Value {
+pub(crate) fn json_blob(dir: &Path, digest: &str) -> serde_json::Value {
     serde_json::from_slice(&blob(dir, digest)).unwrap()
 }
 
 /// Lists the files of a gzipped layer blob.
-fn layer_files(dir: &Path, digest: &str) -> Vec<String> {
+pub(crate) fn layer_files(dir: &Path, digest: &str) -> Vec<String> {
     let hex = digest.strip_prefix("sha256:").unwrap();
     let out = std::process::Command::new("tar")
         .arg("-tf")
@@ -126,7 +132,7 @@ fn layer_files(dir: &Path, digest: &str) -> Vec<String> {
 }
 
 /// The manifests of an OCI layout, by platform.
-fn manifests(dir: &Path, index: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+pub(crate) fn manifests(dir: &Path, index: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
     let mut out = Vec::new();
     for m in index["manifests"].as_array().unwrap() {
         let doc = json_blob(dir, m["digest"].as_str().unwrap());

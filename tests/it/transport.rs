@@ -166,10 +166,13 @@ async fn stdio_helper_docker_container() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn stdio_helpers_kube_pod_and_ssh_build_the_right_commands() {
+async fn stdio_helpers_kube_pod_ssh_podman_nerdctl_build_the_right_commands() {
+    // nerdctl is packaged neither in Debian bookworm nor in sid: its helper is
+    // checked here, through a stand-in, only (podman's also runs for real in
+    // podman_container.rs).
     let relay = Relay::for_daemon(RelayOptions::default()).await;
     let bin = tempfile::tempdir().unwrap();
-    for tool in ["kubectl", "ssh"] {
+    for tool in ["kubectl", "ssh", "podman", "nerdctl"] {
         script(
             &bin.path().join(tool),
             &format!(
@@ -194,6 +197,21 @@ async fn stdio_helpers_kube_pod_and_ssh_build_the_right_commands() {
             "ssh://builder@10.9.8.7:2222",
             "ssh",
             "-p 2222 builder@10.9.8.7 -- buildctl dial-stdio",
+        ),
+        (
+            "podman-container://kiln-bk",
+            "podman",
+            "exec -i kiln-bk buildctl dial-stdio",
+        ),
+        (
+            "nerdctl-container://buildkitd",
+            "nerdctl",
+            "exec -i buildkitd buildctl dial-stdio",
+        ),
+        (
+            "nerdctl-container://buildkitd?namespace=k8s.io",
+            "nerdctl",
+            "--namespace k8s.io exec -i buildkitd buildctl dial-stdio",
         ),
     ] {
         let mut cmd = kiln();

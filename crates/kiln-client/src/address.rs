@@ -7,7 +7,7 @@ use std::str::FromStr;
 use crate::error::AddressError;
 
 /// The schemes kiln understands, for error messages.
-pub const SCHEMES: &str = "unix://, tcp://, docker://, docker-container://, kube-pod://, ssh://";
+pub const SCHEMES: &str = "unix://, tcp://, docker://, docker-container://, podman-container://, nerdctl-container://, kube-pod://, ssh://";
 
 /// Where a BuildKit daemon answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +21,16 @@ pub enum Address {
     Docker(DockerHost),
     /// `docker exec -i NAME buildctl dial-stdio`.
     DockerContainer { container: String },
+    /// `podman exec -i NAME buildctl dial-stdio` (BuildKit's
+    /// `connhelper/podmancontainer`).
+    PodmanContainer { container: String },
+    /// `nerdctl [--namespace NS] exec -i NAME buildctl dial-stdio` (BuildKit's
+    /// `connhelper/nerdctlcontainer`); no namespace leaves nerdctl's default
+    /// (`CONTAINERD_NAMESPACE`, else `default`).
+    NerdctlContainer {
+        container: String,
+        namespace: Option<String>,
+    },
     /// `kubectl exec -i POD -- buildctl dial-stdio`.
     KubePod {
         pod: String,
@@ -133,7 +143,8 @@ impl Address {
 
     /// Parses an address such as `unix:///run/buildkit/buildkitd.sock`,
     /// `tcp://127.0.0.1:1234`, `docker://`, `docker:///var/run/docker.sock`,
-    /// `docker-container://buildkitd`, `kube-pod://POD?namespace=NS`,
+    /// `docker-container://buildkitd`, `podman-container://buildkitd`,
+    /// `nerdctl-container://buildkitd?namespace=NS`, `kube-pod://POD?namespace=NS`,
     /// `ssh://user@host:22`.
     ///
     /// `docker://` alone resolves `DOCKER_HOST` at connect time.
@@ -164,18 +175,13 @@ impl Address {
                     Ok(Address::Docker(DockerHost::Tcp { host, port }))
                 }
             }
-            "docker-container" => {
-                let name = rest.trim_end_matches('/');
-                if name.is_empty() || name.contains('/') {
-                    return Err(AddressError::Invalid {
-                        address: s.to_string(),
-                        reason: "expected docker-container://CONTAINER_NAME".into(),
-                    });
-                }
-                Ok(Address::DockerContainer {
-                    container: name.to_string(),
-                })
-            }
+            "docker-container" => Ok(Address::DockerContainer {
+                container: container_name(s, scheme, rest)?,
+            }),
+            "podman-container" => Ok(Address::PodmanContainer {
+                container: container_name(s, scheme, rest)?,
+            }),
+            "nerdctl-container" => parse_nerdctl(s, rest),
             "kube-pod" => parse_kube_pod(s, rest),
             "ssh" => parse_ssh(s, rest),
             other => Err(AddressError::UnknownScheme {
@@ -196,6 +202,17 @@ impl fmt::Display for Address {
                 write!(f, "docker://{}:{port}", bracket(host))
             }
             Address::DockerContainer { container } => write!(f, "docker-container://{container}"),
+            Address::PodmanContainer { container } => write!(f, "podman-container://{container}"),
+            Address::NerdctlContainer {
+                container,
+                namespace,
+            } => {
+                write!(f, "nerdctl-container://{container}")?;
+                if let Some(ns) = namespace {
+                    write!(f, "?namespace={ns}")?;
+                }
+                Ok(())
+            }
             Address::KubePod {
                 pod,
                 namespace,
@@ -287,6 +304,73 @@ fn host_port(
         return Err(invalid("port 0 is not a port to dial"));
     }
     Ok((host.to_string(), port))
+}
+
+/// Whether `name` is a name or id Docker, Podman and nerdctl accept for a
+/// container: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`. It goes on the helper's command
+/// line, so a name that would read as an option (`-i`) never gets there.
+fn is_container_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// The `NAME` of `SCHEME://NAME`.
+fn container_name(address: &str, scheme: &str, rest: &str) -> Result<String, AddressError> {
+    let name = rest.trim_end_matches('/');
+    if !is_container_name(name) {
+        return Err(AddressError::Invalid {
+            address: address.to_string(),
+            reason: if name.is_empty() {
+                format!("expected {scheme}://CONTAINER_NAME")
+            } else {
+                format!(
+                    "expected {scheme}://CONTAINER_NAME; {name:?} is not a container name (letters, digits, '_', '.', '-', starting with a letter or digit)"
+                )
+            },
+        });
+    }
+    Ok(name.to_string())
+}
+
+/// `nerdctl-container://NAME[?namespace=NS]`.
+fn parse_nerdctl(address: &str, rest: &str) -> Result<Address, AddressError> {
+    const SCHEME: &str = "nerdctl-container";
+    let (name, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let container = container_name(address, SCHEME, name)?;
+    let invalid = |reason: String| AddressError::Invalid {
+        address: address.to_string(),
+        reason,
+    };
+    let mut namespace = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("namespace", ns)) => {
+                // containerd's rule for namespace names: labels of letters and
+                // digits joined by '.', '_' or '-'.
+                let ok = !ns.is_empty()
+                    && ns.split(['.', '_', '-']).all(|label| {
+                        !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric())
+                    });
+                if !ok {
+                    return Err(invalid(format!(
+                        "namespace {ns:?} is not a containerd namespace (letters and digits, joined by '.', '_' or '-'), e.g. nerdctl-container://buildkitd?namespace=k8s.io"
+                    )));
+                }
+                namespace = Some(ns.to_string());
+            }
+            _ => {
+                let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+                return Err(invalid(format!(
+                    "unknown nerdctl-container parameter {key:?} (known: namespace)"
+                )));
+            }
+        }
+    }
+    Ok(Address::NerdctlContainer {
+        container,
+        namespace,
+    })
 }
 
 fn parse_kube_pod(address: &str, rest: &str) -> Result<Address, AddressError> {
@@ -421,6 +505,26 @@ mod tests {
             })
         );
         assert_eq!(
+            Address::parse("podman-container://kiln-buildkitd").ok(),
+            Some(Address::PodmanContainer {
+                container: "kiln-buildkitd".into()
+            })
+        );
+        assert_eq!(
+            Address::parse("nerdctl-container://buildkitd").ok(),
+            Some(Address::NerdctlContainer {
+                container: "buildkitd".into(),
+                namespace: None
+            })
+        );
+        assert_eq!(
+            Address::parse("nerdctl-container://bk_1.a?namespace=k8s.io").ok(),
+            Some(Address::NerdctlContainer {
+                container: "bk_1.a".into(),
+                namespace: Some("k8s.io".into())
+            })
+        );
+        assert_eq!(
             Address::parse("kube-pod://bk-0?namespace=ci&container=bk").ok(),
             Some(Address::KubePod {
                 pod: "bk-0".into(),
@@ -455,6 +559,9 @@ mod tests {
             "tcp://[::1]:1234",
             "docker:///tmp/d.sock",
             "docker-container://bk",
+            "podman-container://kiln-buildkitd",
+            "nerdctl-container://bk",
+            "nerdctl-container://bk?namespace=k8s.io",
             "kube-pod://p?namespace=n&context=c&container=k",
             "ssh://u@h:22",
         ] {
@@ -477,6 +584,40 @@ mod tests {
         assert!(Address::parse("unix://relative.sock").is_err());
         assert!(Address::parse("kube-pod://p?bogus=1").is_err());
         assert!(Address::parse("docker-container://").is_err());
+        for (bad, want) in [
+            (
+                "podman-container://",
+                "expected podman-container://CONTAINER_NAME",
+            ),
+            ("podman-container://a/b", "\"a/b\" is not a container name"),
+            ("podman-container://-i", "\"-i\" is not a container name"),
+            ("docker-container://-i", "\"-i\" is not a container name"),
+            (
+                "nerdctl-container://",
+                "expected nerdctl-container://CONTAINER_NAME",
+            ),
+            (
+                "nerdctl-container://?namespace=x",
+                "expected nerdctl-container://CONTAINER_NAME",
+            ),
+            ("nerdctl-container://bk?namespace=", "namespace \"\" is not"),
+            (
+                "nerdctl-container://bk?namespace=a..b",
+                "namespace \"a..b\" is not",
+            ),
+            (
+                "nerdctl-container://bk?namespace=-x",
+                "namespace \"-x\" is not",
+            ),
+            (
+                "nerdctl-container://bk?ns=x",
+                "unknown nerdctl-container parameter \"ns\"",
+            ),
+        ] {
+            let e = Address::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+            assert!(e.contains(bad), "the error names the address: {e}");
+        }
     }
 
     #[test]

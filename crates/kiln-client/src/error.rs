@@ -150,7 +150,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Address(_) | Error::AddressEnv { .. } => Some(format!(
-                "addresses look like unix:///run/buildkit/buildkitd.sock, tcp://127.0.0.1:1234, docker://, docker-container://NAME (schemes: {SCHEMES})"
+                "addresses look like unix:///run/buildkit/buildkitd.sock, tcp://127.0.0.1:1234, docker://, docker-container://NAME, podman-container://NAME (schemes: {SCHEMES})"
             )),
             Error::Dial { address, source, .. } => Some(dial_hint(address, source)),
             Error::Handshake { address, .. } => Some(format!(

@@ -4,6 +4,8 @@
 pub mod docker;
 mod stdio;
 
+pub use stdio::wait_for_closing_helpers;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -78,7 +80,11 @@ impl Dialer {
                 let upgraded = docker::upgrade(io, docker::GRPC_PATH, &[]).await?;
                 Ok(Box::new(upgraded))
             }
-            Address::DockerContainer { .. } | Address::KubePod { .. } | Address::Ssh { .. } => {
+            Address::DockerContainer { .. }
+            | Address::PodmanContainer { .. }
+            | Address::NerdctlContainer { .. }
+            | Address::KubePod { .. }
+            | Address::Ssh { .. } => {
                 let cmd = stdio::helper_command(&self.address);
                 let io = stdio::spawn(cmd, self.helper_stderr.clone())?;
                 Ok(Box::new(io))
