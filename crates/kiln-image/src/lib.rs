@@ -114,16 +114,20 @@ pub mod manifest;
 pub mod matcher;
 pub mod media_type;
 pub mod platform;
+#[cfg(feature = "podman")]
+pub mod podman;
 pub mod reference;
-pub mod store;
 #[cfg(feature = "registry")]
 pub mod registry;
+pub mod store;
 
 /// The `oci-spec` crate whose types [`config`] and [`manifest`] use.
 pub use oci_spec;
 
 pub use config::ImageConfigBuilder;
 pub use digest::Digest;
+#[cfg(feature = "podman")]
+pub use error::PodmanError;
 pub use error::{
     ArchiveError, ConfigError, DigestError, EntryProblem, Error, LayoutError, ManifestError,
     PlatformError, ProtocolError, ReferenceError,

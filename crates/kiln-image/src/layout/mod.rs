@@ -39,7 +39,7 @@ mod archive;
 mod merge;
 mod read;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use archive::rename_docker_archive;
 pub use merge::{check_destination, merge, Merged, Part};

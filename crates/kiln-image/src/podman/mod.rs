@@ -1,0 +1,550 @@
+//! Loading an OCI layout into podman through its REST API socket, every
+//! platform of it.
+//!
+//! `podman load` keeps only the host's platform of a multi-platform archive
+//! (containers/podman#22882). [`Podman::load`] instead loads each platform's
+//! image on its own, as a single-image OCI archive streamed to libpod's
+//! `POST /images/load` (podman keeps the manifest as it is, so each image
+//! keeps its digest), then builds a manifest list from those local images
+//! (`POST /manifests/{name}`, `PUT /manifests/{name}` with
+//! `containers-storage:` references) and gives it the name. So:
+//!
+//! - one platform: an image named `NAME` (`docker.io/library/app:latest`
+//!   for `-t app`, which podman's short-name lookup finds as `app`);
+//! - several: a manifest list named `NAME` listing each platform
+//!   (`podman manifest inspect app` shows them, `podman run --platform
+//!   linux/arm64 app` picks one), and each platform's image named
+//!   `NAME-OS-ARCH[-VARIANT]` (`app:latest-linux-arm64`). The images need a
+//!   name: `podman image prune` removes images that have none even when a
+//!   list refers to them (containers/podman#25525), which would leave `app`
+//!   a list of nothing.
+//!
+//! A name given to the new image is taken from whichever image had it (an
+//! earlier build: it stays, unnamed, until `podman image prune`). Nothing is
+//! half-loaded: when any step fails, the names moved go back to the images
+//! that had them, the temporary list and the images this load added are
+//! removed, and the error says what failed ([`PodmanError`]); only if that
+//! undoing fails too does [`PodmanError::Leftovers`] list what is left.
+//!
+//! Podman 4.0 and later (the `v4.0.0` API); tried on 4.3.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use http::Method;
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::digest::Digest;
+use crate::error::LayoutError;
+pub use crate::error::PodmanError;
+use crate::layout::Layout;
+use crate::platform::Platform;
+use crate::reference::ImageRef;
+use crate::store::Loaded;
+
+mod api;
+mod archive;
+#[cfg(test)]
+mod tests;
+
+use api::{Api, ChannelBody, ListedImage};
+use archive::{ChannelWriter, PlatformImage};
+
+/// The environment variable podman's remote client reads its address from.
+pub const CONTAINER_HOST: &str = "CONTAINER_HOST";
+/// The socket of root's podman service.
+pub const ROOT_SOCKET: &str = "/run/podman/podman.sock";
+/// The user's podman socket, under `$XDG_RUNTIME_DIR`.
+pub const ROOTLESS_SOCKET: &str = "podman/podman.sock";
+
+/// A podman API service, reached on its unix socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Podman {
+    /// The socket's path.
+    pub socket: PathBuf,
+}
+
+impl Podman {
+    /// Podman at `address` (`unix:///path` or `/path`), or where podman's
+    /// own remote client would look: `$CONTAINER_HOST` (a `unix://` one),
+    /// else [`ROOT_SOCKET`] for root (effective user id 0), else
+    /// `$XDG_RUNTIME_DIR/podman/podman.sock`.
+    ///
+    /// # Errors
+    /// [`PodmanError::UnsupportedAddress`] for an address (given or from
+    /// `CONTAINER_HOST`) that is not a unix socket path, and
+    /// [`PodmanError::NoRuntimeDir`] when a non-root user has no
+    /// `XDG_RUNTIME_DIR`.
+    pub fn from_env(address: Option<&str>) -> Result<Podman, PodmanError> {
+        let container_host = std::env::var(CONTAINER_HOST).ok();
+        let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+        let euid = rustix::process::geteuid().as_raw();
+        let socket = socket_for(
+            address,
+            container_host.as_deref(),
+            euid,
+            runtime_dir.as_deref(),
+        )?;
+        Ok(Podman { socket })
+    }
+
+    /// Loads `layout`'s image (its root, [`Layout::root`]: an index of
+    /// platform images or a single manifest) into podman as `name`; see the
+    /// [module docs](self) for what podman then holds. Blobs are streamed
+    /// from the layout tarball, each checked against its digest.
+    ///
+    /// # Errors
+    /// [`PodmanError::NameHasDigest`] for a name pinned to a digest,
+    /// [`PodmanError::InstanceTag`] when a platform's name would not be a
+    /// tag, [`PodmanError::NoImages`] and [`PodmanError::Layout`] for a
+    /// layout without images or with missing or damaged blobs (found before
+    /// or while loading), [`PodmanError::Connect`] when nothing answers on
+    /// the socket, [`PodmanError::Refused`], [`PodmanError::Http`] and
+    /// [`PodmanError::Unexpected`] for what podman answers,
+    /// [`PodmanError::ListMismatch`] when its list does not list what was
+    /// loaded, and [`PodmanError::Leftovers`] when undoing a failed load
+    /// failed too.
+    pub async fn load(&self, layout: &Layout, name: &ImageRef) -> Result<Loaded, PodmanError> {
+        let target = Target::new(name)?;
+        let descriptors = layout.images()?;
+        if descriptors.is_empty() {
+            return Err(PodmanError::NoImages {
+                tar: layout.path().to_path_buf(),
+            });
+        }
+        let images = descriptors
+            .iter()
+            .map(|d| PlatformImage::read(layout, d))
+            .collect::<Result<Vec<_>, LayoutError>>()?;
+        let instance_tags = if images.len() > 1 {
+            images
+                .iter()
+                .map(|i| target.instance_tag(&i.platform))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            Vec::new()
+        };
+
+        let api = Api::new(&self.socket);
+        api.ping().await?;
+        let before = api.images().await?;
+        let mut undo = Undo::default();
+        let result = load_all(
+            &api,
+            layout,
+            &target,
+            &images,
+            &instance_tags,
+            &before,
+            &mut undo,
+        )
+        .await;
+        match result {
+            Ok(loaded) => Ok(loaded),
+            Err(e) => {
+                tracing::debug!(error = %e, "podman load failed; undoing it");
+                let (leftovers, problems) = undo.run(&api).await;
+                if leftovers.is_empty() {
+                    Err(e)
+                } else {
+                    Err(PodmanError::Leftovers {
+                        source: Box::new(e),
+                        leftovers,
+                        problems,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Where [`Podman::from_env`] finds the socket, given what it read from
+/// the environment.
+fn socket_for(
+    address: Option<&str>,
+    container_host: Option<&str>,
+    euid: u32,
+    runtime_dir: Option<&Path>,
+) -> Result<PathBuf, PodmanError> {
+    if let Some(a) = address {
+        return unix_path(a, false);
+    }
+    if let Some(a) = container_host.filter(|a| !a.is_empty()) {
+        return unix_path(a, true);
+    }
+    if euid == 0 {
+        return Ok(PathBuf::from(ROOT_SOCKET));
+    }
+    match runtime_dir.filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => Ok(dir.join(ROOTLESS_SOCKET)),
+        None => Err(PodmanError::NoRuntimeDir),
+    }
+}
+
+/// The socket path of `unix:///path` or `/path`.
+fn unix_path(address: &str, from_env: bool) -> Result<PathBuf, PodmanError> {
+    let path = address.strip_prefix("unix://").unwrap_or(address);
+    if path.starts_with('/') {
+        Ok(PathBuf::from(path))
+    } else {
+        Err(PodmanError::UnsupportedAddress {
+            address: address.to_string(),
+            from_env,
+        })
+    }
+}
+
+/// The name to give: `repo:tag`, as podman spells names.
+#[derive(Debug)]
+struct Target {
+    name: ImageRef,
+    repo: String,
+    tag: String,
+}
+
+impl Target {
+    fn new(name: &ImageRef) -> Result<Target, PodmanError> {
+        if name.digest().is_some() {
+            let without = name.trim();
+            let without = match name.tag() {
+                Some(t) => without.with_tag(t).unwrap_or_else(|_| without.clone()),
+                None => without,
+            };
+            return Err(PodmanError::NameHasDigest {
+                name: name.to_string(),
+                without: without.familiar(),
+            });
+        }
+        let tag = name.tag().unwrap_or("latest").to_string();
+        Ok(Target {
+            name: name.clone(),
+            repo: name.name(),
+            tag,
+        })
+    }
+
+    fn full(&self) -> String {
+        format!("{}:{}", self.repo, self.tag)
+    }
+
+    /// The tag of `platform`'s image: `TAG-OS-ARCH[-VARIANT]`.
+    fn instance_tag(&self, platform: &Platform) -> Result<String, PodmanError> {
+        let mut tag = format!("{}-{}-{}", self.tag, platform.os, platform.architecture);
+        if let Some(v) = &platform.variant {
+            tag.push('-');
+            tag.push_str(v);
+        }
+        match self.name.with_tag(&tag) {
+            Ok(_) => Ok(tag),
+            Err(_) => Err(PodmanError::InstanceTag {
+                name: self.full(),
+                platform: Box::new(platform.clone()),
+                tag,
+            }),
+        }
+    }
+}
+
+/// What a load changed, to undo it when a later step fails.
+#[derive(Debug, Default)]
+struct Undo {
+    /// Images this load added (not in the store before), by ID.
+    created: Vec<String>,
+    /// The manifest list made under a temporary name: (name, ID).
+    list: Option<(String, String)>,
+    /// Names given to the new images, in order.
+    moved: Vec<Moved>,
+}
+
+/// A name given to a new image, and the image that had it.
+#[derive(Debug)]
+struct Moved {
+    repo: String,
+    tag: String,
+    to: String,
+    from: Option<String>,
+    list: bool,
+}
+
+impl Undo {
+    /// Gives each moved name back, removes the list and the images added.
+    /// Returns what could not be undone (for `podman rmi`) and why.
+    async fn run(self, api: &Api) -> (Vec<String>, Vec<String>) {
+        let mut leftovers = Vec::new();
+        let mut problems = Vec::new();
+        for m in self.moved.iter().rev() {
+            let r = match (&m.from, m.list) {
+                (Some(from), _) => api.tag(from, &m.repo, &m.tag).await,
+                (None, true) => api.remove_list_name(&format!("{}:{}", m.repo, m.tag)).await,
+                (None, false) => api.untag(&m.to, &m.repo, &m.tag).await,
+            };
+            if let Err(e) = r {
+                leftovers.push(format!("{}:{}", m.repo, m.tag));
+                problems.push(e.to_string());
+            }
+        }
+        if let Some((name, _)) = &self.list {
+            if let Err(e) = api.remove_list_name(name).await {
+                leftovers.push(name.clone());
+                problems.push(e.to_string());
+            }
+        }
+        for id in &self.created {
+            if let Err(e) = api.remove_image(id).await {
+                leftovers.push(api::short(id).to_string());
+                problems.push(e.to_string());
+            }
+        }
+        (leftovers, problems)
+    }
+}
+
+async fn load_all(
+    api: &Api,
+    layout: &Layout,
+    target: &Target,
+    images: &[PlatformImage],
+    instance_tags: &[String],
+    before: &[ListedImage],
+    undo: &mut Undo,
+) -> Result<Loaded, PodmanError> {
+    let known: BTreeSet<&str> = before.iter().map(|i| i.id.as_str()).collect();
+    let mut ids = Vec::with_capacity(images.len());
+    for image in images {
+        let id = load_one(api, layout, image).await?;
+        if !known.contains(id.as_str()) && !undo.created.contains(&id) {
+            undo.created.push(id.clone());
+        }
+        ids.push(id);
+    }
+    let platforms: Vec<Platform> = images.iter().map(|i| i.platform.clone()).collect();
+
+    if images.len() == 1 {
+        let id = &ids[0];
+        give_name(api, before, undo, id, &target.repo, &target.tag, false).await?;
+        let listed = listed(api, id).await?;
+        let digest = parse_digest(&listed.digest, "list its images")?;
+        return Ok(Loaded {
+            name: target.full(),
+            digest,
+            platforms,
+        });
+    }
+
+    let temporary = format!(
+        "localhost/kiln-load-{}:latest",
+        uuid::Uuid::new_v4().simple()
+    );
+    let list_id = api.create_list(&temporary).await?;
+    undo.list = Some((temporary.clone(), list_id.clone()));
+    api.add_to_list(&temporary, &ids).await?;
+    let doc = api.inspect_list(&temporary).await?;
+    check_list(&doc, images, &target.full())?;
+    for (id, tag) in ids.iter().zip(instance_tags) {
+        give_name(api, before, undo, id, &target.repo, tag, false).await?;
+    }
+    give_name(api, before, undo, &list_id, &target.repo, &target.tag, true).await?;
+    let listed = listed(api, &list_id).await?;
+    let digest = list_digest(&listed, &target.repo)?;
+    // Last: until here the temporary name lets a failure remove the list.
+    api.remove_list_name(&temporary).await?;
+    Ok(Loaded {
+        name: target.full(),
+        digest,
+        platforms,
+    })
+}
+
+/// Streams `image`'s archive to `POST /images/load`; returns the loaded
+/// image's ID.
+async fn load_one(
+    api: &Api,
+    layout: &Layout,
+    image: &PlatformImage,
+) -> Result<String, PodmanError> {
+    let platform = image.platform.to_string();
+    let action = format!("load the {platform} image");
+    let (tx, rx) = mpsc::channel(4);
+    let (layout2, image2) = (layout.clone(), image.clone());
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter::new(tx);
+        let r = image2.write(&layout2, &mut w);
+        if r.is_err() {
+            w.abort();
+        }
+        r
+    });
+    let answer = api
+        .call(
+            Method::POST,
+            "/images/load",
+            Some("application/x-tar"),
+            ChannelBody(rx).boxed(),
+            &action,
+        )
+        .await;
+    let written = writer.await.map_err(|e| PodmanError::Unexpected {
+        action: action.clone(),
+        detail: format!("the archive writer stopped: {e}"),
+    })?;
+    let bytes = match (written, answer) {
+        (Ok(()), Ok(bytes)) => bytes,
+        (Err(e), Err(a)) if stopped_reading(&e) => return Err(a),
+        (Err(e), _) => return Err(e.into()),
+        (Ok(()), Err(a)) => return Err(a),
+    };
+    #[derive(Deserialize)]
+    struct LoadAnswer {
+        #[serde(rename = "Names", default)]
+        names: Vec<String>,
+    }
+    let answer: LoadAnswer =
+        serde_json::from_slice(&bytes).map_err(|e| PodmanError::Unexpected {
+            action: action.clone(),
+            detail: format!("{e}: {}", String::from_utf8_lossy(&bytes)),
+        })?;
+    // An archive without a name is loaded as `sha256:<ID>`.
+    match answer.names.as_slice() {
+        [one] => {
+            let id = one.strip_prefix("sha256:").unwrap_or(one);
+            if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                tracing::debug!(%platform, id, "loaded into podman");
+                Ok(id.to_string())
+            } else {
+                Err(PodmanError::Unexpected {
+                    action,
+                    detail: format!("it loaded {one:?}, not an image ID"),
+                })
+            }
+        }
+        other => Err(PodmanError::Unexpected {
+            action,
+            detail: format!("it loaded {} images ({other:?}), not one", other.len()),
+        }),
+    }
+}
+
+/// Whether writing the archive failed only because podman stopped reading
+/// it (its answer then says why).
+fn stopped_reading(e: &LayoutError) -> bool {
+    matches!(e, LayoutError::ReadEntry { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Names image `id` `repo:tag`, recording the image that had the name.
+async fn give_name(
+    api: &Api,
+    before: &[ListedImage],
+    undo: &mut Undo,
+    id: &str,
+    repo: &str,
+    tag: &str,
+    list: bool,
+) -> Result<(), PodmanError> {
+    let full = format!("{repo}:{tag}");
+    let from = before
+        .iter()
+        .find(|i| i.names().iter().any(|n| *n == full))
+        .map(|i| i.id.clone());
+    api.tag(id, repo, tag).await?;
+    if from.as_deref() != Some(id) {
+        undo.moved.push(Moved {
+            repo: repo.to_string(),
+            tag: tag.to_string(),
+            to: id.to_string(),
+            from,
+            list,
+        });
+    }
+    Ok(())
+}
+
+/// Image `id` as podman lists it.
+async fn listed(api: &Api, id: &str) -> Result<ListedImage, PodmanError> {
+    api.images()
+        .await?
+        .into_iter()
+        .find(|i| i.id == id)
+        .ok_or_else(|| PodmanError::Unexpected {
+            action: "list its images".into(),
+            detail: format!("image {} is not listed", api::short(id)),
+        })
+}
+
+fn parse_digest(s: &str, action: &str) -> Result<Digest, PodmanError> {
+    Digest::parse(s).map_err(|e| PodmanError::Unexpected {
+        action: action.to_string(),
+        detail: format!("digest {s:?}: {e}"),
+    })
+}
+
+/// The digest a manifest list is stored under. Podman 4 keeps the digest
+/// of the list as first created (empty) in `Digest` and adds the stored
+/// list's digest to `RepoDigests`; both resolve, the latter is the list.
+fn list_digest(listed: &ListedImage, repo: &str) -> Result<Digest, PodmanError> {
+    let prefix = format!("{repo}@");
+    let digests: Vec<&str> = listed
+        .repo_digests
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| d.strip_prefix(prefix.as_str()))
+        .collect();
+    let pick = digests
+        .iter()
+        .find(|d| **d != listed.digest)
+        .or(digests.first())
+        .copied()
+        .unwrap_or(listed.digest.as_str());
+    parse_digest(pick, "list its images")
+}
+
+/// Checks that podman's list `doc` lists each of `images` (by digest) with
+/// its platform, and nothing else.
+fn check_list(doc: &[u8], images: &[PlatformImage], name: &str) -> Result<(), PodmanError> {
+    #[derive(Deserialize)]
+    struct List {
+        #[serde(default)]
+        manifests: Vec<Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        digest: String,
+        platform: Option<Platform>,
+    }
+    let mismatch = |detail: String| PodmanError::ListMismatch {
+        name: name.to_string(),
+        detail,
+    };
+    let list: List = serde_json::from_slice(doc).map_err(|e| {
+        mismatch(format!(
+            "it is not a manifest list ({e}): {}",
+            String::from_utf8_lossy(doc)
+        ))
+    })?;
+    if list.manifests.len() != images.len() {
+        return Err(mismatch(format!(
+            "it lists {} images, kiln loaded {}",
+            list.manifests.len(),
+            images.len()
+        )));
+    }
+    for image in images {
+        let want = &image.platform;
+        let digest = image.descriptor.digest.to_string();
+        let entry = list
+            .manifests
+            .iter()
+            .find(|e| e.digest == digest)
+            .ok_or_else(|| mismatch(format!("no {want} image {digest}")))?;
+        let got = entry.platform.clone().map(Platform::normalize);
+        if got.as_ref() != Some(&want.clone().normalize()) {
+            let got = got.map_or_else(|| "no platform".to_string(), |p| p.to_string());
+            return Err(mismatch(format!(
+                "the {want} image {digest} is listed for {got}"
+            )));
+        }
+    }
+    Ok(())
+}
