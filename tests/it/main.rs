@@ -27,6 +27,7 @@ mod llb_sources;
 mod llb_util;
 mod metadata;
 mod new_user;
+mod podman;
 mod progress;
 mod proxy;
 mod registry;
