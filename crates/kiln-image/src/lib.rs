@@ -15,8 +15,9 @@
 //! On top of `oci-spec`'s types it reads image configs, manifests and indexes
 //! (OCI and Docker schema 2, [`manifest::Manifest`]), builds the config of
 //! kiln's images deterministically ([`config::ImageConfigBuilder`]) and talks
-//! to registries ([`registry::RegistryClient`]). It depends on no other kiln
-//! crate.
+//! to registries ([`registry::RegistryClient`]). With the `podman` feature it
+//! loads layouts into podman through its API socket, every platform
+//! ([`podman::Podman`]). It depends on no other kiln crate.
 //!
 //! ```
 //! use kiln_image::{Digest, ImageRef, Platform};

@@ -27,6 +27,21 @@
 //! undoing fails too does [`PodmanError::Leftovers`] list what is left.
 //!
 //! Podman 4.0 and later (the `v4.0.0` API); tried on 4.3.
+//!
+//! ```no_run
+//! use kiln_image::layout::Layout;
+//! use kiln_image::podman::Podman;
+//! use kiln_image::ImageRef;
+//! # async fn load() -> Result<(), Box<dyn std::error::Error>> {
+//! // `$CONTAINER_HOST`, else root's or the user's socket.
+//! let podman = Podman::from_env(None)?;
+//! // Reading a layout is blocking I/O.
+//! let layout = tokio::task::spawn_blocking(|| Layout::open("app.tar")).await??;
+//! let loaded = podman.load(&layout, &ImageRef::parse("app")?).await?;
+//! assert_eq!(loaded.name, "docker.io/library/app:latest");
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -445,7 +460,7 @@ async fn give_name(
     let full = format!("{repo}:{tag}");
     let from = before
         .iter()
-        .find(|i| i.names().iter().any(|n| *n == full))
+        .find(|i| i.names().contains(&full))
         .map(|i| i.id.clone());
     api.tag(id, repo, tag).await?;
     if from.as_deref() != Some(id) {
