@@ -59,6 +59,22 @@ fn podman(sock: &Path, args: &[&str]) -> std::process::Output {
         .expect("the podman CLI runs")
 }
 
+/// `podman images --all --format json`. Podman 4 fails a listing when an
+/// image goes meanwhile (other tests run): asked again a few times.
+fn podman_images(sock: &Path) -> Vec<serde_json::Value> {
+    let mut last = String::new();
+    for attempt in 1..=8 {
+        let out = podman(sock, &["images", "--all", "--format", "json"]);
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            return v.as_array().unwrap().clone();
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::thread::sleep(std::time::Duration::from_millis(100 * attempt));
+    }
+    panic!("podman images failed 8 times: {last}");
+}
+
 #[track_caller]
 fn podman_ok(sock: &Path, args: &[&str]) -> String {
     let out = podman(sock, args);
@@ -130,11 +146,7 @@ fn layout_entries(layout: &Layout) -> BTreeSet<(String, String)> {
 
 /// The names of the temporary manifest lists loads make.
 fn temporary_lists(sock: &Path) -> Vec<String> {
-    let images: serde_json::Value =
-        serde_json::from_str(&podman_ok(sock, &["images", "--all", "--format", "json"])).unwrap();
-    images
-        .as_array()
-        .unwrap()
+    podman_images(sock)
         .iter()
         .flat_map(|i| i["Names"].as_array().cloned().unwrap_or_default())
         .filter_map(|n| n.as_str().map(str::to_string))
@@ -186,12 +198,7 @@ impl<'a> Cleanup<'a> {
 
     /// Also removes the images that now have these names.
     fn add_holders(&self, names: &[String]) {
-        let images: serde_json::Value = serde_json::from_str(&podman_ok(
-            self.sock,
-            &["images", "--all", "--format", "json"],
-        ))
-        .unwrap();
-        for i in images.as_array().unwrap() {
+        for i in podman_images(self.sock) {
             let named = i["Names"]
                 .as_array()
                 .is_some_and(|ns| ns.iter().any(|n| names.iter().any(|w| n == w)));
@@ -545,7 +552,7 @@ async fn a_failed_load_leaves_nothing_and_the_previous_image_keeps_its_name() {
     unchanged("a list that does not match");
 }
 
-/// A tiny layout tarball (one image, one layer), as a file.
+/// A tiny layout tarball (one image of its own, one empty layer), as a file.
 fn tiny_layout(dir: &Path) -> Layout {
     let files = Files {
         dir: dir.to_path_buf(),
@@ -554,8 +561,10 @@ fn tiny_layout(dir: &Path) -> Layout {
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     // An empty tar archive: a layer podman can apply.
     let (layer, layer_size) = files.add(&[0u8; 1024]);
+    // A label of its own: an image no other test (or row) shares.
     let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"kiln.test":"{}"}}}},"rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#,
+        unique()
     );
     let (c, c_size) = files.add(config.as_bytes());
     let manifest = serde_json::json!({

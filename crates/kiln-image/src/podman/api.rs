@@ -24,6 +24,8 @@ use crate::error::PodmanError;
 const API: &str = "/v4.0.0/libpod";
 /// How long connecting may take (a socket-activated service starts first).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often an image listing is asked for before its error is reported.
+const LIST_ATTEMPTS: u64 = 8;
 /// How much of an error body goes into a message.
 const MAX_MESSAGE: usize = 1000;
 
@@ -195,9 +197,27 @@ impl Api {
     }
 
     /// Every image in podman's store, manifest lists included.
+    ///
+    /// Podman 4 fails a listing (HTTP 500, "image not known") when an image
+    /// goes while it lists them, as when another load or a prune runs: the
+    /// listing is asked for again a few times.
     pub(crate) async fn images(&self) -> Result<Vec<ListedImage>, PodmanError> {
-        self.get_json("/images/json?all=true", "list its images")
-            .await
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .get_json("/images/json?all=true", "list its images")
+                .await
+            {
+                Err(PodmanError::Refused { status, .. })
+                    if status >= 500 && attempt < LIST_ATTEMPTS =>
+                {
+                    tracing::debug!(attempt, "podman's image listing failed; asking again");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Gives image `id` (an image or a manifest list) the name `repo:tag`,
