@@ -150,7 +150,7 @@ fn temporary_lists(sock: &Path) -> Vec<String> {
         .iter()
         .flat_map(|i| i["Names"].as_array().cloned().unwrap_or_default())
         .filter_map(|n| n.as_str().map(str::to_string))
-        .filter(|n| n.starts_with("localhost/kiln-load-"))
+        .filter(|n| n.starts_with("localhost/kiln-load-") && n.ends_with(":list"))
         .collect()
 }
 

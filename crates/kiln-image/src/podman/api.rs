@@ -220,6 +220,19 @@ impl Api {
         }
     }
 
+    /// The ID of image `name` (not a manifest list's: podman 4 resolves a
+    /// list's name to one of its images here).
+    pub(crate) async fn image_id(&self, name: &str) -> Result<String, PodmanError> {
+        #[derive(Deserialize)]
+        struct Inspected {
+            #[serde(rename = "Id")]
+            id: String,
+        }
+        let action = format!("show image {name}");
+        let path = format!("/images/{}/json", seg(name));
+        Ok(self.get_json::<Inspected>(&path, &action).await?.id)
+    }
+
     /// Gives image `id` (an image or a manifest list) the name `repo:tag`,
     /// taking it from whichever image had it.
     pub(crate) async fn tag(&self, id: &str, repo: &str, tag: &str) -> Result<(), PodmanError> {
@@ -250,7 +263,9 @@ impl Api {
             .map(drop)
     }
 
-    /// Removes image `id` (never forced: an image a container uses stays).
+    /// Removes image `id`, or the name `id` (never forced: an image a
+    /// container uses stays). By a name: the image goes with its last name,
+    /// else only the name does.
     pub(crate) async fn remove_image(&self, id: &str) -> Result<(), PodmanError> {
         let action = format!("remove image {}", short(id));
         self.call(

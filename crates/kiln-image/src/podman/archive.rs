@@ -10,7 +10,10 @@ use tokio::sync::mpsc;
 
 use crate::digest::Digest;
 use crate::error::LayoutError;
-use crate::layout::{blob_path, Layout, INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE};
+use crate::layout::{
+    blob_path, Layout, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, INDEX_FILE, OCI_LAYOUT_CONTENT,
+    OCI_LAYOUT_FILE,
+};
 use crate::manifest::{platform_json, Descriptor};
 use crate::media_type;
 use crate::platform::Platform;
@@ -60,14 +63,19 @@ impl PlatformImage {
         })
     }
 
-    /// The archive's `index.json`: this image alone, with its platform and
-    /// no name (podman then names it by its ID; kiln names it afterwards).
-    pub(crate) fn index_json(&self) -> Vec<u8> {
+    /// The archive's `index.json`: this image alone, with its platform,
+    /// named `name` (the annotations podman reads a name from: containerd's
+    /// and the OCI one, both with the whole name).
+    pub(crate) fn index_json(&self, name: &str) -> Vec<u8> {
         let entry = serde_json::json!({
             "mediaType": self.descriptor.media_type,
             "digest": self.descriptor.digest.to_string(),
             "size": self.descriptor.size,
             "platform": platform_json(&self.platform),
+            "annotations": {
+                ANNOTATION_IMAGE_NAME: name,
+                ANNOTATION_REF_NAME: name,
+            },
         });
         let index = serde_json::json!({
             "schemaVersion": 2,
@@ -77,15 +85,20 @@ impl PlatformImage {
         index.to_string().into_bytes()
     }
 
-    /// Writes this image's OCI archive (`oci-layout`, `index.json`, then its
-    /// blobs in the layout's order, each checked against its digest) to
-    /// `out`. Blocking: it reads the layout tarball.
+    /// Writes this image's OCI archive, named `name`, to `out`:
+    /// `oci-layout`, `index.json`, then its blobs in the layout's order, each
+    /// checked against its digest. Blocking: it reads the layout tarball.
     ///
     /// # Errors
     /// The errors of [`Layout::for_each_blob`], [`LayoutError::ReadEntry`]
     /// when `out` fails, and [`LayoutError::MissingBlob`] for a blob the
     /// layout turned out not to hold.
-    pub(crate) fn write<W: Write>(&self, layout: &Layout, out: W) -> Result<(), LayoutError> {
+    pub(crate) fn write<W: Write>(
+        &self,
+        layout: &Layout,
+        name: &str,
+        out: W,
+    ) -> Result<(), LayoutError> {
         let tar_path = layout.path().to_path_buf();
         let failed = |entry: &str, source: io::Error| LayoutError::ReadEntry {
             tar: tar_path.clone(),
@@ -107,7 +120,7 @@ impl PlatformImage {
             OCI_LAYOUT_CONTENT.len() as u64,
             &mut &OCI_LAYOUT_CONTENT[..],
         )?;
-        let index = self.index_json();
+        let index = self.index_json(name);
         add(
             &mut tar,
             INDEX_FILE,

@@ -19,6 +19,12 @@
 //!   list refers to them (containers/podman#25525), which would leave `app`
 //!   a list of nothing.
 //!
+//! While it loads, the images and the list carry temporary names
+//! (`localhost/kiln-load-<random>:linux-amd64`, `…:list`): an image is never
+//! unnamed (a concurrent prune would take it), and a failed load removes
+//! what it added by these names, so an image another load shares keeps its
+//! own. A load that is killed leaves them behind, for `podman rmi`.
+//!
 //! A name given to the new image is taken from whichever image had it (an
 //! earlier build: it stays, unnamed, until `podman image prune`). Nothing is
 //! half-loaded: when any step fails, the names moved go back to the images
@@ -43,7 +49,6 @@
 //! # }
 //! ```
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use http::Method;
@@ -69,6 +74,9 @@ use archive::{ChannelWriter, PlatformImage};
 
 /// The environment variable podman's remote client reads its address from.
 pub const CONTAINER_HOST: &str = "CONTAINER_HOST";
+/// How often a platform's image is sent before podman's refusal is
+/// reported.
+const LOAD_ATTEMPTS: u64 = 3;
 /// The socket of root's podman service.
 pub const ROOT_SOCKET: &str = "/run/podman/podman.sock";
 /// The user's podman socket, under `$XDG_RUNTIME_DIR`.
@@ -265,12 +273,22 @@ impl Target {
 /// What a load changed, to undo it when a later step fails.
 #[derive(Debug, Default)]
 struct Undo {
-    /// Images this load added (not in the store before), by ID.
-    created: Vec<String>,
+    /// The images loaded, in order.
+    loaded: Vec<LoadedImage>,
     /// The manifest list made under a temporary name: (name, ID).
     list: Option<(String, String)>,
     /// Names given to the new images, in order.
     moved: Vec<Moved>,
+}
+
+/// An image loaded under a temporary name.
+#[derive(Debug)]
+struct LoadedImage {
+    id: String,
+    /// Its temporary name (`repo`, `tag`) while it has it.
+    temporary: Option<(String, String)>,
+    /// Whether this load added it (it was not in the store before).
+    created: bool,
 }
 
 /// A name given to a new image, and the image that had it.
@@ -284,11 +302,16 @@ struct Moved {
 }
 
 impl Undo {
-    /// Gives each moved name back, removes the list and the images added.
-    /// Returns what could not be undone (for `podman rmi`) and why.
+    /// Gives each moved name back, removes the list, and takes the
+    /// temporary names off the images loaded, removing those this load
+    /// added. Returns what could not be undone (for `podman rmi`) and why.
     async fn run(self, api: &Api) -> (Vec<String>, Vec<String>) {
         let mut leftovers = Vec::new();
         let mut problems = Vec::new();
+        let mut failed = |what: String, e: PodmanError| {
+            leftovers.push(what);
+            problems.push(e.to_string());
+        };
         for m in self.moved.iter().rev() {
             let r = match (&m.from, m.list) {
                 (Some(from), _) => api.tag(from, &m.repo, &m.tag).await,
@@ -296,20 +319,30 @@ impl Undo {
                 (None, false) => api.untag(&m.to, &m.repo, &m.tag).await,
             };
             if let Err(e) = r {
-                leftovers.push(format!("{}:{}", m.repo, m.tag));
-                problems.push(e.to_string());
+                failed(format!("{}:{}", m.repo, m.tag), e);
             }
         }
         if let Some((name, _)) = &self.list {
             if let Err(e) = api.remove_list_name(name).await {
-                leftovers.push(name.clone());
-                problems.push(e.to_string());
+                failed(name.clone(), e);
             }
         }
-        for id in &self.created {
-            if let Err(e) = api.remove_image(id).await {
-                leftovers.push(api::short(id).to_string());
-                problems.push(e.to_string());
+        for image in self.loaded.iter().rev() {
+            let r = match (&image.temporary, image.created) {
+                // By its name: podman removes the image with its last name,
+                // and only takes the name off one that has others (another
+                // load's, meanwhile).
+                (Some((repo, tag)), true) => api.remove_image(&format!("{repo}:{tag}")).await,
+                (Some((repo, tag)), false) => api.untag(&image.id, repo, tag).await,
+                (None, true) => api.remove_image(&image.id).await,
+                (None, false) => Ok(()),
+            };
+            if let Err(e) = r {
+                let what = match &image.temporary {
+                    Some((repo, tag)) => format!("{repo}:{tag}"),
+                    None => api::short(&image.id).to_string(),
+                };
+                failed(what, e);
             }
         }
         (leftovers, problems)
@@ -325,67 +358,105 @@ async fn load_all(
     before: &[ListedImage],
     undo: &mut Undo,
 ) -> Result<Loaded, PodmanError> {
-    let known: BTreeSet<&str> = before.iter().map(|i| i.id.as_str()).collect();
+    // Each image is loaded under a temporary name, so that it is never an
+    // unnamed image that `podman image prune` may take, and can be removed
+    // by name; the list too.
+    let temporary = format!("localhost/kiln-load-{}", uuid::Uuid::new_v4().simple());
     let mut ids = Vec::with_capacity(images.len());
     for image in images {
-        let id = load_one(api, layout, image).await?;
-        if !known.contains(id.as_str()) && !undo.created.contains(&id) {
-            undo.created.push(id.clone());
-        }
+        let tag = platform_tag(&image.platform);
+        let mut attempt = 0;
+        let id = loop {
+            attempt += 1;
+            match load_one(api, layout, image, &temporary, &tag, before, undo).await {
+                // Podman 4 loses a layer it is reusing when an image that
+                // had it is removed meanwhile ("layer not known"): a
+                // refused load is tried again (it added nothing).
+                Err(e @ PodmanError::Refused { .. }) if attempt < LOAD_ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, "podman refused a load; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                }
+                other => break other?,
+            }
+        };
         ids.push(id);
     }
     let platforms: Vec<Platform> = images.iter().map(|i| i.platform.clone()).collect();
 
-    if images.len() == 1 {
+    let (loaded, list_name) = if images.len() == 1 {
         let id = &ids[0];
         give_name(api, before, undo, id, &target.repo, &target.tag, false).await?;
         let listed = listed(api, id).await?;
         let digest = parse_digest(&listed.digest, "list its images")?;
-        return Ok(Loaded {
+        let loaded = Loaded {
             name: target.full(),
             digest,
             platforms,
-        });
+        };
+        (loaded, None)
+    } else {
+        let list_name = format!("{temporary}:list");
+        let list_id = api.create_list(&list_name).await?;
+        undo.list = Some((list_name.clone(), list_id.clone()));
+        api.add_to_list(&list_name, &ids).await?;
+        let doc = api.inspect_list(&list_name).await?;
+        check_list(&doc, images, &target.full())?;
+        for (id, tag) in ids.iter().zip(instance_tags) {
+            give_name(api, before, undo, id, &target.repo, tag, false).await?;
+        }
+        give_name(api, before, undo, &list_id, &target.repo, &target.tag, true).await?;
+        let listed = listed(api, &list_id).await?;
+        let digest = list_digest(&listed, &target.repo)?;
+        let loaded = Loaded {
+            name: target.full(),
+            digest,
+            platforms,
+        };
+        (loaded, Some(list_name))
+    };
+    // Last, the temporary names: until they go, a failure can remove what
+    // this load added by them.
+    for image in &mut undo.loaded {
+        if let Some((repo, tag)) = &image.temporary {
+            api.untag(&image.id, repo, tag).await?;
+            image.temporary = None;
+        }
     }
-
-    let temporary = format!(
-        "localhost/kiln-load-{}:latest",
-        uuid::Uuid::new_v4().simple()
-    );
-    let list_id = api.create_list(&temporary).await?;
-    undo.list = Some((temporary.clone(), list_id.clone()));
-    api.add_to_list(&temporary, &ids).await?;
-    let doc = api.inspect_list(&temporary).await?;
-    check_list(&doc, images, &target.full())?;
-    for (id, tag) in ids.iter().zip(instance_tags) {
-        give_name(api, before, undo, id, &target.repo, tag, false).await?;
+    if let Some(list_name) = list_name {
+        api.remove_list_name(&list_name).await?;
     }
-    give_name(api, before, undo, &list_id, &target.repo, &target.tag, true).await?;
-    let listed = listed(api, &list_id).await?;
-    let digest = list_digest(&listed, &target.repo)?;
-    // Last: until here the temporary name lets a failure remove the list.
-    api.remove_list_name(&temporary).await?;
-    Ok(Loaded {
-        name: target.full(),
-        digest,
-        platforms,
-    })
+    Ok(loaded)
 }
 
-/// Streams `image`'s archive to `POST /images/load`; returns the loaded
-/// image's ID.
+/// The tag of a platform's temporary name: `linux-arm64`.
+fn platform_tag(p: &Platform) -> String {
+    let mut tag = format!("{}-{}", p.os, p.architecture);
+    if let Some(v) = &p.variant {
+        tag.push('-');
+        tag.push_str(v);
+    }
+    tag
+}
+
+/// Streams `image`'s archive, named `repo:tag`, to `POST /images/load`,
+/// records the image in `undo`, and returns its ID.
 async fn load_one(
     api: &Api,
     layout: &Layout,
     image: &PlatformImage,
+    repo: &str,
+    tag: &str,
+    before: &[ListedImage],
+    undo: &mut Undo,
 ) -> Result<String, PodmanError> {
     let platform = image.platform.to_string();
     let action = format!("load the {platform} image");
+    let name = format!("{repo}:{tag}");
     let (tx, rx) = mpsc::channel(4);
-    let (layout2, image2) = (layout.clone(), image.clone());
+    let (layout2, image2, name2) = (layout.clone(), image.clone(), name.clone());
     let writer = tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter::new(tx);
-        let r = image2.write(&layout2, &mut w);
+        let r = image2.write(&layout2, &name2, &mut w);
         if r.is_err() {
             w.abort();
         }
@@ -403,42 +474,77 @@ async fn load_one(
     let written = writer.await.map_err(|e| PodmanError::Unexpected {
         action: action.clone(),
         detail: format!("the archive writer stopped: {e}"),
-    })?;
-    let bytes = match (written, answer) {
-        (Ok(()), Ok(bytes)) => bytes,
-        (Err(e), Err(a)) if stopped_reading(&e) => return Err(a),
-        (Err(e), _) => return Err(e.into()),
-        (Ok(()), Err(a)) => return Err(a),
+    });
+    // What podman loaded is recorded before any error is returned.
+    let id = match answer {
+        Ok(bytes) => Some(
+            loaded_id(api, &bytes, &name, &action)
+                .await
+                .map(|(id, named)| {
+                    let created = !before.iter().any(|i| i.id == id);
+                    let temporary = named.then(|| (repo.to_string(), tag.to_string()));
+                    undo.loaded.push(LoadedImage {
+                        id: id.clone(),
+                        temporary,
+                        created,
+                    });
+                    id
+                }),
+        ),
+        Err(a) => match &written {
+            Ok(Err(e)) if !stopped_reading(e) => None,
+            _ => return Err(a),
+        },
     };
+    match written? {
+        Err(e) => Err(e.into()),
+        Ok(()) => match id {
+            Some(r) => {
+                let id = r?;
+                tracing::debug!(%platform, id, "loaded into podman");
+                Ok(id)
+            }
+            None => Err(PodmanError::Unexpected {
+                action,
+                detail: "it answered nothing".into(),
+            }),
+        },
+    }
+}
+
+/// The ID of the image `POST /images/load` loaded as `name` (its answer
+/// `bytes`), and whether podman gave it the name (a podman that reads no
+/// name from the archive loads it as `sha256:<ID>`).
+async fn loaded_id(
+    api: &Api,
+    bytes: &[u8],
+    name: &str,
+    action: &str,
+) -> Result<(String, bool), PodmanError> {
     #[derive(Deserialize)]
     struct LoadAnswer {
         #[serde(rename = "Names", default)]
         names: Vec<String>,
     }
     let answer: LoadAnswer =
-        serde_json::from_slice(&bytes).map_err(|e| PodmanError::Unexpected {
-            action: action.clone(),
-            detail: format!("{e}: {}", String::from_utf8_lossy(&bytes)),
+        serde_json::from_slice(bytes).map_err(|e| PodmanError::Unexpected {
+            action: action.to_string(),
+            detail: format!("{e}: {}", String::from_utf8_lossy(bytes)),
         })?;
-    // An archive without a name is loaded as `sha256:<ID>`.
     match answer.names.as_slice() {
-        [one] => {
-            let id = one.strip_prefix("sha256:").unwrap_or(one);
-            if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                tracing::debug!(%platform, id, "loaded into podman");
-                Ok(id.to_string())
-            } else {
-                Err(PodmanError::Unexpected {
-                    action,
-                    detail: format!("it loaded {one:?}, not an image ID"),
-                })
-            }
-        }
+        [one] if one == name => Ok((api.image_id(name).await?, true)),
+        [one] if as_id(one).is_some() => Ok((as_id(one).unwrap_or_default().to_string(), false)),
         other => Err(PodmanError::Unexpected {
-            action,
-            detail: format!("it loaded {} images ({other:?}), not one", other.len()),
+            action: action.to_string(),
+            detail: format!("it loaded {other:?}, not one image named {name}"),
         }),
     }
+}
+
+/// The image ID in `sha256:<ID>`.
+fn as_id(s: &str) -> Option<&str> {
+    let id = s.strip_prefix("sha256:")?;
+    (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
 }
 
 /// Whether writing the archive failed only because podman stopped reading

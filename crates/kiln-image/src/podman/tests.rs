@@ -2,6 +2,7 @@
 //! list check and the error messages. The loads themselves are tested
 //! against a real podman in `tests/it/podman.rs`.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::archive::PlatformImage;
@@ -129,7 +130,11 @@ fn each_platform_becomes_an_archive_of_its_own_image_alone() {
 
     let out = tmp.path().join("arm.tar");
     arm_image
-        .write(&layout, std::fs::File::create(&out).unwrap())
+        .write(
+            &layout,
+            "localhost/kiln-load-x:linux-arm64",
+            std::fs::File::create(&out).unwrap(),
+        )
         .unwrap();
     let files = entries(&out);
     // The marker, an index of the arm64 manifest alone, and its three blobs:
@@ -153,9 +158,13 @@ fn each_platform_becomes_an_archive_of_its_own_image_alone() {
         entries[0]["platform"],
         serde_json::json!({"architecture": "arm64", "os": "linux"})
     );
-    assert!(
-        entries[0].get("annotations").is_none(),
-        "no name: podman names it by ID"
+    // Named by both annotations podman reads a name from.
+    assert_eq!(
+        entries[0]["annotations"],
+        serde_json::json!({
+            "io.containerd.image.name": "localhost/kiln-load-x:linux-arm64",
+            "org.opencontainers.image.ref.name": "localhost/kiln-load-x:linux-arm64",
+        })
     );
 
     // It is a layout of its own: one image, arm64, with its config.
@@ -180,7 +189,7 @@ fn a_single_manifest_layout_gives_one_image() {
     let image = PlatformImage::read(&layout, &images[0]).unwrap();
     assert_eq!(image.platform, Platform::linux_amd64());
     let mut out = Vec::new();
-    image.write(&layout, &mut out).unwrap();
+    image.write(&layout, "n:t", &mut out).unwrap();
     let tar_path = tmp.path().join("out.tar");
     std::fs::write(&tar_path, &out).unwrap();
     assert_eq!(
@@ -207,7 +216,7 @@ fn a_damaged_or_missing_blob_stops_the_archive() {
     write_tar(&path, &files.files);
     let layout = Layout::open(&path).unwrap();
     let image = PlatformImage::read(&layout, &layout.images().unwrap()[0]).unwrap();
-    let e = image.write(&layout, Vec::new()).unwrap_err();
+    let e = image.write(&layout, "n:t", Vec::new()).unwrap_err();
     assert!(matches!(e, LayoutError::DigestMismatch { .. }), "{e:?}");
 
     // The layer is not there at all: found before anything is sent.
@@ -239,6 +248,20 @@ fn an_aborted_archive_ends_its_body_with_an_error() {
     assert!(
         chunks.last().unwrap().is_err(),
         "the body must not end cleanly"
+    );
+}
+
+#[test]
+fn loaded_ids_and_temporary_tags() {
+    let id = "0123456789abcdef".repeat(4);
+    assert_eq!(as_id(&format!("sha256:{id}")), Some(id.as_str()));
+    assert_eq!(as_id(&id), None);
+    assert_eq!(as_id("sha256:0123"), None);
+    assert_eq!(as_id("localhost/kiln-load-x:linux-amd64"), None);
+    assert_eq!(platform_tag(&Platform::linux_amd64()), "linux-amd64");
+    assert_eq!(
+        platform_tag(&Platform::parse("linux/arm/v6").unwrap()),
+        "linux-arm-v6"
     );
 }
 
