@@ -585,7 +585,7 @@ fn tiny_layout(dir: &Path) -> Layout {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_missing_socket_and_a_pinned_name_say_what_to_do() {
+async fn a_missing_socket_dockers_socket_and_a_pinned_name_say_what_to_do() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = tiny_layout(&tmp.path().join("l"));
     let name = ImageRef::parse("app").unwrap();
@@ -605,6 +605,23 @@ async fn a_missing_socket_and_a_pinned_name_say_what_to_do() {
         "{text}"
     );
     assert!(text.contains("podman system service --time=0"), "{text}");
+
+    // Docker's socket is not podman's.
+    let docker_sock = PathBuf::from(&harness().docker_sock);
+    let e = Podman {
+        socket: docker_sock.clone(),
+    }
+    .load(&layout, &name)
+    .await
+    .unwrap_err();
+    assert!(matches!(e, PodmanError::NotPodman { .. }), "{e:?}");
+    assert!(
+        e.to_string().starts_with(&format!(
+            "{} is not podman's API socket",
+            docker_sock.display()
+        )),
+        "{e}"
+    );
 
     // Podman names images by tag: a digest is refused before podman is
     // asked anything (here: not even reachable).

@@ -562,6 +562,9 @@ pub enum PodmanError {
         #[source]
         source: std::io::Error,
     },
+    /// Something else answers on the socket (Docker's, say).
+    #[error("{} is not podman's API socket (it answered the ping without a Libpod-Api-Version header: {answer}): give podman's, e.g. `address=unix:///run/podman/podman.sock`", socket.display())]
+    NotPodman { socket: PathBuf, answer: String },
     /// The connection broke, or the peer does not speak HTTP (is it
     /// podman's socket?).
     #[error("the connection to podman at {} broke while asking it to {action} (is this podman's API socket?)", socket.display())]

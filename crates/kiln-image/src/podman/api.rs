@@ -24,6 +24,8 @@ use crate::error::PodmanError;
 const API: &str = "/v4.0.0/libpod";
 /// How long connecting may take (a socket-activated service starts first).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The header podman's answers carry.
+const LIBPOD_API_VERSION: &str = "libpod-api-version";
 /// How often an image listing is asked for before its error is reported.
 const LIST_ATTEMPTS: u64 = 8;
 /// How much of an error body goes into a message.
@@ -119,6 +121,22 @@ impl Api {
         body: RequestBody,
         action: &str,
     ) -> Result<Bytes, PodmanError> {
+        let (status, _, bytes) = self.send(method, path, content_type, body, action).await?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        Err(refused(action, status, &bytes))
+    }
+
+    /// Sends the request; returns the answer's status, headers and body.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: RequestBody,
+        action: &str,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), PodmanError> {
         let http_err = |source: Box<dyn std::error::Error + Send + Sync>| PodmanError::Http {
             socket: self.socket.clone(),
             action: action.to_string(),
@@ -167,16 +185,14 @@ impl Api {
             .await
             .map_err(|e| http_err(Box::new(e)))?;
         let status = resp.status();
+        let headers = resp.headers().clone();
         let bytes = resp
             .into_body()
             .collect()
             .await
             .map_err(|e| http_err(Box::new(e)))?
             .to_bytes();
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        Err(refused(action, status, &bytes))
+        Ok((status, headers, bytes))
     }
 
     /// `GET path`, the answer parsed as JSON.
@@ -189,11 +205,28 @@ impl Api {
         parse(&bytes, action)
     }
 
-    /// Whether podman answers (`GET /_ping`).
+    /// Whether podman answers (`GET /_ping`, answered with a
+    /// `Libpod-Api-Version` header: Docker's socket answers 404, without).
     pub(crate) async fn ping(&self) -> Result<(), PodmanError> {
-        self.call(Method::GET, "/_ping", None, empty(), "answer a ping")
-            .await
-            .map(drop)
+        let action = "answer a ping";
+        let (status, headers, bytes) = self
+            .send(Method::GET, "/_ping", None, empty(), action)
+            .await?;
+        if !headers.contains_key(LIBPOD_API_VERSION) {
+            let answer = if status.is_success() {
+                format!("HTTP {}", status.as_u16())
+            } else {
+                refused(action, status, &bytes).to_string()
+            };
+            return Err(PodmanError::NotPodman {
+                socket: self.socket.clone(),
+                answer,
+            });
+        }
+        if !status.is_success() {
+            return Err(refused(action, status, &bytes));
+        }
+        Ok(())
     }
 
     /// Every image in podman's store, manifest lists included.
