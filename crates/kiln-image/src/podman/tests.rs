@@ -439,3 +439,287 @@ fn messages_say_what_to_do() {
     let source = std::error::Error::source(&e).unwrap().to_string();
     assert!(source.contains("no space left on device"), "{source}");
 }
+
+/// A podman that answers the calls a load makes, remembers them, and
+/// refuses the ones `fail` picks: to see what a load undoes when a late
+/// step fails (the daemon tests cannot make a real podman fail there).
+mod fake {
+    use std::convert::Infallible;
+    use std::io::Read;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+    use percent_encoding::percent_decode_str;
+
+    use crate::digest::Digest;
+
+    pub(super) struct Fake {
+        pub(super) calls: Mutex<Vec<String>>,
+        /// What `GET /images/json` lists: (ID, names).
+        pub(super) images: Vec<(String, Vec<String>)>,
+        /// The manifests loaded: (name, digest, platform JSON).
+        loaded: Mutex<Vec<(String, String, serde_json::Value)>>,
+        fail: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    }
+
+    /// A made-up image ID for `name`.
+    pub(super) fn id(name: &str) -> String {
+        Digest::sha256_of(name.as_bytes()).hex().to_string()
+    }
+
+    pub(super) fn start(
+        sock: &Path,
+        images: Vec<(String, Vec<String>)>,
+        fail: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) -> Arc<Fake> {
+        let fake = Arc::new(Fake {
+            calls: Mutex::default(),
+            images,
+            loaded: Mutex::default(),
+            fail: Box::new(fail),
+        });
+        let listener = tokio::net::UnixListener::bind(sock).expect("bind");
+        let served = fake.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let fake = served.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let fake = fake.clone();
+                        async move { Ok::<_, Infallible>(fake.answer(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        fake
+    }
+
+    impl Fake {
+        pub(super) fn calls(&self) -> Vec<String> {
+            self.calls.lock().expect("calls").clone()
+        }
+
+        async fn answer(&self, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+            let method = req.method().to_string();
+            let path = req.uri().path().to_string();
+            let path = path
+                .strip_prefix("/v4.0.0/libpod")
+                .unwrap_or(&path)
+                .to_string();
+            let path = percent_decode_str(&path).decode_utf8_lossy().to_string();
+            let query = percent_decode_str(req.uri().query().unwrap_or(""))
+                .decode_utf8_lossy()
+                .to_string();
+            let body = req.into_body().collect().await.expect("body").to_bytes();
+            let call = if query.is_empty() {
+                format!("{method} {path}")
+            } else {
+                format!("{method} {path}?{query}")
+            };
+            self.calls.lock().expect("calls").push(call.clone());
+            let reply = |status: u16, body: serde_json::Value| {
+                hyper::Response::builder()
+                    .status(status)
+                    .header("Libpod-Api-Version", "4.3.1")
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .expect("response")
+            };
+            if (self.fail)(&call) {
+                return reply(500, serde_json::json!({"message": "boom", "response": 500}));
+            }
+            let ok = || reply(200, serde_json::json!({}));
+            match (method.as_str(), path.as_str()) {
+                ("GET", "/_ping") => ok(),
+                ("GET", "/images/json") => {
+                    // What was there, and what this load added.
+                    let mut images = self.images.clone();
+                    for call in self.calls() {
+                        if let Some(list) = call.strip_prefix("POST /manifests/") {
+                            images.push((id(list), vec![list.to_string()]));
+                        }
+                    }
+                    for (name, _, _) in self.loaded.lock().expect("loaded").iter() {
+                        images.push((id(name), vec![name.clone()]));
+                    }
+                    let list: Vec<serde_json::Value> = images
+                        .iter()
+                        .map(|(id, names)| {
+                            serde_json::json!({"Id": id, "Names": names,
+                                "Digest": Digest::sha256_of(id.as_bytes()).to_string()})
+                        })
+                        .collect();
+                    reply(200, serde_json::Value::Array(list))
+                }
+                ("POST", "/images/load") => {
+                    let (name, digest, platform) = archive_name(&body);
+                    self.loaded
+                        .lock()
+                        .expect("loaded")
+                        .push((name.clone(), digest, platform));
+                    reply(200, serde_json::json!({"Names": [name]}))
+                }
+                ("GET", p) if p.starts_with("/images/") && p.ends_with("/json") => {
+                    let name = &p["/images/".len()..p.len() - "/json".len()];
+                    reply(200, serde_json::json!({"Id": id(name)}))
+                }
+                ("POST", p) if p.starts_with("/manifests/") => reply(
+                    200,
+                    serde_json::json!({"Id": id(&p["/manifests/".len()..])}),
+                ),
+                ("GET", p) if p.starts_with("/manifests/") => {
+                    let manifests: Vec<serde_json::Value> = self
+                        .loaded
+                        .lock()
+                        .expect("loaded")
+                        .iter()
+                        .map(|(_, d, p)| serde_json::json!({"digest": d, "platform": p}))
+                        .collect();
+                    reply(
+                        200,
+                        serde_json::json!({"schemaVersion": 2, "manifests": manifests}),
+                    )
+                }
+                _ => ok(),
+            }
+        }
+    }
+
+    /// The name, manifest digest and platform of a single-image archive.
+    fn archive_name(body: &[u8]) -> (String, String, serde_json::Value) {
+        let mut archive = tar::Archive::new(body);
+        for entry in archive.entries().expect("entries") {
+            let mut entry = entry.expect("entry");
+            if entry.path().expect("path").to_string_lossy() == "index.json" {
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data).expect("read");
+                let index: serde_json::Value = serde_json::from_slice(&data).expect("json");
+                let m = &index["manifests"][0];
+                let name = m["annotations"]["io.containerd.image.name"]
+                    .as_str()
+                    .expect("name")
+                    .to_string();
+                let digest = m["digest"].as_str().expect("digest").to_string();
+                return (name, digest, m["platform"].clone());
+            }
+        }
+        panic!("no index.json in the archive");
+    }
+}
+
+#[tokio::test]
+async fn a_late_failure_gives_the_names_back_and_removes_what_was_added() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, _, _) = multi_layout(tmp.path());
+    let layout = Layout::open(&path).unwrap();
+    let sock = tmp.path().join("podman.sock");
+    // `app` is a list from an earlier build, and so is its amd64 image's
+    // name; the arm64 one has none yet. Every step works until the
+    // temporary names are taken off: the very end.
+    let (old_list, old_amd) = ("1".repeat(64), "2".repeat(64));
+    let fake = fake::start(
+        &sock,
+        vec![
+            (
+                old_list.clone(),
+                vec!["docker.io/library/app:latest".into()],
+            ),
+            (
+                old_amd.clone(),
+                vec!["docker.io/library/app:latest-linux-amd64".into()],
+            ),
+        ],
+        |call| call.contains("/untag?repo=localhost/kiln-load-"),
+    );
+    let e = Podman {
+        socket: sock.clone(),
+    }
+    .load(&layout, &ImageRef::parse("app").unwrap())
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, PodmanError::Refused { message, .. } if message == "boom"),
+        "{e:?}"
+    );
+
+    let calls = fake.calls();
+    let temp = calls
+        .iter()
+        .find_map(|c| c.strip_prefix("POST /manifests/"))
+        .and_then(|n| n.strip_suffix(":list"))
+        .expect("a temporary list")
+        .to_string();
+    let (amd, arm, list) = (
+        fake::id(&format!("{temp}:linux-amd64")),
+        fake::id(&format!("{temp}:linux-arm64")),
+        fake::id(&format!("{temp}:list")),
+    );
+    let failed = calls
+        .iter()
+        .position(|c| c.starts_with(&format!("POST /images/{amd}/untag?repo={temp}")))
+        .expect("the failing step");
+    // Undone in reverse: `app` back to the old list, the amd64 name back to
+    // the old image, the arm64 name taken off; the list and both images
+    // (which were not there before) removed by their temporary names.
+    assert_eq!(
+        calls[failed + 1..],
+        [
+            format!("POST /images/{old_list}/tag?repo=docker.io/library/app&tag=latest"),
+            format!("POST /images/{arm}/untag?repo=docker.io/library/app&tag=latest-linux-arm64"),
+            format!("POST /images/{old_amd}/tag?repo=docker.io/library/app&tag=latest-linux-amd64"),
+            format!("DELETE /manifests/{temp}:list"),
+            format!("DELETE /images/{temp}:linux-arm64"),
+            format!("DELETE /images/{temp}:linux-amd64"),
+        ]
+    );
+    // And before that: the new names went to the new images and list.
+    for want in [
+        format!("POST /images/{amd}/tag?repo=docker.io/library/app&tag=latest-linux-amd64"),
+        format!("POST /images/{arm}/tag?repo=docker.io/library/app&tag=latest-linux-arm64"),
+        format!("POST /images/{list}/tag?repo=docker.io/library/app&tag=latest"),
+    ] {
+        assert!(calls[..failed].contains(&want), "{want}: {calls:#?}");
+    }
+}
+
+#[tokio::test]
+async fn undoing_that_fails_names_what_is_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, _, _) = multi_layout(tmp.path());
+    let layout = Layout::open(&path).unwrap();
+    let sock = tmp.path().join("podman.sock");
+    // The list cannot be made, and the images loaded cannot be removed.
+    let _fake = fake::start(&sock, Vec::new(), |call| {
+        call.starts_with("POST /manifests/") || call.starts_with("DELETE /images/")
+    });
+    let e = Podman { socket: sock }
+        .load(&layout, &ImageRef::parse("app").unwrap())
+        .await
+        .unwrap_err();
+    let PodmanError::Leftovers {
+        source,
+        leftovers,
+        problems,
+    } = &e
+    else {
+        panic!("{e:?}")
+    };
+    assert!(
+        source.to_string().contains("create the manifest list"),
+        "{source}"
+    );
+    assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+    assert!(leftovers[0].ends_with(":linux-arm64"), "{leftovers:?}");
+    assert!(leftovers[1].ends_with(":linux-amd64"), "{leftovers:?}");
+    assert_eq!(problems.len(), 2);
+    assert!(
+        e.to_string().contains("podman rmi localhost/kiln-load-"),
+        "{e}"
+    );
+}
