@@ -239,7 +239,7 @@ async fn a_multi_platform_build_loads_as_a_list_that_podman_runs_and_a_rebuild_r
     let cleanup = Cleanup::new(
         &sock,
         vec![short.clone()],
-        ["latest-linux-amd64", "latest-linux-arm64"]
+        ["latest", "latest-linux-amd64", "latest-linux-arm64"]
             .iter()
             .map(|t| format!("{short}:{t}"))
             .collect(),
@@ -303,6 +303,15 @@ async fn a_multi_platform_build_loads_as_a_list_that_podman_runs_and_a_rebuild_r
     cleanup.add_holders(&ours);
     p.load(&layout2, &name).await.unwrap();
     assert_eq!(list_entries(&sock, &short), layout_entries(&layout2));
+
+    // And a single-platform build replaces the list.
+    let g3 = format!("three{}", unique());
+    let single = Layout::open(build_oci(tmp.path(), &g3, "linux/amd64").await).unwrap();
+    cleanup.add_holders(&ours);
+    let loaded = p.load(&single, &name).await.unwrap();
+    assert_eq!(loaded.digest, single.images().unwrap()[0].digest);
+    let out = run_amd64(&sock, &short);
+    assert!(out.contains(&format!("greetings, {g3}")), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

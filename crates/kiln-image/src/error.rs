@@ -607,11 +607,26 @@ pub enum PodmanError {
     ListMismatch { name: String, detail: String },
     /// The load failed, and undoing it failed too: what is left behind is
     /// listed, with how to remove it.
-    #[error("loading into podman failed, and undoing it failed too: remove what is left with `podman rmi {}`{}", leftovers.join(" "), if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) })]
+    #[error("loading into podman failed, and undoing it failed too: remove what is left with {}{}", leftover_commands(leftovers, lists), if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) })]
     Leftovers {
         #[source]
         source: Box<PodmanError>,
+        /// Images and names (`podman rmi`).
         leftovers: Vec<String>,
+        /// Manifest lists (`podman manifest rm`).
+        lists: Vec<String>,
         problems: Vec<String>,
     },
+}
+
+#[cfg(feature = "podman")]
+fn leftover_commands(images: &[String], lists: &[String]) -> String {
+    let mut commands = Vec::new();
+    if !lists.is_empty() {
+        commands.push(format!("`podman manifest rm {}`", lists.join(" ")));
+    }
+    if !images.is_empty() {
+        commands.push(format!("`podman rmi {}`", images.join(" ")));
+    }
+    commands.join(" and ")
 }

@@ -168,13 +168,14 @@ impl Podman {
             Ok(loaded) => Ok(loaded),
             Err(e) => {
                 tracing::debug!(error = %e, "podman load failed; undoing it");
-                let (leftovers, problems) = undo.run(&api).await;
-                if leftovers.is_empty() {
+                let (leftovers, lists, problems) = undo.run(&api).await;
+                if leftovers.is_empty() && lists.is_empty() {
                     Err(e)
                 } else {
                     Err(PodmanError::Leftovers {
                         source: Box::new(e),
                         leftovers,
+                        lists,
                         problems,
                     })
                 }
@@ -304,14 +305,12 @@ struct Moved {
 impl Undo {
     /// Gives each moved name back, removes the list, and takes the
     /// temporary names off the images loaded, removing those this load
-    /// added. Returns what could not be undone (for `podman rmi`) and why.
-    async fn run(self, api: &Api) -> (Vec<String>, Vec<String>) {
+    /// added. Returns what could not be undone (for `podman rmi`, for
+    /// `podman manifest rm`) and why.
+    async fn run(self, api: &Api) -> (Vec<String>, Vec<String>, Vec<String>) {
         let mut leftovers = Vec::new();
+        let mut lists = Vec::new();
         let mut problems = Vec::new();
-        let mut failed = |what: String, e: PodmanError| {
-            leftovers.push(what);
-            problems.push(e.to_string());
-        };
         for m in self.moved.iter().rev() {
             let r = match (&m.from, m.list) {
                 (Some(from), _) => api.tag(from, &m.repo, &m.tag).await,
@@ -319,12 +318,14 @@ impl Undo {
                 (None, false) => api.untag(&m.to, &m.repo, &m.tag).await,
             };
             if let Err(e) = r {
-                failed(format!("{}:{}", m.repo, m.tag), e);
+                leftovers.push(format!("{}:{}", m.repo, m.tag));
+                problems.push(e.to_string());
             }
         }
         if let Some((name, _)) = &self.list {
             if let Err(e) = api.remove_list_name(name).await {
-                failed(name.clone(), e);
+                lists.push(name.clone());
+                problems.push(e.to_string());
             }
         }
         for image in self.loaded.iter().rev() {
@@ -342,10 +343,11 @@ impl Undo {
                     Some((repo, tag)) => format!("{repo}:{tag}"),
                     None => api::short(&image.id).to_string(),
                 };
-                failed(what, e);
+                leftovers.push(what);
+                problems.push(e.to_string());
             }
         }
-        (leftovers, problems)
+        (leftovers, lists, problems)
     }
 }
 

@@ -427,12 +427,16 @@ fn messages_say_what_to_do() {
             status: 500,
             message: "no space left on device".into(),
         }),
-        leftovers: vec!["0123456789ab".into(), "localhost/kiln-load-x:latest".into()],
+        leftovers: vec![
+            "0123456789ab".into(),
+            "localhost/kiln-load-x:linux-amd64".into(),
+        ],
+        lists: vec!["localhost/kiln-load-x:list".into()],
         problems: vec!["podman refused to remove image 0123456789ab (HTTP 409): image is in use by a container".into()],
     };
     let text = e.to_string();
     assert!(
-        text.contains("`podman rmi 0123456789ab localhost/kiln-load-x:latest`"),
+        text.contains("`podman manifest rm localhost/kiln-load-x:list` and `podman rmi 0123456789ab localhost/kiln-load-x:linux-amd64`"),
         "{text}"
     );
     assert!(text.contains("image is in use by a container"), "{text}");
@@ -705,6 +709,7 @@ async fn undoing_that_fails_names_what_is_left() {
     let PodmanError::Leftovers {
         source,
         leftovers,
+        lists,
         problems,
     } = &e
     else {
@@ -717,6 +722,7 @@ async fn undoing_that_fails_names_what_is_left() {
     assert_eq!(leftovers.len(), 2, "{leftovers:?}");
     assert!(leftovers[0].ends_with(":linux-arm64"), "{leftovers:?}");
     assert!(leftovers[1].ends_with(":linux-amd64"), "{leftovers:?}");
+    assert!(lists.is_empty(), "{lists:?}");
     assert_eq!(problems.len(), 2);
     assert!(
         e.to_string().contains("podman rmi localhost/kiln-load-"),
