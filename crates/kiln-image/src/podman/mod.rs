@@ -370,11 +370,14 @@ async fn load_all(
         let mut attempt = 0;
         let id = loop {
             attempt += 1;
+            let recorded = undo.loaded.len();
             match load_one(api, layout, image, &temporary, &tag, before, undo).await {
                 // Podman 4 loses a layer it is reusing when an image that
                 // had it is removed meanwhile ("layer not known"): a
-                // refused load is tried again (it added nothing).
-                Err(e @ PodmanError::Refused { .. }) if attempt < LOAD_ATTEMPTS => {
+                // refused load that added nothing is tried again.
+                Err(e @ PodmanError::Refused { .. })
+                    if attempt < LOAD_ATTEMPTS && undo.loaded.len() == recorded =>
+                {
                     tracing::debug!(error = %e, attempt, "podman refused a load; trying again");
                     tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
                 }

@@ -729,3 +729,70 @@ async fn undoing_that_fails_names_what_is_left() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_refused_load_is_tried_again_and_a_whole_load_names_everything() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, _, _) = multi_layout(tmp.path());
+    let layout = Layout::open(&path).unwrap();
+    let sock = tmp.path().join("podman.sock");
+    // The first load is refused (as podman 4 does when a layer it reuses
+    // goes meanwhile); the second goes through.
+    let loads = AtomicUsize::new(0);
+    let fake = fake::start(&sock, Vec::new(), move |call| {
+        call == "POST /images/load" && loads.fetch_add(1, Ordering::SeqCst) == 0
+    });
+    let loaded = Podman { socket: sock }
+        .load(&layout, &ImageRef::parse("app:v1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(loaded.name, "docker.io/library/app:v1");
+    assert_eq!(
+        loaded.platforms,
+        [Platform::linux_amd64(), Platform::linux_arm64()]
+    );
+    let calls = fake.calls();
+    assert_eq!(
+        calls.iter().filter(|c| *c == "POST /images/load").count(),
+        3,
+        "{calls:#?}"
+    );
+    let temp = calls
+        .iter()
+        .find_map(|c| c.strip_prefix("POST /manifests/"))
+        .and_then(|n| n.strip_suffix(":list"))
+        .expect("a temporary list")
+        .to_string();
+    let (amd_id, arm_id, list) = (
+        fake::id(&format!("{temp}:linux-amd64")),
+        fake::id(&format!("{temp}:linux-arm64")),
+        fake::id(&format!("{temp}:list")),
+    );
+    // The list is made of the two images, named, and the temporary names
+    // go last; nothing is removed.
+    let add = calls
+        .iter()
+        .position(|c| *c == format!("PUT /manifests/{temp}:list"))
+        .expect("images added to the list");
+    let tail: Vec<&str> = calls[add + 2..]
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !c.starts_with("GET /images/json"))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            format!("POST /images/{amd_id}/tag?repo=docker.io/library/app&tag=v1-linux-amd64"),
+            format!("POST /images/{arm_id}/tag?repo=docker.io/library/app&tag=v1-linux-arm64"),
+            format!("POST /images/{list}/tag?repo=docker.io/library/app&tag=v1"),
+            format!("POST /images/{amd_id}/untag?repo={temp}&tag=linux-amd64"),
+            format!("POST /images/{arm_id}/untag?repo={temp}&tag=linux-arm64"),
+            format!("DELETE /manifests/{temp}:list"),
+        ]
+    );
+    assert!(
+        !calls.iter().any(|c| c.starts_with("DELETE /images/")),
+        "{calls:#?}"
+    );
+}
