@@ -67,6 +67,8 @@ use crate::store::Loaded;
 mod api;
 mod archive;
 #[cfg(test)]
+mod fake;
+#[cfg(test)]
 mod tests;
 
 use api::{Api, ChannelBody, ListedImage};
