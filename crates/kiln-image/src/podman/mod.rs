@@ -120,6 +120,11 @@ impl Podman {
     /// [module docs](self) for what podman then holds. Blobs are streamed
     /// from the layout tarball, each checked against its digest.
     ///
+    /// [`Loaded::digest`] is podman's: for one platform the manifest's (the
+    /// one kiln built: podman keeps it), for several the list podman made
+    /// (podman writes its own list, so not the layout's index digest;
+    /// `podman manifest inspect NAME@DIGEST` finds it).
+    ///
     /// # Errors
     /// [`PodmanError::NameHasDigest`] for a name pinned to a digest,
     /// [`PodmanError::InstanceTag`] when a platform's name would not be a
