@@ -28,6 +28,7 @@ mod llb_sources;
 mod llb_util;
 mod metadata;
 mod new_user;
+mod podman;
 mod podman_container;
 mod progress;
 mod proxy;

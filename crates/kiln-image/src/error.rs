@@ -626,3 +626,99 @@ fn fmt_names(names: &[String]) -> String {
         names.join(", ")
     }
 }
+
+/// Loading an image into podman ([`crate::podman`]) failed. Each variant
+/// names the socket, image name or platform involved, and its message says
+/// what to do. A failed load has been undone (what it loaded removed, the
+/// name given back to the image that had it) unless the error is
+/// [`PodmanError::Leftovers`].
+#[cfg(feature = "podman")]
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum PodmanError {
+    /// An address that is not a unix socket (podman's `tcp://` or `ssh://`
+    /// connections, or a typo).
+    #[error(
+        "podman address {address:?}{} is not supported: kiln talks to podman's API over a unix socket only; give `unix:///path/to/podman.sock` or `/path/to/podman.sock` (for a remote podman, forward its socket, e.g. `ssh -L /tmp/podman.sock:/run/podman/podman.sock host`)",
+        if *from_env { " (from CONTAINER_HOST)" } else { "" }
+    )]
+    UnsupportedAddress { address: String, from_env: bool },
+    /// Rootless, with neither an address nor `XDG_RUNTIME_DIR` to find the
+    /// user's socket in.
+    #[error("cannot find podman's socket: XDG_RUNTIME_DIR is not set; give its address (`address=unix:///run/user/UID/podman/podman.sock`) or set CONTAINER_HOST")]
+    NoRuntimeDir,
+    /// Nothing answers on the socket: podman's API service is not running.
+    #[error("cannot connect to podman's API at {}: start it (`systemctl --user start podman.socket`, as root `systemctl start podman.socket`, or `podman system service --time=0 unix://{}`) or give another socket with `address=unix:///path`", socket.display(), socket.display())]
+    Connect {
+        socket: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something else answers on the socket (Docker's, say).
+    #[error("{} is not podman's API socket (it answered the ping without a Libpod-Api-Version header: {answer}): give podman's, e.g. `address=unix:///run/podman/podman.sock`", socket.display())]
+    NotPodman { socket: PathBuf, answer: String },
+    /// The connection broke, or the peer does not speak HTTP (is it
+    /// podman's socket?).
+    #[error("the connection to podman at {} broke while asking it to {action} (is this podman's API socket?)", socket.display())]
+    Http {
+        socket: PathBuf,
+        action: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Podman answered with an error.
+    #[error("podman refused to {action} (HTTP {status}): {message}")]
+    Refused {
+        action: String,
+        status: u16,
+        message: String,
+    },
+    /// Podman answered something kiln does not understand.
+    #[error("podman answered unexpectedly when asked to {action}: {detail}")]
+    Unexpected { action: String, detail: String },
+    /// Podman names images by tag: a name pinned to a digest cannot be
+    /// given to a loaded image.
+    #[error("podman names images by tag, and {name} has a digest: name the image without it (e.g. `-t {without}`)")]
+    NameHasDigest { name: String, without: String },
+    /// A platform's image would be named `TAG-OS-ARCH[-VARIANT]`, and that
+    /// is not a tag (more than 128 characters).
+    #[error("cannot name the {platform} image of {name} {tag:?}: not a tag (at most 128 characters of letters, digits, `_`, `.` and `-`); use a shorter tag")]
+    InstanceTag {
+        name: String,
+        platform: Box<Platform>,
+        tag: String,
+    },
+    /// The layout holds no image with a platform.
+    #[error("{} holds no image to load", tar.display())]
+    NoImages { tar: PathBuf },
+    /// The layout cannot be read, or a blob is missing or damaged.
+    #[error("cannot read the image to load into podman")]
+    Layout(#[from] LayoutError),
+    /// The manifest list podman made does not list what was loaded.
+    #[error("podman's manifest list for {name} does not list what kiln loaded: {detail}")]
+    ListMismatch { name: String, detail: String },
+    /// The load failed, and undoing it failed too: what is left behind is
+    /// listed, with how to remove it.
+    #[error("loading into podman failed, and undoing it failed too: remove what is left with {}{}", leftover_commands(leftovers, lists), if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) })]
+    Leftovers {
+        #[source]
+        source: Box<PodmanError>,
+        /// Images and names (`podman rmi`).
+        leftovers: Vec<String>,
+        /// Manifest lists (`podman manifest rm`).
+        lists: Vec<String>,
+        problems: Vec<String>,
+    },
+}
+
+#[cfg(feature = "podman")]
+fn leftover_commands(images: &[String], lists: &[String]) -> String {
+    let mut commands = Vec::new();
+    if !lists.is_empty() {
+        commands.push(format!("`podman manifest rm {}`", lists.join(" ")));
+    }
+    if !images.is_empty() {
+        commands.push(format!("`podman rmi {}`", images.join(" ")));
+    }
+    commands.join(" and ")
+}

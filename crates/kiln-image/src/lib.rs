@@ -15,8 +15,9 @@
 //! On top of `oci-spec`'s types it reads image configs, manifests and indexes
 //! (OCI and Docker schema 2, [`manifest::Manifest`]), builds the config of
 //! kiln's images deterministically ([`config::ImageConfigBuilder`]) and talks
-//! to registries ([`registry::RegistryClient`]). It depends on no other kiln
-//! crate.
+//! to registries ([`registry::RegistryClient`]). With the `podman` feature it
+//! loads layouts into podman through its API socket, every platform
+//! ([`podman::Podman`]). It depends on no other kiln crate.
 //!
 //! ```
 //! use kiln_image::{Digest, ImageRef, Platform};
@@ -125,6 +126,8 @@ pub mod manifest;
 pub mod matcher;
 pub mod media_type;
 pub mod platform;
+#[cfg(feature = "podman")]
+pub mod podman;
 pub mod reference;
 #[cfg(feature = "registry")]
 pub mod registry;
@@ -137,6 +140,8 @@ pub use config::ImageConfigBuilder;
 pub use digest::Digest;
 #[cfg(feature = "containerd")]
 pub use error::ContainerdError;
+#[cfg(feature = "podman")]
+pub use error::PodmanError;
 pub use error::{
     ArchiveError, ConfigError, DigestError, EntryProblem, Error, LayoutError, ManifestError,
     PlatformError, ProtocolError, ReferenceError,
