@@ -80,6 +80,7 @@ where
         // Exports being received stop, and what they wrote goes.
         let _ =
             tokio::task::spawn_blocking(kiln_client::kiln_session::filesend::abandon_exports).await;
+        kiln_build::outputs::abandon_temporary_files();
         eprintln!("cancelled");
         confirm_cancelled(running).await;
         return Err(Reported { code: CANCELLED }.into());

@@ -59,8 +59,11 @@ pub struct OutputArgs {
     /// Where the result goes (repeatable): type=tar,dest=FILE|- ;
     /// type=local,dest=DIR ; type=oci,dest=FILE[,name=REF] ;
     /// type=docker,dest=FILE,name=REF ; type=image,name=REF[,push=true] ;
-    /// type=registry,name=REF. Shorthands: `-o DIR` (local), `-o -` (tar to
-    /// stdout). A value in double quotes may hold commas.
+    /// type=registry,name=REF ; type=podman[,address=unix://SOCK] ;
+    /// type=containerd[,address=SOCK][,namespace=NS] (loaded by kiln, every
+    /// platform; the name from -t or name=). A dest ending .tar.gz/.tgz is
+    /// gzip. Shorthands: `-o DIR` (local), `-o -` (tar to stdout). A value in
+    /// double quotes may hold commas.
     #[arg(
         short = 'o',
         long = "output",

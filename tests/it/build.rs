@@ -493,8 +493,38 @@ async fn two_no_cache_builds_give_the_same_digest() {
         r.success();
         digests.push(r.stdout.trim().to_string());
     }
-    assert_eq!(digests[0], digests[1], "two --no-cache builds differ");
+    if digests[0] != digests[1] {
+        panic!(
+            "two --no-cache builds differ: {} and {}; {}",
+            digests[0],
+            digests[1],
+            layout_difference(&tmp.path().join("r0.tar"), &tmp.path().join("r1.tar"))
+        );
+    }
     assert!(digests[0].starts_with("sha256:"));
+}
+
+/// What differs between two OCI layout tarballs: the blobs only one holds,
+/// with the JSON documents among them (a failure message).
+fn layout_difference(a: &Path, b: &Path) -> String {
+    use kiln_image::layout::Layout;
+    let (Ok(la), Ok(lb)) = (Layout::open(a), Layout::open(b)) else {
+        return "(the tarballs cannot be read)".into();
+    };
+    let only = |x: &Layout, y: &Layout| -> Vec<String> {
+        x.blobs()
+            .filter(|(d, _)| !y.contains(d))
+            .map(|(d, size)| match x.document(d) {
+                Some(doc) => format!("{d} ({size} B): {}", String::from_utf8_lossy(doc)),
+                None => format!("{d} ({size} B, a layer)"),
+            })
+            .collect()
+    };
+    format!(
+        "only in the first: {:#?}\nonly in the second: {:#?}",
+        only(&la, &lb),
+        only(&lb, &la)
+    )
 }
 
 /// Two, then eight, builds of one module at once against one daemon all

@@ -292,3 +292,23 @@ pub fn untar(tar: &Path, into: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The socket of a store the harness runs beside the daemons (podman's
+/// API, containerd) from `var`; `None` (the test returns) when run by hand
+/// without it, after saying how to start it. In CI its absence fails.
+pub fn harness_socket(var: &str, what: &str) -> Option<std::path::PathBuf> {
+    match harness().var(var) {
+        Some(s) if !s.is_empty() => Some(std::path::PathBuf::from(s)),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "{var} is not set: the harness did not start {what} (./scripts/harness.sh up, then eval \"$(./scripts/harness.sh env)\")"
+            );
+            eprintln!(
+                "skipped: {var} is not set; start {what} with ./scripts/harness.sh up and eval \"$(./scripts/harness.sh env)\""
+            );
+            None
+        }
+    }
+}

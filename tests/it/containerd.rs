@@ -15,22 +15,11 @@ use crate::common::*;
 /// The harness's containerd socket. Without one: a failure in CI, else a
 /// note on how to start one, and the test passes without checking anything.
 fn socket() -> Option<PathBuf> {
-    if let Some(s) = harness().var("KILN_TEST_CONTAINERD") {
-        return Some(PathBuf::from(s));
-    }
-    let how = "KILN_TEST_CONTAINERD is not set: start a containerd (`./scripts/harness.sh up` \
-               does; by hand: `containerd --config C` with `version = 3`, its own root, state \
-               and [grpc] address, and `disabled_plugins = [\"io.containerd.grpc.v1.cri\"]`) \
-               and export KILN_TEST_CONTAINERD=<its socket>";
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("CI=true: a missing containerd is a failure. {how}");
-    }
-    eprintln!("skipping: {how}");
-    None
+    harness_socket("KILN_TEST_CONTAINERD", "containerd")
 }
 
 /// `ctr -a SOCKET -n NAMESPACE ARGS…`, which must succeed.
-fn ctr(socket: &Path, namespace: &str, args: &[&str]) -> String {
+pub(crate) fn ctr(socket: &Path, namespace: &str, args: &[&str]) -> String {
     let out = ctr_output(socket, namespace, args);
     assert!(
         out.status.success(),
@@ -41,7 +30,7 @@ fn ctr(socket: &Path, namespace: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn ctr_output(socket: &Path, namespace: &str, args: &[&str]) -> Output {
+pub(crate) fn ctr_output(socket: &Path, namespace: &str, args: &[&str]) -> Output {
     std::process::Command::new("ctr")
         .arg("-a")
         .arg(socket)
@@ -67,7 +56,7 @@ fn image_line(socket: &Path, namespace: &str, name: &str) -> Option<String> {
 }
 
 /// Leases kiln left in `namespace`.
-fn kiln_leases(socket: &Path, namespace: &str) -> Vec<String> {
+pub(crate) fn kiln_leases(socket: &Path, namespace: &str) -> Vec<String> {
     ctr(socket, namespace, &["leases", "ls", "-q"])
         .lines()
         .filter(|l| l.starts_with("kiln-load-"))
@@ -447,61 +436,4 @@ fn reachable_single(layout: &Layout) -> Vec<Digest> {
     all.extend(manifest.config().map(|c| c.digest));
     all.extend(manifest.layers().into_iter().map(|l| l.digest));
     all
-}
-
-/// The same through the CLI, once `kiln build` has `-o type=containerd`
-/// (until then this test says so and checks nothing).
-#[tokio::test(flavor = "multi_thread")]
-async fn kiln_build_output_type_containerd_loads_every_platform() {
-    let Some(socket) = socket() else { return };
-    let help = run(kiln(), &["build", "--help"]).await;
-    if !help.stdout.contains("type=containerd") {
-        eprintln!("kiln build --help names no type=containerd output yet");
-        return;
-    }
-    if daemon().kind != kiln_test_support::DaemonKind::Buildkitd {
-        eprintln!("the buildkitd row checks loading into containerd");
-        return;
-    }
-    let ns = new_namespace(&socket);
-    let tmp = tempfile::tempdir().unwrap();
-    let greeting = unique();
-    let dir = sample_module(tmp.path(), &greeting);
-    let name = format!("kiln-it/cli-{}:v1", &greeting[..12]);
-    kiln_build(
-        &dir,
-        &[
-            "--platform",
-            "linux/amd64,linux/arm64",
-            "-t",
-            &name,
-            "-o",
-            &format!(
-                "type=containerd,address=unix://{},namespace={ns}",
-                socket.display()
-            ),
-        ],
-    )
-    .await
-    .success();
-    let full = format!("docker.io/{name}");
-    let line = image_line(&socket, &ns, &full).expect("image listed");
-    for want in ["linux/amd64", "linux/arm64"] {
-        assert!(line.contains(want), "{want} not in: {line}");
-    }
-    assert_eq!(kiln_leases(&socket, &ns), Vec::<String>::new());
-    let id = format!("kiln-it-{}", &unique()[..12]);
-    let out = ctr(
-        &socket,
-        &ns,
-        &["run", "--rm", "--platform", "linux/amd64", &full, &id],
-    );
-    assert!(
-        out.contains(&format!("greetings, {greeting}")),
-        "the app's output: {out}"
-    );
-    ctr(&socket, &ns, &["images", "rm", "--sync", &full]);
-    collect_garbage(&socket, &ns);
-    // Best effort: a namespace with leftovers of the run stays.
-    let _ = ctr_output(&socket, "default", &["namespaces", "rm", &ns]);
 }

@@ -42,4 +42,6 @@ mod session_fidelity;
 mod session_secrets;
 mod session_ssh;
 mod solve;
+mod stores;
+mod tarballs;
 mod transport;

@@ -118,6 +118,10 @@ pub enum BuildError {
     /// A Docker Engine API call (classic image store outputs).
     #[error(transparent)]
     Engine(Box<kiln_client::EngineError>),
+    /// Loading the built image into podman or containerd failed; nothing
+    /// was left half-loaded there.
+    #[error("the image was built, but loading it into {store} failed: {reason}")]
+    Load { store: String, reason: String },
     /// What the daemon cannot produce, with the remedy.
     #[error("{address} is a {daemon}: {reason}")]
     Unsupported {

@@ -34,6 +34,79 @@ pub enum After {
         name: Option<ImageRef>,
         kind: &'static str,
     },
+    /// Compress `from` (a temporary tarball beside `to`) into `to` with
+    /// gzip, then remove `from`.
+    Gzip { from: PathBuf, to: PathBuf },
+    /// Load the OCI layout tarball `tar` (temporary) into `store` as
+    /// `name`, then remove it.
+    Load {
+        tar: PathBuf,
+        store: Store,
+        name: ImageRef,
+    },
+}
+
+/// An image store kiln loads a build into after the solve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// podman's API socket.
+    Podman { socket: PathBuf },
+    /// A containerd socket and namespace.
+    Containerd { socket: PathBuf, namespace: String },
+}
+
+impl Store {
+    /// `podman` or `containerd`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Podman { .. } => "podman",
+            Store::Containerd { .. } => "containerd",
+        }
+    }
+
+    fn socket(&self) -> &Path {
+        match self {
+            Store::Podman { socket } | Store::Containerd { socket, .. } => socket,
+        }
+    }
+
+    /// Where, for messages: `podman (unix:///run/podman/podman.sock)`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Podman { socket } => format!("podman (unix://{})", socket.display()),
+            Store::Containerd { socket, namespace } => format!(
+                "containerd (unix://{}, namespace {namespace})",
+                socket.display()
+            ),
+        }
+    }
+
+    /// Resolves a `type=podman`/`type=containerd` output's socket.
+    fn resolve(spec: &OutputSpec) -> Result<Option<Store>, BuildError> {
+        Ok(match spec {
+            OutputSpec::Podman { address, .. } => {
+                let p = kiln_image::podman::Podman::from_env(address.as_deref())
+                    .map_err(|e| BuildError::invalid("-o type=podman", e.to_string()))?;
+                Some(Store::Podman { socket: p.socket })
+            }
+            OutputSpec::Containerd {
+                address, namespace, ..
+            } => {
+                let c = kiln_image::containerd::Containerd::from_env(
+                    address.as_deref(),
+                    namespace.as_deref(),
+                )
+                .map_err(|e| BuildError::invalid("-o type=containerd", e.to_string()))?;
+                Some(Store::Containerd {
+                    socket: c.socket,
+                    namespace: c.namespace,
+                })
+            }
+            _ => None,
+        })
+    }
 }
 
 /// Outputs as the daemon gets them, and what kiln does afterwards.
@@ -53,7 +126,11 @@ pub fn daemon_output(spec: &OutputSpec) -> DaemonOutput {
         | OutputSpec::Oci { dest, .. }
         | OutputSpec::Docker { dest, .. } => Some(Target::File(dest.clone())),
         OutputSpec::Local { dir } => Some(Target::Dir(dir.clone())),
-        OutputSpec::Image { .. } => None,
+        // Never reached for these: `fit` turns them into an `oci` export
+        // to a temporary file.
+        OutputSpec::Image { .. } | OutputSpec::Podman { .. } | OutputSpec::Containerd { .. } => {
+            None
+        }
     };
     DaemonOutput {
         exporter: ExporterSpec {
@@ -138,6 +215,46 @@ pub fn fit(
         reason,
     };
     for o in outputs {
+        if let Some(store) = Store::resolve(o)? {
+            let name = match o {
+                OutputSpec::Podman { name: Some(n), .. }
+                | OutputSpec::Containerd { name: Some(n), .. } => n.clone(),
+                _ => {
+                    return Err(BuildError::invalid(
+                        format!("-o type={}", store.kind()),
+                        "it needs the image's name: -t NAME or name=NAME",
+                    ))
+                }
+            };
+            let tar =
+                temporary(std::env::temp_dir().join(format!(".kiln-load-{}.tar", temp_name())));
+            let layout = OutputSpec::Oci {
+                dest: Dest::File(tar.clone()),
+                name: Some(name.clone()),
+                attrs: BTreeMap::new(),
+            };
+            if classic && platforms > 1 {
+                return Err(unsupported(format!(
+                    "it holds one platform per image, so kiln cannot load a {platforms}-platform image from it into {}; {REMEDY}",
+                    store.kind()
+                )));
+            }
+            let mut sub = fit(daemon, address, &[layout], platforms)?;
+            fitted.outputs.append(&mut sub.outputs);
+            fitted.after.append(&mut sub.after);
+            fitted.after.push(After::Load { tar, store, name });
+            continue;
+        }
+        if let Some((dest, gz)) = gzip_target(o) {
+            let mut plain = o.clone();
+            set_dest(&mut plain, Dest::File(gz.clone()));
+            let mut sub = fit(daemon, address, &[plain], platforms)?;
+            fitted.outputs.append(&mut sub.outputs);
+            fitted.after.append(&mut sub.after);
+            fitted.notes.append(&mut sub.notes);
+            fitted.after.push(After::Gzip { from: gz, to: dest });
+            continue;
+        }
         if let OutputSpec::Image { push: false, .. } = o {
             if !daemon.has_image_store() {
                 fitted.notes.push(format!(
@@ -199,6 +316,232 @@ pub fn fit(
     Ok(fitted)
 }
 
+/// Temporary files of [`After::Gzip`] and [`After::Load`] not yet removed,
+/// for [`abandon_temporary_files`].
+static TEMPORARY: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn temporary(path: PathBuf) -> PathBuf {
+    if let Ok(mut t) = TEMPORARY.lock() {
+        t.push(path.clone());
+    }
+    path
+}
+
+/// Removes every temporary tarball kiln made for a gzip or a load (a
+/// process about to exit on Ctrl-C, whose tasks may never be dropped).
+pub fn abandon_temporary_files() {
+    let paths = TEMPORARY
+        .lock()
+        .map(|mut t| std::mem::take(&mut *t))
+        .unwrap_or_default();
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn remove_temporary(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    if let Ok(mut t) = TEMPORARY.lock() {
+        t.retain(|p| p != path);
+    }
+}
+
+/// For a tarball output whose name asks for gzip: its destination and the
+/// temporary uncompressed tarball beside it the daemon writes.
+fn gzip_target(o: &OutputSpec) -> Option<(PathBuf, PathBuf)> {
+    let (OutputSpec::Tar { dest } | OutputSpec::Oci { dest, .. } | OutputSpec::Docker { dest, .. }) =
+        o
+    else {
+        return None;
+    };
+    let Dest::File(path) = dest else {
+        return None;
+    };
+    if !dest.gzip() {
+        return None;
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    Some((
+        path.clone(),
+        temporary(dir.join(format!(".kiln-gzip-{}.tar", temp_name()))),
+    ))
+}
+
+fn set_dest(o: &mut OutputSpec, to: Dest) {
+    if let OutputSpec::Tar { dest }
+    | OutputSpec::Oci { dest, .. }
+    | OutputSpec::Docker { dest, .. } = o
+    {
+        *dest = to;
+    }
+}
+
+/// Checks, before anything is built, that every store kiln loads into
+/// answers at its socket path.
+///
+/// # Errors
+/// [`BuildError::Invalid`] naming the socket and how to start the store.
+pub async fn preflight(after: &[After]) -> Result<(), BuildError> {
+    for a in after {
+        let After::Load { store, .. } = a else {
+            continue;
+        };
+        let socket = store.socket();
+        if socket.exists() {
+            if let Store::Containerd { socket, namespace } = store {
+                kiln_image::containerd::Containerd {
+                    socket: socket.clone(),
+                    namespace: namespace.clone(),
+                }
+                .check()
+                .await
+                .map_err(|e| BuildError::invalid("-o type=containerd", e.to_string()))?;
+            }
+            continue;
+        }
+        let how = match store {
+            Store::Podman { .. } => format!(
+                "start podman's API service (`systemctl start podman.socket`, rootless `systemctl --user start podman.socket`, or `podman system service --time=0 unix://{}`), or pass -o type=podman,address=unix://SOCKET",
+                socket.display()
+            ),
+            Store::Containerd { .. } => "start containerd, or pass -o type=containerd,address=SOCKET (k3s: address=/run/k3s/containerd/containerd.sock,namespace=k8s.io)".to_string(),
+        };
+        return Err(BuildError::invalid(
+            format!("-o type={}", store.kind()),
+            format!(
+                "there is no {} socket at {}: {how}",
+                store.kind(),
+                socket.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Does what kiln does itself on every daemon once the solve (and
+/// [`run_after`]) succeeded: compresses tarballs and loads images into
+/// podman and containerd. Returns a line per image loaded. Temporary
+/// files go whatever happens.
+///
+/// # Errors
+/// The first failure ([`BuildError::File`], [`BuildError::Load`]).
+pub async fn finish(after: &[After]) -> Result<Vec<String>, BuildError> {
+    let mut lines = Vec::new();
+    let mut result = Ok(());
+    for a in after {
+        if result.is_err() {
+            break;
+        }
+        match a {
+            After::Gzip { from, to } => {
+                let (from, to) = (from.clone(), to.clone());
+                result = tokio::task::spawn_blocking(move || gzip(&from, &to))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(BuildError::invalid("gzip", format!("the task failed: {e}")))
+                    });
+            }
+            After::Load { tar, store, name } => match load(tar, store, name).await {
+                Ok(line) => lines.push(line),
+                Err(e) => result = Err(e),
+            },
+            After::Push { .. } | After::Save { .. } => {}
+        }
+    }
+    discard_files(after);
+    result.map(|()| lines)
+}
+
+/// Removes the temporary files of `after` (after a failed build, or once
+/// used).
+pub fn discard_files(after: &[After]) {
+    for a in after {
+        match a {
+            After::Gzip { from, .. } => remove_temporary(from),
+            After::Load { tar, .. } => remove_temporary(tar),
+            After::Push { .. } | After::Save { .. } => {}
+        }
+    }
+}
+
+/// `from` into `to`, gzip-compressed, through a temporary file beside `to`.
+fn gzip(from: &Path, to: &Path) -> Result<(), BuildError> {
+    let input = std::fs::File::open(from).map_err(|e| BuildError::file("read", from, e))?;
+    let dir = to
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let out = tempfile::Builder::new()
+        .prefix(".kiln-out-")
+        .tempfile_in(&dir)
+        .map_err(|e| BuildError::file("create a temporary file in", &dir, e))?;
+    let file = out
+        .reopen()
+        .map_err(|e| BuildError::file("open", out.path(), e))?;
+    let mut enc = flate2::write::GzEncoder::new(
+        std::io::BufWriter::new(file),
+        flate2::Compression::default(),
+    );
+    std::io::copy(&mut std::io::BufReader::new(input), &mut enc)
+        .map_err(|e| BuildError::file("compress into", out.path(), e))?;
+    let mut w = enc
+        .finish()
+        .map_err(|e| BuildError::file("compress into", out.path(), e))?;
+    w.flush()
+        .map_err(|e| BuildError::file("write", out.path(), e))?;
+    drop(w);
+    set_mode_0644(out.path());
+    out.persist(to)
+        .map_err(|e| BuildError::file("move the output into", to, e.error))?;
+    Ok(())
+}
+
+/// Loads the layout tarball `tar` into `store` as `name`.
+async fn load(tar: &Path, store: &Store, name: &ImageRef) -> Result<String, BuildError> {
+    let path = tar.to_path_buf();
+    let layout = tokio::task::spawn_blocking(move || kiln_image::layout::Layout::open(&path))
+        .await
+        .map_err(|e| BuildError::invalid("the image layout", format!("the task failed: {e}")))?
+        .map_err(|e| BuildError::Load {
+            store: store.describe(),
+            reason: e.to_string(),
+        })?;
+    let loaded = match store {
+        Store::Podman { socket } => kiln_image::podman::Podman {
+            socket: socket.clone(),
+        }
+        .load(&layout, name)
+        .await
+        .map_err(|e| e.to_string()),
+        Store::Containerd { socket, namespace } => kiln_image::containerd::Containerd {
+            socket: socket.clone(),
+            namespace: namespace.clone(),
+        }
+        .load(&layout, name)
+        .await
+        .map_err(|e| e.to_string()),
+    }
+    .map_err(|reason| BuildError::Load {
+        store: store.describe(),
+        reason,
+    })?;
+    Ok(format!(
+        "loaded {} into {}: {} ({})",
+        loaded.name,
+        store.describe(),
+        loaded.digest,
+        loaded
+            .platforms
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
 /// A `moby` exporter storing the image under `name` (comma-separated names).
 fn moby(name: &str) -> DaemonOutput {
     storeless(
@@ -213,7 +556,9 @@ fn temp_name() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    format!("{:x}{:x}", std::process::id(), nanos)
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:x}{:x}{n:x}", std::process::id(), nanos)
 }
 
 /// Does `after`, in order, against the Engine. Returns the digest an Engine
@@ -234,6 +579,7 @@ pub async fn run_after(engine: &Engine, after: &[After]) -> Result<Option<String
                     digest = d;
                 }
             }
+            After::Gzip { .. } | After::Load { .. } => {}
             After::Save {
                 temp,
                 dest,
@@ -459,6 +805,138 @@ mod tests {
             Some("docker.io/library/app:2")
         );
         assert_eq!(*kind, "docker");
+    }
+
+    #[test]
+    fn a_tar_gz_is_written_uncompressed_beside_it_then_gzipped() {
+        let f = fit(
+            &buildkitd(),
+            "unix:///s",
+            &[out("type=oci,dest=d/app.tar.gz")],
+            2,
+        )
+        .unwrap();
+        let Some(Target::File(Dest::File(tmp))) = &f.outputs[0].target else {
+            panic!("{:?}", f.outputs);
+        };
+        assert_eq!(tmp.parent(), Some(Path::new("d")));
+        assert!(tmp
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".kiln-gzip-"));
+        assert_eq!(
+            f.after,
+            [After::Gzip {
+                from: tmp.clone(),
+                to: "d/app.tar.gz".into()
+            }]
+        );
+        // On the classic store: saved into the temporary file, then gzipped.
+        let f = fit(
+            &docker(ImageStore::Classic),
+            "d",
+            &[out("type=docker,dest=x.tgz")],
+            1,
+        )
+        .unwrap();
+        assert!(matches!(f.after[0], After::Save { .. }));
+        assert!(matches!(&f.after[1], After::Gzip { to, .. } if to == Path::new("x.tgz")));
+    }
+
+    #[tokio::test]
+    async fn finish_gzips_and_removes_the_temporary_tarball() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join(".kiln-gzip-x.tar");
+        let to = dir.path().join("app.tar.gz");
+        let data: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        std::fs::write(&from, &data).unwrap();
+        let lines = finish(&[After::Gzip {
+            from: from.clone(),
+            to: to.clone(),
+        }])
+        .await
+        .unwrap();
+        assert!(lines.is_empty());
+        assert!(!from.exists(), "the temporary tarball is gone");
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(&to).unwrap()),
+            &mut back,
+        )
+        .unwrap();
+        assert!(back == data);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "nothing else is left: {names:?}");
+    }
+
+    #[test]
+    fn loads_export_an_oci_layout_to_a_temporary_file() {
+        let f = fit(
+            &buildkitd(),
+            "unix:///s",
+            &[out("type=podman,name=app,address=unix:///run/p.sock")],
+            2,
+        )
+        .unwrap();
+        assert_eq!(f.outputs[0].exporter.kind, "oci");
+        assert_eq!(
+            f.outputs[0].exporter.attrs["name"],
+            "docker.io/library/app:latest"
+        );
+        let Some(Target::File(Dest::File(tar))) = &f.outputs[0].target else {
+            panic!("{:?}", f.outputs);
+        };
+        assert_eq!(
+            f.after,
+            [After::Load {
+                tar: tar.clone(),
+                store: Store::Podman {
+                    socket: "/run/p.sock".into()
+                },
+                name: ImageRef::parse("app").unwrap(),
+            }]
+        );
+        // The classic store: one platform, saved then loaded; two refused.
+        let c = out("type=containerd,name=app,address=/run/c.sock,namespace=k8s.io");
+        let f = fit(
+            &docker(ImageStore::Classic),
+            "d",
+            std::slice::from_ref(&c),
+            1,
+        )
+        .unwrap();
+        assert_eq!(f.outputs[0].exporter.kind, "moby");
+        assert!(matches!(f.after[0], After::Save { .. }));
+        assert!(matches!(
+            &f.after[1],
+            After::Load { store: Store::Containerd { namespace, .. }, .. } if namespace == "k8s.io"
+        ));
+        let e = fit(&docker(ImageStore::Classic), "d", &[c], 2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2-platform") && e.contains("containerd"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_socket_is_refused_before_building() {
+        let e = preflight(&[After::Load {
+            tar: "/tmp/x.tar".into(),
+            store: Store::Podman {
+                socket: "/nonexistent/podman.sock".into(),
+            },
+            name: ImageRef::parse("app").unwrap(),
+        }])
+        .await
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "/nonexistent/podman.sock",
+            "podman system service",
+            "address=",
+        ] {
+            assert!(e.contains(want), "{want}: {e}");
+        }
     }
 
     #[test]

@@ -208,6 +208,7 @@ impl SolveJob {
         self.check()?;
         let daemon = client.daemon_info().await?;
         let fitted = fit(&daemon, &client.address().to_string(), &self.outputs, 1)?;
+        crate::outputs::preflight(&fitted.after).await?;
         let session = self.session.build(&fitted.outputs)?;
         let req = SolveRequest {
             // The file's bytes, untouched: the daemon gets exactly what the
@@ -245,7 +246,11 @@ impl SolveJob {
         settled?;
         let engine = client.engine();
         if let (Ok(_), Some(e)) = (&r, exports.take_export_failure()) {
+            crate::outputs::discard_files(&fitted.after);
             return Err(BuildError::Export(Box::new(e)));
+        }
+        if r.is_err() {
+            crate::outputs::discard_files(&fitted.after);
         }
         let resp = match (r, &engine) {
             // Files the daemon sent go into place only now the build
@@ -266,14 +271,18 @@ impl SolveJob {
             .cloned();
         if let Some(engine) = &engine {
             // An Engine push (classic image store) reports the registry's digest.
-            if let Some(d) = run_after(engine, &fitted.after).await? {
-                digest = Some(d);
+            match run_after(engine, &fitted.after).await {
+                Ok(Some(d)) => digest = Some(d),
+                Ok(None) => {}
+                Err(e) => {
+                    crate::outputs::discard_files(&fitted.after);
+                    return Err(e);
+                }
             }
         }
-        Ok(Solved {
-            digest,
-            notes: fitted.notes,
-        })
+        let mut notes = fitted.notes;
+        notes.extend(crate::outputs::finish(&fitted.after).await?);
+        Ok(Solved { digest, notes })
     }
 }
 

@@ -61,6 +61,9 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
                 for s in &joined.summary {
                     eprintln!("built {s}");
                 }
+                for l in &joined.loaded {
+                    eprintln!("{l}");
+                }
                 eprintln!(
                     "joined {} into one index: {}",
                     join(&joined.targets),
@@ -103,11 +106,15 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
             "platforms": built.plan.platforms.iter().map(|p| p.target.to_string()).collect::<Vec<_>>(),
             "digest": built.digest,
             "notes": built.notes,
+            "loaded": built.loaded,
         }));
     }
     if !quiet {
         for n in &built.notes {
             eprintln!("note: {n}");
+        }
+        for l in &built.loaded {
+            eprintln!("{l}");
         }
         eprintln!(
             "built {} with Go {} for {}",

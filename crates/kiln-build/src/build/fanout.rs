@@ -23,6 +23,7 @@ use super::endpoint::{Endpoint, Events, ExecCommands, Outcome};
 use super::request::Request;
 use super::{connect, context_session, daemon_platform, Connect};
 use crate::error::BuildError;
+use crate::outputs::After;
 use crate::session::{DaemonOutput, Target};
 use crate::spec::{Dest, OutputSpec};
 
@@ -135,6 +136,10 @@ struct Destinations {
     oci: Vec<(PathBuf, Option<ImageRef>)>,
     /// Options of the `oci` outputs besides name.
     oci_attrs: BTreeMap<String, String>,
+    /// What kiln does with merged layouts afterwards: gzip a `.tar.gz`,
+    /// load into podman or containerd (their layouts are temporary files
+    /// among `oci`).
+    after: Vec<After>,
 }
 
 impl Destinations {
@@ -171,11 +176,20 @@ fn merge_attrs(
     Ok(())
 }
 
+/// A daemon without an image store: `fit` leaves every output as asked
+/// (the fan-out checks its endpoints itself).
+fn storeless_info() -> kiln_client::DaemonInfo {
+    kiln_client::DaemonInfo {
+        kind: kiln_client::DaemonKind::Buildkitd,
+        buildkit: None,
+    }
+}
+
 fn destinations(request: &Request) -> Result<Destinations, BuildError> {
     let refuse = || {
         BuildError::invalid(
             "--builder",
-            "it builds on several daemons, whose results kiln joins: use it with -t REGISTRY/REPO:TAG --push and/or -o type=oci,dest=FILE (not -o -, other output types or -t without --push)",
+            "it builds on several daemons, whose results kiln joins: use it with -t REGISTRY/REPO:TAG --push, -o type=oci,dest=FILE, -o type=podman or -o type=containerd (not -o -, other output types or -t without --push)",
         )
     };
     let mut d = Destinations::default();
@@ -200,8 +214,27 @@ fn destinations(request: &Request) -> Result<Destinations, BuildError> {
                         e.to_string(),
                     )
                 })?;
-                d.oci.push((dest.clone(), name.clone()));
                 merge_attrs(&mut d.oci_attrs, attrs)?;
+                // A .tar.gz: merged into a temporary tarball, then gzipped.
+                let fitted =
+                    crate::outputs::fit(&storeless_info(), "", std::slice::from_ref(o), 1)?;
+                match fitted.after.into_iter().next() {
+                    Some(After::Gzip { from, to }) => {
+                        d.oci.push((from.clone(), name.clone()));
+                        d.after.push(After::Gzip { from, to });
+                    }
+                    _ => d.oci.push((dest.clone(), name.clone())),
+                }
+            }
+            OutputSpec::Podman { .. } | OutputSpec::Containerd { .. } => {
+                let fitted =
+                    crate::outputs::fit(&storeless_info(), "", std::slice::from_ref(o), 1)?;
+                for a in fitted.after {
+                    if let After::Load { tar, name, .. } = &a {
+                        d.oci.push((tar.clone(), Some(name.clone())));
+                    }
+                    d.after.push(a);
+                }
             }
             _ => return Err(refuse()),
         }
@@ -233,6 +266,8 @@ pub struct Joined {
     /// One endpoint's plan (the Go release and the pinned images are the
     /// same on every endpoint).
     pub plan: Option<super::Plan>,
+    /// One line per image loaded into podman or containerd.
+    pub loaded: Vec<String>,
 }
 
 /// A fanned-out build, connected and checked: nothing built yet.
@@ -255,6 +290,7 @@ impl FanOut {
     /// classic-store Docker endpoint.
     pub async fn prepare(mut request: Request, default: &Connect) -> Result<FanOut, BuildError> {
         let dest = destinations(&request)?;
+        crate::outputs::preflight(&dest.after).await?;
         // Credentials are read before anything is built: a broken helper or
         // config fails now, not after every platform has been pushed.
         let registry = if dest.tags.is_empty() {
@@ -335,6 +371,14 @@ impl FanOut {
     /// # Errors
     /// The first endpoint's failure, or the join's.
     pub async fn run(&self, events: Events, commands: ExecCommands) -> Result<Joined, BuildError> {
+        let joined = self.run_all(events, commands).await;
+        if joined.is_err() {
+            crate::outputs::discard_files(&self.dest.after);
+        }
+        joined
+    }
+
+    async fn run_all(&self, events: Events, commands: ExecCommands) -> Result<Joined, BuildError> {
         let repos = repositories(&self.dest.tags);
         let parts_dir = tempfile::tempdir().map_err(|e| {
             BuildError::file("create a temporary directory in", std::env::temp_dir(), e)
@@ -510,6 +554,7 @@ impl FanOut {
             m.commit()
                 .map_err(|e| BuildError::invalid("-o type=oci", e.to_string()))?;
         }
+        let loaded = crate::outputs::finish(&self.dest.after).await?;
         // Every platform built and joined: each endpoint exports the Go
         // caches of its platforms (one per platform, never overwritten by
         // another endpoint's).
@@ -523,7 +568,28 @@ impl FanOut {
             }
         }
         let mut wrote: Vec<String> = self.dest.tags.iter().map(ToString::to_string).collect();
-        wrote.extend(self.dest.oci.iter().map(|(f, _)| f.display().to_string()));
+        let temporary: Vec<&PathBuf> = self
+            .dest
+            .after
+            .iter()
+            .filter_map(|a| match a {
+                After::Gzip { from, .. } => Some(from),
+                After::Load { tar, .. } => Some(tar),
+                _ => None,
+            })
+            .collect();
+        wrote.extend(
+            self.dest
+                .oci
+                .iter()
+                .filter(|(f, _)| !temporary.contains(&f))
+                .map(|(f, _)| f.display().to_string()),
+        );
+        wrote.extend(self.dest.after.iter().filter_map(|a| match a {
+            After::Gzip { to, .. } => Some(to.display().to_string()),
+            After::Load { store, name, .. } => Some(format!("{name} in {}", store.describe())),
+            _ => None,
+        }));
         // One endpoint's plan speaks for the lock: the builder and base
         // are resolved by name, the same on every endpoint.
         let plan = match outcomes.into_iter().next() {
@@ -546,6 +612,7 @@ impl FanOut {
             names: self.dest.tags.iter().map(ToString::to_string).collect(),
             platform_digests,
             plan,
+            loaded,
         })
     }
 }

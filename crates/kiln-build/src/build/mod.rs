@@ -129,6 +129,8 @@ pub struct Built {
     /// The pushed image as the registry has it, when kiln pushed it itself
     /// (classic image store).
     pub descriptor: Option<kiln_image::manifest::Descriptor>,
+    /// One line per image loaded into podman or containerd.
+    pub loaded: Vec<String>,
 }
 
 impl Build {
@@ -224,6 +226,7 @@ impl Build {
     /// names the failing step), others for outputs that cannot be made.
     pub async fn run(&self, events: Events, commands: ExecCommands) -> Result<Built, BuildError> {
         let fitted = self.fitted()?;
+        crate::outputs::preflight(&fitted.after).await?;
         let session = context_session(&self.request, &fitted.outputs)?;
         let exporters = fitted.outputs.iter().map(|o| o.exporter.clone()).collect();
         let engine = self.client.engine();
@@ -243,6 +246,7 @@ impl Build {
             Err(e) => {
                 let e = refused_push(&self.request, e).await;
                 let e = failed_cache_export(&self.request, e).await;
+                crate::outputs::discard_files(&fitted.after);
                 let Some(engine) = &engine else {
                     return Err(e);
                 };
@@ -272,11 +276,13 @@ impl Build {
                 }
                 Ok(None) => {}
                 Err(e) => {
+                    crate::outputs::discard_files(&fitted.after);
                     let e = refused_push(&self.request, e).await;
                     return Err(partial(e, changed(engine, &fitted.outputs, &before).await));
                 }
             }
         }
+        let loaded = crate::outputs::finish(&fitted.after).await?;
         let mut notes = plan.notes.clone();
         notes.extend(fitted.notes);
         notes.extend(self.request.go_cache_notes.iter().cloned());
@@ -310,6 +316,7 @@ impl Build {
             has_outputs: !self.request.outputs.is_empty(),
             exporter_response: resp.exporter_response,
             descriptor,
+            loaded,
         })
     }
 

@@ -371,17 +371,38 @@ impl Request {
                     .map_err(|e| BuildError::invalid(format!("-t {n:?}"), e.to_string()))?,
             );
         }
-        // Tarballs without a name= take the first -t name, as buildx does.
+        // Tarballs and loads without a name= take the first -t name, as
+        // buildx does.
         if let Some(first) = refs.first() {
             for o in &mut outputs {
-                if let OutputSpec::Oci { name, .. } | OutputSpec::Docker { name, .. } = o {
+                if let OutputSpec::Oci { name, .. }
+                | OutputSpec::Docker { name, .. }
+                | OutputSpec::Podman { name, .. }
+                | OutputSpec::Containerd { name, .. } = o
+                {
                     if name.is_none() {
                         *name = Some(first.clone());
                     }
                 }
             }
         }
-        if !refs.is_empty() {
+        let loads = outputs
+            .iter()
+            .any(|o| matches!(o, OutputSpec::Podman { .. } | OutputSpec::Containerd { .. }));
+        for o in &outputs {
+            if let OutputSpec::Podman { name: None, .. }
+            | OutputSpec::Containerd { name: None, .. } = o
+            {
+                let kind = o.load_kind().unwrap_or("podman");
+                return Err(BuildError::invalid(
+                    format!("-o type={kind}"),
+                    format!("it needs the image's name: -t NAME (or -o type={kind},name=NAME)"),
+                ));
+            }
+        }
+        // -t with a load into podman or containerd names that image; the
+        // daemon's own store gets it only when asked (-o type=image).
+        if !refs.is_empty() && !(loads && !flags.push) {
             outputs.push(OutputSpec::Image {
                 names: refs,
                 push: flags.push,
@@ -624,9 +645,10 @@ impl Request {
             .iter()
             .find_map(|o| match o {
                 OutputSpec::Image { names, .. } => names.first().map(ToString::to_string),
-                OutputSpec::Oci { name, .. } | OutputSpec::Docker { name, .. } => {
-                    name.as_ref().map(ToString::to_string)
-                }
+                OutputSpec::Oci { name, .. }
+                | OutputSpec::Docker { name, .. }
+                | OutputSpec::Podman { name, .. }
+                | OutputSpec::Containerd { name, .. } => name.as_ref().map(ToString::to_string),
                 _ => None,
             })
             .or_else(|| self.go_mod.module.clone())

@@ -35,6 +35,20 @@ impl Dest {
             Dest::File(PathBuf::from(s))
         }
     }
+
+    /// Whether the file's name asks for gzip (`.tar.gz`, `.tgz`): kiln
+    /// compresses the tarball the daemon sends (`podman load`, `docker
+    /// load` and `ctr images import` all read gzip).
+    #[must_use]
+    pub fn gzip(&self) -> bool {
+        match self {
+            Dest::Stdout => false,
+            Dest::File(p) => p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".tar.gz") || n.ends_with(".tgz")),
+        }
+    }
 }
 
 impl fmt::Display for Dest {
@@ -74,9 +88,28 @@ pub enum OutputSpec {
         push: bool,
         attrs: BTreeMap<String, String>,
     },
+    /// Loaded into podman through its API socket (`type=podman`): every
+    /// platform, a manifest list for several.
+    Podman {
+        name: Option<ImageRef>,
+        /// `address=`: the API socket (`unix://PATH`); else `$CONTAINER_HOST`
+        /// or podman's default socket.
+        address: Option<String>,
+    },
+    /// Loaded into containerd through its gRPC socket (`type=containerd`):
+    /// every platform of the index, the name set.
+    Containerd {
+        name: Option<ImageRef>,
+        /// `address=`: the socket; else `$CONTAINERD_ADDRESS` or the
+        /// default (containerd's, then k3s's).
+        address: Option<String>,
+        /// `namespace=`; else `$CONTAINERD_NAMESPACE`, `k8s.io` on k3s's
+        /// socket, `default` elsewhere.
+        namespace: Option<String>,
+    },
 }
 
-const TYPES: &str = "tar, local, oci, docker, image or registry";
+const TYPES: &str = "tar, local, oci, docker, image, registry, podman or containerd";
 
 impl OutputSpec {
     /// Parses an `-o` value (`-` is `type=tar,dest=-`; a bare path is
@@ -181,8 +214,53 @@ impl OutputSpec {
                 };
                 OutputSpec::Image { names, push, attrs }
             }
+            "podman" | "containerd" => {
+                if dest.is_some() {
+                    return Err(bad(format!("type={kind} has no dest; it loads the image into {kind} (address= names the socket)")));
+                }
+                let mut names = name(&mut attrs)?;
+                if names.len() > 1 {
+                    return Err(bad(format!("type={kind} takes one name")));
+                }
+                let name = names.pop();
+                let address = attrs.remove("address").filter(|a| !a.is_empty());
+                let namespace = if kind == "containerd" {
+                    attrs.remove("namespace").filter(|n| !n.is_empty())
+                } else {
+                    None
+                };
+                if let Some(k) = attrs.keys().next() {
+                    let known = if kind == "containerd" {
+                        "name, address and namespace"
+                    } else {
+                        "name and address"
+                    };
+                    return Err(bad(format!(
+                        "type={kind} has no option {k:?}; it takes {known}"
+                    )));
+                }
+                if kind == "podman" {
+                    OutputSpec::Podman { name, address }
+                } else {
+                    OutputSpec::Containerd {
+                        name,
+                        address,
+                        namespace,
+                    }
+                }
+            }
             other => return Err(bad(format!("unknown type {other:?}; use {TYPES}"))),
         })
+    }
+
+    /// `podman` or `containerd` for an output kiln loads into that store.
+    #[must_use]
+    pub fn load_kind(&self) -> Option<&'static str> {
+        match self {
+            OutputSpec::Podman { .. } => Some("podman"),
+            OutputSpec::Containerd { .. } => Some("containerd"),
+            _ => None,
+        }
     }
 
     /// The BuildKit exporter name.
@@ -194,6 +272,8 @@ impl OutputSpec {
             OutputSpec::Oci { .. } => ex::TYPE_OCI,
             OutputSpec::Docker { .. } => ex::TYPE_DOCKER,
             OutputSpec::Image { .. } => ex::TYPE_IMAGE,
+            // The daemon writes an OCI layout kiln then loads.
+            OutputSpec::Podman { .. } | OutputSpec::Containerd { .. } => ex::TYPE_OCI,
         }
     }
 
@@ -216,6 +296,10 @@ impl OutputSpec {
                 }
                 a
             }
+            OutputSpec::Podman { name, .. } | OutputSpec::Containerd { name, .. } => name
+                .iter()
+                .map(|n| (ex::NAME.to_string(), n.to_string()))
+                .collect(),
             OutputSpec::Image { names, push, attrs } => {
                 let mut a = attrs.clone();
                 // By digest, BuildKit refuses a tagged name: the repository only.
@@ -303,6 +387,51 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn podman_and_containerd_load_an_oci_layout() {
+        assert_eq!(
+            p("type=podman,name=app,address=unix:///run/p.sock"),
+            OutputSpec::Podman {
+                name: Some(ImageRef::parse("app").unwrap()),
+                address: Some("unix:///run/p.sock".into())
+            }
+        );
+        let o = p("type=containerd,namespace=k8s.io");
+        assert_eq!(
+            o,
+            OutputSpec::Containerd {
+                name: None,
+                address: None,
+                namespace: Some("k8s.io".into())
+            }
+        );
+        assert_eq!(o.exporter_type(), "oci");
+        let e = OutputSpec::parse("type=podman,namespace=x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no option \"namespace\"") && e.contains("name and address"),
+            "{e}"
+        );
+        let e = OutputSpec::parse("type=containerd,dest=x.tar")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has no dest"), "{e}");
+    }
+
+    #[test]
+    fn gzip_when_the_name_says_so() {
+        for (f, gz) in [
+            ("a.tar.gz", true),
+            ("d/a.tgz", true),
+            ("a.tar", false),
+            ("gz", false),
+        ] {
+            assert_eq!(Dest::File(f.into()).gzip(), gz, "{f}");
+        }
+        assert!(!Dest::Stdout.gzip());
     }
 
     #[test]

@@ -164,6 +164,16 @@ impl Containerd {
         })
     }
 
+    /// Checks, before a build, that a load could start: the socket answers
+    /// as containerd and the namespace exists.
+    ///
+    /// # Errors
+    /// The connection and namespace errors of [`Containerd::load`].
+    pub async fn check(&self) -> Result<(), ContainerdError> {
+        let conn = Conn::connect(&self.socket, &self.namespace).await?;
+        self.check_namespace(&conn).await
+    }
+
     /// Fails unless the namespace exists (but lets `default` through).
     async fn check_namespace(&self, conn: &Conn) -> Result<(), ContainerdError> {
         let listed: proto::ListNamespacesResponse = conn

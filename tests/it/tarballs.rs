@@ -1,0 +1,115 @@
+//! Tarballs that import everywhere (the seed's last step): `-o
+//! type=docker|oci,dest=F.tar.gz` writes gzip, which `k3s ctr images
+//! import` (containerd's `ctr`) takes, every platform of it.
+
+use crate::build::{kiln_build, sample_module};
+use crate::common::*;
+use crate::containerd::ctr_output as ctr;
+use crate::stores::{is_gzip, kiln_leftovers, ok};
+
+/// The seed's flow with kiln's output: an arm64 image for a k3s node as a
+/// gzip docker tarball (`scp` it, then `k3s ctr images import`); here
+/// containerd's own `ctr` on an amd64 machine, which needs
+/// `--platform linux/arm64` (on the arm64 node the plain import takes it).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_arm64_docker_tar_gz_imports_into_containerd() {
+    let Some(socket) = harness_socket("KILN_TEST_CONTAINERD", "containerd") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &format!("gz-{m}"));
+    let file = tmp.path().join("app-arm64.tar.gz");
+    let name = format!("kiln-test/seed-{m}:arm64");
+    kiln_build(
+        &dir,
+        &[
+            "--platform",
+            "linux/arm64",
+            "-t",
+            &name,
+            "-o",
+            &format!("type=docker,dest={}", file.display()),
+        ],
+    )
+    .await
+    .success();
+    assert!(is_gzip(&file), "a .tar.gz is gzip");
+    assert_eq!(kiln_leftovers(tmp.path()), Vec::<String>::new());
+    let ns = format!("kiln-test-{m}");
+    ok(
+        &ctr(
+            &socket,
+            &ns,
+            &[
+                "images",
+                "import",
+                "--platform",
+                "linux/arm64",
+                &file.display().to_string(),
+            ],
+        ),
+        "ctr images import",
+    );
+    let ls = ok(&ctr(&socket, &ns, &["images", "ls"]), "ctr images ls");
+    let line = ls
+        .lines()
+        .find(|l| l.contains(&format!("seed-{m}:arm64")))
+        .unwrap_or_else(|| panic!("the image is not listed:\n{ls}"));
+    assert!(line.contains("linux/arm64"), "{line}");
+}
+
+/// A two-platform OCI tarball, gzip: `ctr images import --all-platforms`
+/// keeps both (the plain import picks the host's only, containerd issues
+/// 6441 and 10032). Docker's classic store holds one platform per image
+/// and cannot write it (refused, tested in build.rs).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_two_platform_oci_tar_gz_imports_with_every_platform() {
+    if daemon().kind == kiln_test_support::DaemonKind::DockerClassic {
+        eprintln!("the classic image store cannot export a multi-platform image");
+        return;
+    }
+    let Some(socket) = harness_socket("KILN_TEST_CONTAINERD", "containerd") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let m = unique();
+    let dir = sample_module(tmp.path(), &format!("gz2-{m}"));
+    let file = tmp.path().join("app.tar.gz");
+    let name = format!("kiln-test/multi-{m}:1");
+    kiln_build(
+        &dir,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            &format!("type=oci,dest={},name={name}", file.display()),
+        ],
+    )
+    .await
+    .success();
+    assert!(is_gzip(&file), "a .tar.gz is gzip");
+    let ns = format!("kiln-test-{m}");
+    ok(
+        &ctr(
+            &socket,
+            &ns,
+            &[
+                "images",
+                "import",
+                "--all-platforms",
+                &file.display().to_string(),
+            ],
+        ),
+        "ctr images import --all-platforms",
+    );
+    let ls = ok(&ctr(&socket, &ns, &["images", "ls"]), "ctr images ls");
+    let line = ls
+        .lines()
+        .find(|l| l.contains(&format!("multi-{m}:1")))
+        .unwrap_or_else(|| panic!("the image is not listed:\n{ls}"));
+    assert!(
+        line.contains("linux/amd64") && line.contains("linux/arm64"),
+        "{line}"
+    );
+}
