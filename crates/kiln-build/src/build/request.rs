@@ -402,7 +402,7 @@ impl Request {
         }
         // -t with a load into podman or containerd names that image; the
         // daemon's own store gets it only when asked (-o type=image).
-        if !refs.is_empty() && !(loads && !flags.push) {
+        if !refs.is_empty() && (!loads || flags.push) {
             outputs.push(OutputSpec::Image {
                 names: refs,
                 push: flags.push,
