@@ -696,7 +696,7 @@ ensure_buildkitd() {
   [ -f "$BK_LOG" ] && mv -f "$BK_LOG" "$BK_LOG.1"
   log "starting buildkitd $("$BUILDKITD" --version 2>/dev/null | awk '{ print $3 }') (log: $BK_LOG)"
   # shellcheck disable=SC2016 # expanded by the inner bash
-  setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$RUN/buildkitd.pid" \
+  setsid nohup bash -c 'cd / || exit 1; echo $$ >"$1"; shift; exec "$@"' _ "$RUN/buildkitd.pid" \
     "$BUILDKITD" --config "$BK_CONFIG" >"$BK_LOG" 2>&1 </dev/null 9>&- &
   local bpid=$! how="within 60s"
   for _ in $(seq 1 120); do
@@ -719,7 +719,7 @@ ensure_buildkitd_tcp() {
   if pid_alive "$pf" socat && bk_ping "$BK_TCP"; then return; fi
   stop_pidfile socat "$pf" "the tcp forwarder"
   # shellcheck disable=SC2016 # expanded by the inner bash
-  setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pf" \
+  setsid nohup bash -c 'cd / || exit 1; echo $$ >"$1"; shift; exec "$@"' _ "$pf" \
     socat "TCP-LISTEN:$BK_TCP_PORT,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$BK_SOCK" \
     >"$RUN/buildkitd-tcp.log" 2>&1 </dev/null 9>&- &
   for _ in $(seq 1 20); do bk_ping "$BK_TCP" && break; sleep 0.25; done
@@ -799,7 +799,7 @@ ensure_podman() {
   # --time=0: the service never exits on its own.
   # shellcheck disable=SC2016 # expanded by the inner bash
   CONTAINERS_CONF=$PODMAN_CONTAINERS_CONF CONTAINERS_STORAGE_CONF=$PODMAN_STORAGE_CONF \
-    setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$RUN/podman.pid" \
+    setsid nohup bash -c 'cd / || exit 1; echo $$ >"$1"; shift; exec "$@"' _ "$RUN/podman.pid" \
     podman system service --time=0 "unix://$PODMAN_SOCK" >"$PODMAN_LOG" 2>&1 </dev/null 9>&- &
   local ppid=$! how="within 30s"
   for _ in $(seq 1 120); do
@@ -969,7 +969,7 @@ ensure_containerd() {
   [ -f "$CTRD_LOG" ] && mv -f "$CTRD_LOG" "$CTRD_LOG.1"
   log "starting containerd $(containerd --version | awk '{ print $3 }') (log: $CTRD_LOG)"
   # shellcheck disable=SC2016 # expanded by the inner bash
-  setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$CTRD_PID" \
+  setsid nohup bash -c 'cd / || exit 1; echo $$ >"$1"; shift; exec "$@"' _ "$CTRD_PID" \
     containerd --config "$CTRD_CONFIG" >"$CTRD_LOG" 2>&1 </dev/null 9>&- &
   local cpid=$! how="within 30s"
   for _ in $(seq 1 120); do
@@ -1038,7 +1038,7 @@ ensure_registry() {
   [ -f "$RUN/registry.log" ] && mv -f "$RUN/registry.log" "$RUN/registry.log.1"
   log "starting docker-registry on $REGISTRY (log: $RUN/registry.log)"
   # shellcheck disable=SC2016 # expanded by the inner bash
-  setsid nohup bash -c 'echo $$ >"$1"; exec docker-registry serve "$2"' _ \
+  setsid nohup bash -c 'cd / || exit 1; echo $$ >"$1"; exec docker-registry serve "$2"' _ \
     "$RUN/registry.pid" "$DIR/registry.yml" >"$RUN/registry.log" 2>&1 </dev/null 9>&- &
   for _ in $(seq 1 60); do registry_ping && break; sleep 0.25; done
   if ! registry_ping; then
