@@ -55,11 +55,13 @@ fn image_line(socket: &Path, namespace: &str, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Leases kiln left in `namespace`.
-pub(crate) fn kiln_leases(socket: &Path, namespace: &str) -> Vec<String> {
+/// Leases this process's loads left in `namespace` (`kiln-load-PID-…`:
+/// the other rows load into `k8s.io` at the same time).
+fn kiln_leases(socket: &Path, namespace: &str) -> Vec<String> {
+    let ours = format!("kiln-load-{}-", std::process::id());
     ctr(socket, namespace, &["leases", "ls", "-q"])
         .lines()
-        .filter(|l| l.starts_with("kiln-load-"))
+        .filter(|l| l.starts_with(&ours))
         .map(str::to_string)
         .collect()
 }
