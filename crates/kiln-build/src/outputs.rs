@@ -215,30 +215,18 @@ pub fn fit(
         reason,
     };
     for o in outputs {
-        if let Some(store) = Store::resolve(o)? {
-            let name = match o {
-                OutputSpec::Podman { name: Some(n), .. }
-                | OutputSpec::Containerd { name: Some(n), .. } => n.clone(),
-                _ => {
-                    return Err(BuildError::invalid(
-                        format!("-o type={}", store.kind()),
-                        "it needs the image's name: -t NAME or name=NAME",
-                    ))
-                }
-            };
-            let tar =
-                temporary(std::env::temp_dir().join(format!(".kiln-load-{}.tar", temp_name())));
-            let layout = OutputSpec::Oci {
-                dest: Dest::File(tar.clone()),
-                name: Some(name.clone()),
-                attrs: BTreeMap::new(),
-            };
+        if let Some(After::Load { tar, store, name }) = load_target(o)? {
             if classic && platforms > 1 {
                 return Err(unsupported(format!(
                     "it holds one platform per image, so kiln cannot load a {platforms}-platform image from it into {}; {REMEDY}",
                     store.kind()
                 )));
             }
+            let layout = OutputSpec::Oci {
+                dest: Dest::File(tar.clone()),
+                name: Some(name.clone()),
+                attrs: BTreeMap::new(),
+            };
             let mut sub = fit(daemon, address, &[layout], platforms)?;
             fitted.outputs.append(&mut sub.outputs);
             fitted.after.append(&mut sub.after);
@@ -346,9 +334,39 @@ fn remove_temporary(path: &Path) {
     }
 }
 
+/// For a `type=podman`/`type=containerd` output: the load, from a
+/// temporary layout tarball the daemon (or, fanned out, the merge) writes.
+///
+/// # Errors
+/// [`BuildError::Invalid`] for an address that does not resolve or a
+/// missing name.
+pub(crate) fn load_target(o: &OutputSpec) -> Result<Option<After>, BuildError> {
+    let Some(store) = Store::resolve(o)? else {
+        return Ok(None);
+    };
+    let (OutputSpec::Podman {
+        name: Some(name), ..
+    }
+    | OutputSpec::Containerd {
+        name: Some(name), ..
+    }) = o
+    else {
+        return Err(BuildError::invalid(
+            format!("-o type={}", store.kind()),
+            "it needs the image's name: -t NAME or name=NAME",
+        ));
+    };
+    let tar = temporary(std::env::temp_dir().join(format!(".kiln-load-{}.tar", temp_name())));
+    Ok(Some(After::Load {
+        tar,
+        store,
+        name: name.clone(),
+    }))
+}
+
 /// For a tarball output whose name asks for gzip: its destination and the
 /// temporary uncompressed tarball beside it the daemon writes.
-fn gzip_target(o: &OutputSpec) -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn gzip_target(o: &OutputSpec) -> Option<(PathBuf, PathBuf)> {
     let (OutputSpec::Tar { dest } | OutputSpec::Oci { dest, .. } | OutputSpec::Docker { dest, .. }) =
         o
     else {

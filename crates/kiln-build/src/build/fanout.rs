@@ -176,15 +176,6 @@ fn merge_attrs(
     Ok(())
 }
 
-/// A daemon without an image store: `fit` leaves every output as asked
-/// (the fan-out checks its endpoints itself).
-fn storeless_info() -> kiln_client::DaemonInfo {
-    kiln_client::DaemonInfo {
-        kind: kiln_client::DaemonKind::Buildkitd,
-        buildkit: None,
-    }
-}
-
 fn destinations(request: &Request) -> Result<Destinations, BuildError> {
     let refuse = || {
         BuildError::invalid(
@@ -216,24 +207,21 @@ fn destinations(request: &Request) -> Result<Destinations, BuildError> {
                 })?;
                 merge_attrs(&mut d.oci_attrs, attrs)?;
                 // A .tar.gz: merged into a temporary tarball, then gzipped.
-                let fitted =
-                    crate::outputs::fit(&storeless_info(), "", std::slice::from_ref(o), 1)?;
-                match fitted.after.into_iter().next() {
-                    Some(After::Gzip { from, to }) => {
+                match crate::outputs::gzip_target(o) {
+                    Some((to, from)) => {
                         d.oci.push((from.clone(), name.clone()));
                         d.after.push(After::Gzip { from, to });
                     }
-                    _ => d.oci.push((dest.clone(), name.clone())),
+                    None => d.oci.push((dest.clone(), name.clone())),
                 }
             }
             OutputSpec::Podman { .. } | OutputSpec::Containerd { .. } => {
-                let fitted =
-                    crate::outputs::fit(&storeless_info(), "", std::slice::from_ref(o), 1)?;
-                for a in fitted.after {
-                    if let After::Load { tar, name, .. } = &a {
+                // Merged into a temporary layout, then loaded.
+                if let Some(load) = crate::outputs::load_target(o)? {
+                    if let After::Load { tar, name, .. } = &load {
                         d.oci.push((tar.clone(), Some(name.clone())));
                     }
-                    d.after.push(a);
+                    d.after.push(load);
                 }
             }
             _ => return Err(refuse()),
