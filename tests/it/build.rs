@@ -502,6 +502,25 @@ async fn two_no_cache_builds_give_the_same_digest() {
         );
     }
     assert!(digests[0].starts_with("sha256:"));
+    // Every entry kiln adds carries the epoch, not the time the daemon
+    // wrote it (/app once had the wall clock: equal digests held only
+    // while the daemon reused its cached copy).
+    let lay = tmp.path().join("l");
+    let index = unpack_oci(&tmp.path().join("r0.tar"), &lay);
+    let (_, manifest) = manifests(&lay, &index).remove(0);
+    let top = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut file = std::fs::File::open(lay.join("blobs/sha256").join(&top[7..])).unwrap();
+    let entries = layer_entries(&mut file);
+    assert_eq!(entries.len(), 2, "/app and /app/bin: {entries:#?}");
+    for e in &entries {
+        assert!(
+            e.contains(" mode=755 uid=0 gid=0 mtime=1700000000 "),
+            "not stamped with the epoch: {entries:#?}"
+        );
+    }
 }
 
 /// What differs between two OCI layout tarballs: the blobs only one holds,
@@ -520,11 +539,88 @@ fn layout_difference(a: &Path, b: &Path) -> String {
             })
             .collect()
     };
+    // For the layers only one holds: their tar entries, and the entries
+    // that differ between the two sides (what made the layers differ).
+    let entries = |x: &Layout, y: &Layout| -> Vec<String> {
+        let mut out = Vec::new();
+        let _ = x.for_each_blob(|d, _, r| {
+            if !y.contains(d) && x.document(d).is_none() {
+                out.extend(layer_entries(r));
+            }
+            Ok(())
+        });
+        out
+    };
+    let (ea, eb) = (entries(&la, &lb), entries(&lb, &la));
+    let differ = |x: &[String], y: &[String]| -> Vec<String> {
+        x.iter().filter(|e| !y.contains(e)).cloned().collect()
+    };
     format!(
-        "only in the first: {:#?}\nonly in the second: {:#?}",
+        "only in the first: {:#?}\nonly in the second: {:#?}\n\
+         layer entries only in the first: {:#?}\nlayer entries only in the second: {:#?}",
         only(&la, &lb),
-        only(&lb, &la)
+        only(&lb, &la),
+        differ(&ea, &eb),
+        differ(&eb, &ea)
     )
+}
+
+/// One line per entry of a layer (gzip, or a plain tar as the classic
+/// store saves them): path, type, mode, owner, mtime, size, PAX records
+/// and the content's sha256.
+fn layer_entries(r: &mut dyn std::io::Read) -> Vec<String> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut magic = [0u8; 2];
+    if r.read_exact(&mut magic).is_err() {
+        return vec!["(an empty layer)".into()];
+    }
+    let whole = std::io::Cursor::new(magic).chain(r);
+    let plain: Box<dyn std::io::Read + '_> = if magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::GzDecoder::new(whole))
+    } else {
+        Box::new(whole)
+    };
+    let mut lines = Vec::new();
+    let mut tar = tar::Archive::new(plain);
+    let Ok(entries) = tar.entries() else {
+        return vec!["(not a tar)".into()];
+    };
+    for entry in entries {
+        let Ok(mut e) = entry else {
+            lines.push("(a broken entry)".into());
+            break;
+        };
+        let h = e.header().clone();
+        let pax: Vec<String> = match e.pax_extensions() {
+            Ok(Some(p)) => p
+                .filter_map(Result::ok)
+                .map(|x| format!("{}={}", x.key().unwrap_or("?"), x.value().unwrap_or("?")))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut hasher = sha2::Sha256::new();
+        let _ = std::io::copy(&mut e, &mut hasher);
+        lines.push(format!(
+            "{} {:?} mode={:o} uid={} gid={} mtime={} size={} pax={:?} link={:?} sha256={}",
+            e.path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            h.entry_type(),
+            h.mode().unwrap_or(0),
+            h.uid().unwrap_or(0),
+            h.gid().unwrap_or(0),
+            h.mtime().unwrap_or(0),
+            h.size().unwrap_or(0),
+            pax,
+            h.link_name()
+                .ok()
+                .flatten()
+                .map(|l| l.display().to_string()),
+            hex::encode(hasher.finalize()),
+        ));
+    }
+    lines
 }
 
 /// Two, then eight, builds of one module at once against one daemon all

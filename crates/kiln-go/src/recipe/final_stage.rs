@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use kiln_image::config::{rfc3339_utc, ImageConfigBuilder};
 use kiln_image::oci_spec::image::ImageConfiguration;
-use kiln_llb::{
-    image_ref, Chown, Copy, CopyMode, FileAction, FileOptions, ImageOptions, Mkdir, State,
-};
+use kiln_llb::{image_ref, Chown, Copy, CopyMode, FileAction, FileOptions, ImageOptions, State};
 
 use super::builder::Steps;
 use super::error::RecipeError;
@@ -37,9 +35,16 @@ pub(crate) fn image_path(checked: &Checked, name: &str) -> String {
     }
 }
 
-/// The base image for the target, plus one file op that creates `/app` and
-/// copies every binary in (mode 0755, root-owned, stamped with
-/// `SOURCE_DATE_EPOCH` when given).
+/// The base image for the target, plus one file op that adds `/app` with
+/// every binary in it (0755, root-owned, stamped with `SOURCE_DATE_EPOCH`
+/// when given).
+///
+/// The op first lays `/app` out on scratch (each binary copied to its image
+/// name), then copies that directory into the base as a whole. A directory
+/// copy stamps the directory it creates *after* filling it; a `mkdir /app`
+/// followed by copies into it leaves `/app` with the time the last file
+/// landed (the build's wall clock), so two builds of the same source made
+/// different layers whenever the op ran again.
 pub(crate) fn final_state(input: &RecipeInput, checked: &Checked, binaries: &State) -> State {
     let mut steps = Steps::new("final", 2, input.options.step_label.as_deref());
     let base_ref = &input.base.reference;
@@ -49,30 +54,36 @@ pub(crate) fn final_state(input: &RecipeInput, checked: &Checked, binaries: &Sta
             .platform(input.target.clone())
             .custom_name(steps.next(format_args!("FROM {base_ref}"))),
     );
-    let mut mkdir = Mkdir::new(APP_DIR, 0o755)
-        .parents(true)
-        .owner(Chown::ids(0, 0));
-    if let Some(t) = checked.epoch_nanos {
-        mkdir = mkdir.created_time(t);
-    }
-    let mut action = FileAction::from(mkdir);
+    let stamp = |copy: Copy| {
+        let copy = copy.mode(CopyMode::Bits(0o755)).owner(Chown::ids(0, 0));
+        match checked.epoch_nanos {
+            Some(t) => copy.created_time(t),
+            None => copy,
+        }
+    };
+    let mut laid_out: Option<FileAction> = None;
     let mut copied = Vec::new();
     for main in &checked.mains {
         let dest = image_path(checked, &main.name);
-        let mut copy = Copy::new(binaries, format!("/{}", main.name), dest.clone())
-            .create_dest_path()
-            .mode(CopyMode::Bits(0o755))
-            .owner(Chown::ids(0, 0));
-        if let Some(t) = checked.epoch_nanos {
-            copy = copy.created_time(t);
-        }
-        action = action.copy(copy);
+        let copy =
+            stamp(Copy::new(binaries, format!("/{}", main.name), dest.clone()).create_dest_path());
+        laid_out = Some(match laid_out {
+            None => FileAction::from(copy),
+            Some(chain) => chain.copy(copy),
+        });
         copied.push(dest);
     }
-    base.file_with(
-        action,
-        FileOptions::new().custom_name(steps.next(format_args!("COPY {}", copied.join(" ")))),
-    )
+    let app = match laid_out {
+        Some(chain) => Copy::new(chain.with_state(&kiln_llb::scratch()), APP_DIR, APP_DIR),
+        // `mains` is never empty (checked); an empty /app otherwise.
+        None => Copy::new(kiln_llb::scratch(), "/", APP_DIR),
+    };
+    let mut options =
+        FileOptions::new().custom_name(steps.next(format_args!("COPY {}", copied.join(" "))));
+    if input.options.no_cache {
+        options = options.ignore_cache();
+    }
+    base.file_with(FileAction::from(stamp(app)), options)
 }
 
 /// The labels kiln derives from the options and the base (before the

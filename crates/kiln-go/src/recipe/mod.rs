@@ -38,13 +38,16 @@
 //! (shared), the SSH agents, the go env / `.netrc` secrets, and — like step
 //! 2 — the proxy variables (secret env vars, never plain env) and the CA
 //! bundle (a secret file with `SSL_CERT_FILE`/`GIT_SSL_CAINFO` pointing at it).
-//! With `no-cache`, every builder exec and file op ignores the cache.
+//! With `no-cache`, every builder exec and file op (and the final copy)
+//! ignores the cache.
 //!
 //! Final (on [`RecipeInput::target`]):
 //! 1. `[final 1/2] FROM <base>@<index digest>`.
 //! 2. `[final 2/2] COPY`: `/app` (0755) and the binaries — `/app/bin` for a
 //!    single main, `/app/<name>` for several — 0755, owned by 0:0, stamped
-//!    with `SOURCE_DATE_EPOCH` when given. Nothing else is added.
+//!    with `SOURCE_DATE_EPOCH` when given (`/app` too: it is laid out on
+//!    scratch and copied in whole, so its time is set after its files
+//!    land). Nothing else is added.
 //!
 //! The image config keeps the base's `Env`, `WorkingDir` and `User`, sets
 //! `Entrypoint` to the first binary (`["/app/bin"]` for one main), `Cmd`,

@@ -550,16 +550,31 @@ fn final_stage_holds_only_the_binary() {
     let actions = copy["op"]["actions"].as_array().expect("actions");
     assert_eq!(actions.len(), 2);
     let ns = 1_700_000_000i64 * 1_000_000_000;
-    assert_eq!(actions[0]["mkdir"]["path"], "/app");
-    assert_eq!(actions[0]["mkdir"]["mode"], "755");
-    assert_eq!(actions[0]["mkdir"]["timestamp"], ns);
-    let c = &actions[1]["copy"];
+    let owner = json!({"user": {"id": 0}, "group": {"id": 0}});
+    // First /app is laid out on scratch: the binary under its image name…
+    let c = &actions[0]["copy"];
+    assert_eq!(actions[0]["input"], -1, "on scratch");
+    assert_eq!(actions[0]["output"], -1, "not an output");
+    assert_eq!(actions[0]["secondary_input"], 1, "from the binaries");
     assert_eq!(c["src"], "/app");
     assert_eq!(c["dest"], "/app/bin");
     assert_eq!(c["mode"], "755");
-    assert_eq!(c["owner"], json!({"user": {"id": 0}, "group": {"id": 0}}));
+    assert_eq!(c["owner"], owner);
     assert_eq!(c["create_dest_path"], true);
     assert_eq!(c["timestamp"], ns);
+    // …then that /app is copied into the base whole, so the directory is
+    // stamped after its files land (a mkdir and copies into it left /app
+    // with the build's wall-clock time).
+    let c = &actions[1]["copy"];
+    assert_eq!(actions[1]["input"], 0, "on the base");
+    assert_eq!(actions[1]["output"], 0);
+    assert_eq!(actions[1]["secondary_input"], 2, "from the first action");
+    assert_eq!(c["src"], "/app");
+    assert_eq!(c["dest"], "/app");
+    assert_eq!(c["mode"], "755");
+    assert_eq!(c["owner"], owner);
+    assert_eq!(c["timestamp"], ns);
+    assert!(c.get("dir_copy_contents").is_none() && c.get("create_dest_path").is_none());
     // The copy reads the last go build's /out.
     let build = g.named("go build");
     let bins = &copy["inputs"][1];
@@ -591,7 +606,7 @@ fn several_mains() {
         .iter()
         .filter_map(|a| a.get("copy").map(|c| &c["dest"]))
         .collect();
-    assert_eq!(dests, ["/app/api", "/app/worker", "/app/shop"]);
+    assert_eq!(dests, ["/app/api", "/app/worker", "/app/shop", "/app"]);
     let config: Value = serde_json::from_slice(&r.image_config).expect("json");
     assert_eq!(config["config"]["Entrypoint"], json!(["/app/api"]));
 }
@@ -669,15 +684,16 @@ fn deterministic() {
 }
 
 #[test]
-fn no_cache_ignores_the_cache_of_builder_steps() {
+fn no_cache_ignores_the_cache_of_every_step_but_the_images() {
     let mut i = full_input();
     i.options.no_cache = true;
     let g = Graph::of(&plan(&i).expect("plan").final_state);
     for op in g.ops() {
         let name = Graph::name(op);
         let ignored = op["metadata"]["ignore_cache"] == true;
-        let builder_step = name.starts_with("[builder") && !name.contains("FROM");
-        assert_eq!(ignored, builder_step, "{name}");
+        let step =
+            (name.starts_with("[builder") || name.starts_with("[final")) && !name.contains("FROM");
+        assert_eq!(ignored, step, "{name}");
     }
     let g = Graph::of(&plan(&full_input()).expect("plan").final_state);
     assert!(g
