@@ -81,6 +81,13 @@ where
         let _ =
             tokio::task::spawn_blocking(kiln_client::kiln_session::filesend::abandon_exports).await;
         kiln_build::outputs::abandon_temporary_files();
+        // A load into podman or containerd that was under way undoes itself.
+        if !kiln_build::outputs::settle_loads(SETTLE_LOADS).await {
+            eprintln!(
+                "warning: a load into podman or containerd was still undoing itself after {}s; what it added may be left (podman: images named localhost/kiln-load-*)",
+                SETTLE_LOADS.as_secs()
+            );
+        }
         eprintln!("cancelled");
         confirm_cancelled(running).await;
         return Err(Reported { code: CANCELLED }.into());
@@ -116,6 +123,10 @@ where
         Err(StepError::Other(e)) => Err(e),
     }
 }
+
+/// How long kiln waits, after a cancel, for a load into podman or
+/// containerd to undo itself.
+const SETTLE_LOADS: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// How long kiln waits, after a cancel, for each daemon to record that
 /// its build ended.

@@ -301,6 +301,61 @@ async fn a_failed_load_leaves_the_image_record_as_it_was() {
     ctr(&socket, "default", &["namespaces", "rm", &ns]);
 }
 
+/// A load dropped mid-way (as Ctrl-C drops a build's future) stops,
+/// deletes its lease and makes no image record; containerd's next
+/// collection takes what it wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_load_leaves_no_record_and_no_lease() {
+    let Some(socket) = socket() else { return };
+    let ns = new_namespace(&socket);
+    let tmp = tempfile::tempdir().unwrap();
+    let containerd = Containerd {
+        socket: socket.clone(),
+        namespace: ns.clone(),
+    };
+    let name = ImageRef::parse("kiln-it/cancelled:v1").unwrap();
+    let full = name.to_string();
+    // A layer big enough to be caught while it is written; bigger if not.
+    for mib in [32usize, 128, 512] {
+        let mut layer = unique().into_bytes();
+        layer.resize(mib << 20, 0);
+        let path = tmp.path().join(format!("big{mib}.tar"));
+        small_layout(&path, &layer, false, false);
+        let layer_digest = Digest::sha256_of(&layer);
+        drop(layer);
+        let layout = Layout::open(&path).unwrap();
+        let (c, n) = (containerd.clone(), name.clone());
+        let load = tokio::spawn(async move { c.load(&layout, &n).await });
+        while kiln_leases(&socket, &ns).is_empty() && !load.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if load.is_finished() {
+            load.await.unwrap().unwrap();
+            eprintln!("{mib} MiB loaded before it could be cancelled; bigger");
+            ctr(&socket, &ns, &["images", "rm", "--sync", &full]);
+            continue;
+        }
+        // Dropped, as the build's future is on Ctrl-C.
+        load.abort();
+        let _ = load.await;
+        assert!(
+            kiln_image::store::settle(std::time::Duration::from_secs(30)).await,
+            "the cancelled load was still undoing itself after 30 s"
+        );
+        assert_eq!(kiln_leases(&socket, &ns), Vec::<String>::new());
+        assert_eq!(image_line(&socket, &ns, &full), None);
+        collect_garbage(&socket, &ns);
+        let content = ctr(&socket, &ns, &["content", "ls", "-q"]);
+        assert!(
+            !content.lines().any(|l| l == layer_digest.as_str()),
+            "the layer outlived its lease"
+        );
+        ctr(&socket, "default", &["namespaces", "rm", &ns]);
+        return;
+    }
+    panic!("even 512 MiB loaded before it could be cancelled");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_namespace_is_an_error_not_created() {
     let Some(socket) = socket() else { return };

@@ -165,7 +165,15 @@ async fn build_oci(root: &Path, greeting: &str, platforms: &str) -> PathBuf {
     let dir = sample_module(&root.join(greeting), greeting);
     let dest = root.join(format!("{greeting}.tar"));
     let out = format!("type=oci,dest={}", dest.display());
-    let mut args = build_args(&dir, &["--platform", platforms, "-o", &out]);
+    let args = multi_platform_args(build_args(&dir, &["--platform", platforms, "-o", &out]));
+    run_owned(kiln(), &args).await.success();
+    dest
+}
+
+/// `args` (kiln's daemon flags first) for a build of several platforms:
+/// the classic Docker store cannot export several, so that row builds on
+/// the harness's buildkitd.
+fn multi_platform_args(mut args: Vec<String>) -> Vec<String> {
     if daemon().kind == DaemonKind::DockerClassic {
         let sock = harness()
             .var("KILN_TEST_BUILDKITD_SOCK")
@@ -173,8 +181,7 @@ async fn build_oci(root: &Path, greeting: &str, platforms: &str) -> PathBuf {
         let n = daemon().kiln_args().len();
         args.splice(0..n, ["--addr".to_string(), format!("unix://{sock}")]);
     }
-    run_owned(kiln(), &args).await.success();
-    dest
+    args
 }
 
 /// Removes what a test named (lists first), whatever state it is in.
@@ -559,6 +566,112 @@ async fn a_failed_load_leaves_nothing_and_the_previous_image_keeps_its_name() {
         "{e}"
     );
     unchanged("a list that does not match");
+}
+
+/// Ctrl-C while kiln loads a two-platform image into podman (one
+/// platform's image is in, the other on its way): kiln undoes the load
+/// before it exits 130, and no image, list or name of it is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_a_podman_load_leaves_nothing() {
+    use tokio::io::AsyncReadExt;
+    let Some(sock) = podman_socket() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let greeting = format!("cancel{}", unique());
+    let dir = sample_module(tmp.path(), &greeting);
+    let platforms = ["--platform", "linux/amd64,linux/arm64"];
+    let epoch = ["--source-date-epoch", "1700000000"];
+    // Built once to know its images: the load below builds the same
+    // (cached and reproducible) and loads it.
+    let oci = tmp.path().join("images.tar");
+    let out = format!("type=oci,dest={}", oci.display());
+    let mut extra = vec!["-o", out.as_str()];
+    extra.extend(platforms.iter().chain(&epoch));
+    run_owned(kiln(), &multi_platform_args(build_args(&dir, &extra)))
+        .await
+        .success();
+    let layout = Layout::open(&oci).unwrap();
+    let images = layout.images().unwrap();
+    let ids: Vec<String> = images.iter().map(|d| config_id(&layout, d)).collect();
+    let short = format!("kiln-it-{}", unique());
+    let instances: Vec<String> = ["latest-linux-amd64", "latest-linux-arm64"]
+        .iter()
+        .map(|t| format!("{short}:{t}"))
+        .collect();
+    let _cleanup = Cleanup::new(&sock, vec![short.clone()], instances.clone());
+    let out = format!("type=podman,address=unix://{}", sock.display());
+    let mut extra = vec!["-o", out.as_str(), "-t", &short, "--progress", "plain"];
+    extra.extend(platforms.iter().chain(&epoch));
+    let args = multi_platform_args(build_args(&dir, &extra));
+
+    for attempt in 1..=3 {
+        let mut child = kiln()
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let drain = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s).await;
+            s
+        });
+        // Interrupted once the first platform's image is in podman.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        let mut interrupted = false;
+        while child.try_wait().unwrap().is_none() {
+            if ids.iter().any(|id| exists(&sock, id)) {
+                std::process::Command::new("kill")
+                    .args(["-INT", &pid.to_string()])
+                    .status()
+                    .unwrap();
+                interrupted = true;
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "kiln never loaded");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+            .await
+            .expect("kiln still runs 30 s after SIGINT")
+            .unwrap();
+        let err = drain.await.unwrap();
+        if status.success() {
+            // The load ended before the signal reached it: again, from a
+            // store without it.
+            eprintln!(
+                "attempt {attempt}: the load ended before it was interrupted ({interrupted})"
+            );
+            let _ = podman(&sock, &["manifest", "rm", &short]);
+            for i in &instances {
+                let _ = podman(&sock, &["rmi", "--ignore", i]);
+            }
+            continue;
+        }
+        assert_eq!(status.code(), Some(130), "{err}");
+        assert!(err.contains("cancelled"), "{err}");
+        assert!(!err.contains("still undoing"), "{err}");
+        for id in &ids {
+            assert!(!exists(&sock, id), "image {id} was left behind:\n{err}");
+        }
+        for name in instances.iter().chain([&short]) {
+            assert!(!exists(&sock, name), "{name} was left behind:\n{err}");
+        }
+        // No temporary list of it (other tests' come and go).
+        for list in temporary_lists(&sock) {
+            let out = podman(&sock, &["manifest", "inspect", &list]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            for d in &images {
+                assert!(
+                    !text.contains(d.digest.as_str()),
+                    "the list {list} was left behind: {text}"
+                );
+            }
+        }
+        return;
+    }
+    panic!("three loads into podman ended before Ctrl-C reached them");
 }
 
 /// A tiny layout tarball (one image of its own, one empty layer), as a file.

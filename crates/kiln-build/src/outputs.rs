@@ -327,6 +327,12 @@ pub fn abandon_temporary_files() {
     }
 }
 
+/// Waits up to `timeout` for loads into podman or containerd that a
+/// cancel dropped to undo themselves; `false` if some were still at it.
+pub async fn settle_loads(timeout: std::time::Duration) -> bool {
+    kiln_image::store::settle(timeout).await
+}
+
 fn remove_temporary(path: &Path) {
     let _ = std::fs::remove_file(path);
     if let Ok(mut t) = TEMPORARY.lock() {

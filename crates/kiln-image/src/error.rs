@@ -616,6 +616,10 @@ pub enum ContainerdError {
     /// panicked).
     #[error("the thread reading {} stopped unexpectedly", tar.display())]
     Reader { tar: PathBuf },
+    /// The load stopped before it ended: cancelled (its caller went away;
+    /// nobody sees this error) or its task was stopped.
+    #[error("the load into containerd at {} stopped: {detail}", socket.display())]
+    Interrupted { socket: PathBuf, detail: String },
 }
 
 #[cfg(feature = "containerd")]

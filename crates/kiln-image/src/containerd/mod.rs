@@ -9,8 +9,10 @@
 //!    would hold images that Kubernetes never sees. (`default` is let
 //!    through: a fresh containerd lists no namespace until one is used.)
 //! 2. takes a lease, so that nothing written is collected before the image
-//!    names it; the lease expires by itself after a day
-//!    (`containerd.io/gc.expire`) should kiln die mid-load.
+//!    names it; a load dropped mid-way (Ctrl-C) stops and deletes it on a
+//!    task of its own ([`crate::store::settle`] waits for that), and it
+//!    expires by itself after a day (`containerd.io/gc.expire`) should
+//!    kiln die mid-load.
 //! 3. writes each blob the image reaches that containerd lacks, children
 //!    before parents, the parents labelled with the references containerd's
 //!    garbage collector follows (`containerd.io/gc.ref.content.m.<i>`,
@@ -136,32 +138,58 @@ impl Containerd {
         let conn = Conn::connect(&self.socket, &self.namespace).await?;
         self.check_namespace(&conn).await?;
         let lease = create_lease(&conn).await?;
-        let leased = conn.with_lease(&lease);
-        let result = async {
-            write_blobs(&leased, &plan, layout).await?;
-            self.set_image(&leased, &plan, name).await
-        }
-        .await;
-        let deleted = conn
-            .call::<_, proto::Empty>(
-                methods::LEASES_DELETE,
-                proto::DeleteLeaseRequest {
-                    id: lease.clone(),
-                    sync: false,
-                },
-            )
-            .await;
-        if let Err(e) = deleted {
-            // The lease expires by itself; the load's outcome stands.
-            tracing::warn!(lease = %lease, error = %e, "cannot delete containerd lease");
-        }
-        result?;
-        tracing::debug!(name = %name, digest = %plan.root.digest, namespace = %self.namespace, "image loaded into containerd");
-        Ok(Loaded {
-            name: name.to_string(),
-            digest: plan.root.digest.clone(),
-            platforms: plan.platforms,
-        })
+        let (this, layout, name) = (self.clone(), layout.clone(), name.clone());
+        // Dropped mid-way (Ctrl-C), the load stops and deletes its lease,
+        // so what it wrote goes with containerd's next collection (the
+        // image record, written last, is untouched unless it was being
+        // written); `kiln_image::store::settle` waits for that.
+        crate::store::undoable(
+            move |mut cancelled| async move {
+                let leased = conn.with_lease(&lease);
+                let stopped = || ContainerdError::Interrupted {
+                    socket: this.socket.clone(),
+                    detail: "the load was cancelled".into(),
+                };
+                // Writing blobs may stop anywhere: nothing names them. The
+                // image record, once asked for, is let finish (an answer
+                // dropped would leave containerd's outcome unknown).
+                let result = match tokio::select! {
+                    r = write_blobs(&leased, &plan, &layout) => r,
+                    () = &mut cancelled => Err(stopped()),
+                } {
+                    Ok(()) if cancelled.now() => Err(stopped()),
+                    Ok(()) => this.set_image(&leased, &plan, &name).await,
+                    Err(e) => Err(e),
+                };
+                let deleted = conn
+                    .call::<_, proto::Empty>(
+                        methods::LEASES_DELETE,
+                        proto::DeleteLeaseRequest {
+                            id: lease.clone(),
+                            sync: false,
+                        },
+                    )
+                    .await;
+                if let Err(e) = deleted {
+                    // The lease expires by itself; the load's outcome stands.
+                    tracing::warn!(lease = %lease, error = %e, "cannot delete containerd lease");
+                }
+                result?;
+                tracing::debug!(name = %name, digest = %plan.root.digest, namespace = %this.namespace, "image loaded into containerd");
+                Ok(Loaded {
+                    name: name.to_string(),
+                    digest: plan.root.digest.clone(),
+                    platforms: plan.platforms,
+                })
+            },
+            |detail| {
+                Err(ContainerdError::Interrupted {
+                    socket: self.socket.clone(),
+                    detail,
+                })
+            },
+        )
+        .await
     }
 
     /// Checks, before a build, that a load could start: the socket answers

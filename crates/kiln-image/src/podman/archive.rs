@@ -153,20 +153,30 @@ impl PlatformImage {
 pub(crate) struct ChannelWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
+    stop: super::Stop,
 }
 
 /// How much is sent at a time.
 const CHUNK: usize = 256 * 1024;
 
 impl ChannelWriter {
-    pub(crate) fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> Self {
+    /// A writer into `tx` that fails once `stop` is set (the load was
+    /// cancelled: the archive is cut off).
+    pub(crate) fn new(tx: mpsc::Sender<io::Result<Bytes>>, stop: super::Stop) -> Self {
         ChannelWriter {
             tx,
             buf: Vec::with_capacity(CHUNK),
+            stop,
         }
     }
 
     fn send(&mut self) -> io::Result<()> {
+        if self.stop.is_set() {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "the load was cancelled",
+            ));
+        }
         if self.buf.is_empty() {
             return Ok(());
         }

@@ -23,7 +23,10 @@
 //! (`localhost/kiln-load-<random>:linux-amd64`, `…:list`): an image is never
 //! unnamed (a concurrent prune would take it), and a failed load removes
 //! what it added by these names, so an image another load shares keeps its
-//! own. A load that is killed leaves them behind, for `podman rmi`.
+//! own. A load dropped mid-way (Ctrl-C drops a build's future) goes on, on
+//! a task of its own, only to undo itself, temporary names included;
+//! [`crate::store::settle`] waits for it. Only a killed process leaves them
+//! behind, for `podman rmi`.
 //!
 //! A name given to the new image is taken from whichever image had it (an
 //! earlier build: it stays, unnamed, until `podman image prune`). Nothing is
@@ -50,6 +53,8 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use http::Method;
 use http_body_util::BodyExt;
@@ -160,33 +165,85 @@ impl Podman {
         let api = Api::new(&self.socket);
         api.ping().await?;
         let before = api.images().await?;
-        let mut undo = Undo::default();
-        let result = load_all(
-            &api,
-            layout,
-            &target,
-            &images,
-            &instance_tags,
-            &before,
-            &mut undo,
-        )
-        .await;
-        match result {
-            Ok(loaded) => Ok(loaded),
-            Err(e) => {
-                tracing::debug!(error = %e, "podman load failed; undoing it");
-                let (leftovers, lists, problems) = undo.run(&api).await;
-                if leftovers.is_empty() && lists.is_empty() {
-                    Err(e)
-                } else {
-                    Err(PodmanError::Leftovers {
-                        source: Box::new(e),
-                        leftovers,
-                        lists,
-                        problems,
-                    })
+        let layout = layout.clone();
+        // Dropped mid-way (Ctrl-C), the load goes on only to undo itself:
+        // `kiln_image::store::settle` waits for that.
+        crate::store::undoable(
+            move |mut cancelled: crate::store::Cancelled| async move {
+                let stop = Stop::default();
+                let mut undo = Undo::new();
+                let result = {
+                    let work = load_all(
+                        &api,
+                        &layout,
+                        &target,
+                        &images,
+                        &instance_tags,
+                        &before,
+                        &mut undo,
+                        &stop,
+                    );
+                    tokio::pin!(work);
+                    loop {
+                        tokio::select! {
+                            r = &mut work => break r,
+                            () = &mut cancelled, if !stop.is_set() => stop.set(),
+                        }
+                    }
+                };
+                match result {
+                    Ok(loaded) => Ok(loaded),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "podman load failed; undoing it");
+                        let (leftovers, lists, problems) = undo.run(&api, stop.is_set()).await;
+                        if leftovers.is_empty() && lists.is_empty() {
+                            Err(e)
+                        } else {
+                            Err(PodmanError::Leftovers {
+                                source: Box::new(e),
+                                leftovers,
+                                lists,
+                                problems,
+                            })
+                        }
+                    }
                 }
-            }
+            },
+            |detail| {
+                Err(PodmanError::Unexpected {
+                    action: "load the image".into(),
+                    detail,
+                })
+            },
+        )
+        .await
+    }
+}
+
+/// Set when a load's caller went away (Ctrl-C): the load stops at its
+/// next step. An archive being sent is cut off; a call podman is answering
+/// is let finish, so that what podman did is known and can be undone.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// An error once set, to end the load there.
+    fn check(&self) -> Result<(), PodmanError> {
+        if self.is_set() {
+            Err(PodmanError::Unexpected {
+                action: "load the image".into(),
+                detail: "the load was cancelled".into(),
+            })
+        } else {
+            Ok(())
         }
     }
 }
@@ -278,12 +335,17 @@ impl Target {
     }
 }
 
-/// What a load changed, to undo it when a later step fails.
-#[derive(Debug, Default)]
+/// What a load changed, to undo it when a later step fails or the load
+/// is cancelled.
+#[derive(Debug)]
 struct Undo {
+    /// The temporary repository the load names its images and list in
+    /// (`localhost/kiln-load-<random>`).
+    temporary: String,
     /// The images loaded, in order.
     loaded: Vec<LoadedImage>,
-    /// The manifest list made under a temporary name: (name, ID).
+    /// The manifest list made under a temporary name: (the name it goes
+    /// by, ID); its ID once the temporary name is gone.
     list: Option<(String, String)>,
     /// Names given to the new images, in order.
     moved: Vec<Moved>,
@@ -307,14 +369,28 @@ struct Moved {
     to: String,
     from: Option<String>,
     list: bool,
+    /// Whether podman answered the tagging (cancelled while it was asked,
+    /// the name may or may not have moved).
+    done: bool,
 }
 
 impl Undo {
+    fn new() -> Undo {
+        Undo {
+            temporary: format!("localhost/kiln-load-{}", uuid::Uuid::new_v4().simple()),
+            loaded: Vec::new(),
+            list: None,
+            moved: Vec::new(),
+        }
+    }
+
     /// Gives each moved name back, removes the list, and takes the
     /// temporary names off the images loaded, removing those this load
-    /// added. Returns what could not be undone (for `podman rmi`, for
-    /// `podman manifest rm`) and why.
-    async fn run(self, api: &Api) -> (Vec<String>, Vec<String>, Vec<String>) {
+    /// added. After a cancel, last, removes whatever still has a temporary
+    /// name (an image or list podman made while the load was dropped, which
+    /// it never heard of). Returns what could not be undone (for `podman
+    /// rmi`, for `podman manifest rm`) and why.
+    async fn run(self, api: &Api, cancelled: bool) -> (Vec<String>, Vec<String>, Vec<String>) {
         let mut leftovers = Vec::new();
         let mut lists = Vec::new();
         let mut problems = Vec::new();
@@ -324,9 +400,16 @@ impl Undo {
                 (None, true) => api.remove_list_name(&format!("{}:{}", m.repo, m.tag)).await,
                 (None, false) => api.untag(&m.to, &m.repo, &m.tag).await,
             };
-            if let Err(e) = r {
-                leftovers.push(format!("{}:{}", m.repo, m.tag));
-                problems.push(e.to_string());
+            match r {
+                Err(e) if m.done => {
+                    leftovers.push(format!("{}:{}", m.repo, m.tag));
+                    problems.push(e.to_string());
+                }
+                // Podman may never have moved it.
+                Err(e) => {
+                    tracing::debug!(error = %e, name = %m.repo, tag = %m.tag, "undoing a name podman may not have moved")
+                }
+                Ok(()) => {}
             }
         }
         if let Some((name, _)) = &self.list {
@@ -354,10 +437,56 @@ impl Undo {
                 problems.push(e.to_string());
             }
         }
+        if cancelled {
+            self.sweep(api, &mut leftovers, &mut lists, &mut problems)
+                .await;
+        }
         (leftovers, lists, problems)
+    }
+
+    /// Removes every name still in the temporary repository.
+    async fn sweep(
+        &self,
+        api: &Api,
+        leftovers: &mut Vec<String>,
+        lists: &mut Vec<String>,
+        problems: &mut Vec<String>,
+    ) {
+        let prefix = format!("{}:", self.temporary);
+        let names: Vec<String> = match api.images().await {
+            Ok(images) => images
+                .iter()
+                .flat_map(|i| i.names())
+                .filter(|n| n.starts_with(&prefix))
+                .cloned()
+                .collect(),
+            Err(e) => {
+                problems.push(e.to_string());
+                return;
+            }
+        };
+        for name in names {
+            let list = name.ends_with(":list");
+            let r = if list {
+                api.remove_list_name(&name).await
+            } else {
+                api.remove_image(&name).await
+            };
+            if let Err(e) = r {
+                if list {
+                    lists.push(name);
+                } else {
+                    leftovers.push(name);
+                }
+                problems.push(e.to_string());
+            }
+        }
     }
 }
 
+/// Loads every platform's image, names them and makes the list. Between
+/// steps it ends if `stop` is set; what it did is in `undo`.
+#[allow(clippy::too_many_arguments)]
 async fn load_all(
     api: &Api,
     layout: &Layout,
@@ -366,19 +495,21 @@ async fn load_all(
     instance_tags: &[String],
     before: &[ListedImage],
     undo: &mut Undo,
+    stop: &Stop,
 ) -> Result<Loaded, PodmanError> {
     // Each image is loaded under a temporary name, so that it is never an
     // unnamed image that `podman image prune` may take, and can be removed
     // by name; the list too.
-    let temporary = format!("localhost/kiln-load-{}", uuid::Uuid::new_v4().simple());
+    let temporary = undo.temporary.clone();
     let mut ids = Vec::with_capacity(images.len());
     for image in images {
         let tag = platform_tag(&image.platform);
         let mut attempt = 0;
         let id = loop {
             attempt += 1;
+            stop.check()?;
             let recorded = undo.loaded.len();
-            match load_one(api, layout, image, &temporary, &tag, before, undo).await {
+            match load_one(api, layout, image, &temporary, &tag, before, undo, stop).await {
                 // Podman 4 loses a layer it is reusing when an image that
                 // had it is removed meanwhile ("layer not known"): a
                 // refused load that added nothing is tried again.
@@ -395,6 +526,7 @@ async fn load_all(
     }
     let platforms: Vec<Platform> = images.iter().map(|i| i.platform.clone()).collect();
 
+    stop.check()?;
     let (loaded, list_name) = if images.len() == 1 {
         let id = &ids[0];
         give_name(api, before, undo, id, &target.repo, &target.tag, false).await?;
@@ -410,12 +542,15 @@ async fn load_all(
         let list_name = format!("{temporary}:list");
         let list_id = api.create_list(&list_name).await?;
         undo.list = Some((list_name.clone(), list_id.clone()));
+        stop.check()?;
         api.add_to_list(&list_name, &ids).await?;
         let doc = api.inspect_list(&list_name).await?;
         check_list(&doc, images, &target.full())?;
         for (id, tag) in ids.iter().zip(instance_tags) {
+            stop.check()?;
             give_name(api, before, undo, id, &target.repo, tag, false).await?;
         }
+        stop.check()?;
         give_name(api, before, undo, &list_id, &target.repo, &target.tag, true).await?;
         let listed = listed(api, &list_id).await?;
         let digest = list_digest(&listed, &target.repo)?;
@@ -428,6 +563,7 @@ async fn load_all(
     };
     // Last, the temporary names: until they go, a failure can remove what
     // this load added by them.
+    stop.check()?;
     for image in &mut undo.loaded {
         if let Some((repo, tag)) = &image.temporary {
             api.untag(&image.id, repo, tag).await?;
@@ -436,7 +572,14 @@ async fn load_all(
     }
     if let Some(list_name) = list_name {
         api.remove_list_name(&list_name).await?;
+        // Cancelled after this, the list goes by its ID.
+        if let Some(list) = &mut undo.list {
+            list.0 = list.1.clone();
+        }
     }
+    // Cancelled at the very end, it is still undone: a cancel leaves
+    // nothing.
+    stop.check()?;
     Ok(loaded)
 }
 
@@ -451,7 +594,9 @@ fn platform_tag(p: &Platform) -> String {
 }
 
 /// Streams `image`'s archive, named `repo:tag`, to `POST /images/load`,
-/// records the image in `undo`, and returns its ID.
+/// records the image in `undo`, and returns its ID. Once `stop` is set the
+/// archive is cut off.
+#[allow(clippy::too_many_arguments)]
 async fn load_one(
     api: &Api,
     layout: &Layout,
@@ -460,14 +605,16 @@ async fn load_one(
     tag: &str,
     before: &[ListedImage],
     undo: &mut Undo,
+    stop: &Stop,
 ) -> Result<String, PodmanError> {
     let platform = image.platform.to_string();
     let action = format!("load the {platform} image");
     let name = format!("{repo}:{tag}");
     let (tx, rx) = mpsc::channel(4);
     let (layout2, image2, name2) = (layout.clone(), image.clone(), name.clone());
+    let stop = stop.clone();
     let writer = tokio::task::spawn_blocking(move || {
-        let mut w = ChannelWriter::new(tx);
+        let mut w = ChannelWriter::new(tx, stop);
         let r = image2.write(&layout2, &name2, &mut w);
         if r.is_err() {
             w.abort();
@@ -580,15 +727,21 @@ async fn give_name(
         .iter()
         .find(|i| i.names().contains(&full))
         .map(|i| i.id.clone());
+    if from.as_deref() == Some(id) {
+        return api.tag(id, repo, tag).await;
+    }
+    // Recorded before podman is asked: cancelled meanwhile, it is undone.
+    undo.moved.push(Moved {
+        repo: repo.to_string(),
+        tag: tag.to_string(),
+        to: id.to_string(),
+        from,
+        list,
+        done: false,
+    });
     api.tag(id, repo, tag).await?;
-    if from.as_deref() != Some(id) {
-        undo.moved.push(Moved {
-            repo: repo.to_string(),
-            tag: tag.to_string(),
-            to: id.to_string(),
-            from,
-            list,
-        });
+    if let Some(m) = undo.moved.last_mut() {
+        m.done = true;
     }
     Ok(())
 }

@@ -235,7 +235,7 @@ fn a_damaged_or_missing_blob_stops_the_archive() {
 fn an_aborted_archive_ends_its_body_with_an_error() {
     let (tx, mut rx) = mpsc::channel(64);
     let w = std::thread::spawn(move || {
-        let mut w = ChannelWriter::new(tx);
+        let mut w = ChannelWriter::new(tx, super::Stop::default());
         std::io::Write::write_all(&mut w, &[7u8; 300 * 1024]).unwrap();
         w.abort();
     });
