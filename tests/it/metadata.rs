@@ -70,6 +70,12 @@ async fn metadata_file_digests_match_the_registry() {
         .unwrap_or_else(|| j["containerimage.digest"].as_str().unwrap());
     assert_eq!(id, want);
     let _: Digest = id.parse().unwrap();
+    // Readable as any file the user writes (a temporary file is 0600).
+    for f in [&meta, &iid] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{}", f.display());
+    }
     if daemon().kind.is_docker() {
         let _ = docker(&["image", "rm", &name]);
     }
@@ -84,6 +90,39 @@ async fn metadata_file_digests_match_the_registry() {
     r.failure();
     assert!(r.stderr.contains("--iidfile"), "{}", r.stderr);
     assert!(!bad.exists() && !tar.exists(), "no partial output");
+
+    // Files into a directory that does not exist: refused before anything
+    // is built (the daemon would build, then fail to send the tarball).
+    let missing = tmp.path().join("no-such-dir");
+    let oci = missing.join("app.tar");
+    let o = format!("type=oci,dest={}", oci.display());
+    let good = format!("type=oci,dest={}", tmp.path().join("app.tar").display());
+    let meta = missing.join("meta.json");
+    for extra in [
+        vec!["-o", o.as_str()],
+        vec![
+            "-o",
+            good.as_str(),
+            "--metadata-file",
+            meta.to_str().unwrap(),
+        ],
+        vec!["-o", good.as_str(), "--iidfile", meta.to_str().unwrap()],
+    ] {
+        let args = build_args(&dir, &extra);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(kiln(), &refs).await;
+        r.failure();
+        assert!(
+            r.stderr.contains(&format!(
+                "{} does not exist: create the directory first",
+                missing.display()
+            )),
+            "{extra:?}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("#1 "), "nothing was built: {}", r.stderr);
+        assert!(!missing.exists() && !tmp.path().join("app.tar").exists());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -39,6 +39,14 @@ pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), B
         .map_err(|e| BuildError::file("create a file in", dir, e))?;
     tmp.write_all(bytes)
         .map_err(|e| BuildError::file("write", tmp.path(), e))?;
+    // A temporary file is the owner's only (0600); what kiln writes is
+    // read by other users and tools as any file the user writes (0644).
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| BuildError::file("write", tmp.path(), e))?;
+    }
     tmp.persist(path)
         .map_err(|e| BuildError::file("write", path, e.error))?;
     Ok(())

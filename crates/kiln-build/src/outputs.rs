@@ -403,6 +403,65 @@ fn set_dest(o: &mut OutputSpec, to: Dest) {
     }
 }
 
+/// Refuses, before anything is built, a file to write whose directory does
+/// not exist or that is a directory itself: the daemon would build
+/// everything first and fail only when it sends the file. `what` names the
+/// flag (`-o type=oci,dest=x.tar`, `--metadata-file x.json`).
+///
+/// # Errors
+/// [`BuildError::Invalid`] naming the flag, the path and what to do.
+pub fn check_file_destination(what: &str, path: &Path) -> Result<(), BuildError> {
+    if path.is_dir() {
+        return Err(BuildError::invalid(
+            what,
+            format!(
+                "{} is a directory: name a file in it (e.g. {})",
+                path.display(),
+                path.join("image.tar").display()
+            ),
+        ));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        let why = if dir.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
+        return Err(BuildError::invalid(
+            what,
+            format!(
+                "{} {why}: create the directory first (mkdir -p {}) or write somewhere else",
+                dir.display(),
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_file_destination`] for every tarball among `outputs`.
+///
+/// # Errors
+/// As [`check_file_destination`].
+pub fn check_destinations(outputs: &[OutputSpec]) -> Result<(), BuildError> {
+    for o in outputs {
+        let (kind, dest) = match o {
+            OutputSpec::Tar { dest } => ("tar", dest),
+            OutputSpec::Oci { dest, .. } => ("oci", dest),
+            OutputSpec::Docker { dest, .. } => ("docker", dest),
+            _ => continue,
+        };
+        if let Dest::File(path) = dest {
+            check_file_destination(&format!("-o type={kind},dest={}", path.display()), path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks, before anything is built, that every store kiln loads into
 /// answers at its socket path.
 ///
@@ -741,6 +800,47 @@ fn set_mode_0644(p: &Path) {
 mod tests {
     use super::*;
     use kiln_client::{DaemonKind, EngineInfo, ImageStore};
+
+    #[test]
+    fn file_destinations_are_checked_before_building() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let ok = |p: PathBuf| check_file_destination("-o dest", &p);
+        assert!(ok(tmp.path().join("a.tar")).is_ok());
+        assert!(
+            ok(PathBuf::from("relative.tar")).is_ok(),
+            "in the current directory"
+        );
+        let e = ok(tmp.path().join("missing/a.tar")).expect_err("no directory");
+        let text = e.to_string();
+        assert!(text.contains("-o dest"), "{text}");
+        assert!(
+            text.contains("missing does not exist: create the directory first (mkdir -p "),
+            "{text}"
+        );
+        let e = ok(tmp.path().to_path_buf()).expect_err("a directory");
+        assert!(
+            e.to_string().contains("is a directory: name a file in it"),
+            "{e}"
+        );
+        let file = tmp.path().join("f");
+        std::fs::write(&file, "x").expect("write");
+        let e = ok(file.join("a.tar")).expect_err("under a file");
+        assert!(e.to_string().contains("is not a directory"), "{e}");
+
+        let specs = |s: &str| vec![OutputSpec::parse(s).expect("spec")];
+        let bad = format!("type=docker,dest={}", tmp.path().join("x/y.tar").display());
+        let e = check_destinations(&specs(&bad)).expect_err("docker");
+        assert!(e.to_string().contains(&bad), "{e}");
+        assert!(
+            check_destinations(&specs("type=oci,dest=-")).is_ok(),
+            "stdout"
+        );
+        let local = format!("type=local,dest={}", tmp.path().join("new/dir").display());
+        assert!(
+            check_destinations(&specs(&local)).is_ok(),
+            "directories are made"
+        );
+    }
 
     fn docker(store: ImageStore) -> DaemonInfo {
         DaemonInfo {

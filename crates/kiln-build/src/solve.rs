@@ -184,12 +184,14 @@ pub struct Solved {
 }
 
 impl SolveJob {
-    /// Checks everything that needs no daemon: entitlements and the session.
+    /// Checks everything that needs no daemon: entitlements, where files
+    /// go, and the session.
     ///
     /// # Errors
     /// As [`check_entitlements`] and [`SessionSpec::build`].
     pub fn check(&self) -> Result<(), BuildError> {
         check_entitlements(&self.definition.definition, &self.allow)?;
+        crate::outputs::check_destinations(&self.outputs)?;
         self.session.build(&[])?;
         Ok(())
     }

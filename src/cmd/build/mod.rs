@@ -20,6 +20,17 @@ pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> 
     let mut flags = args.flags()?;
     flags.stall_timeout = global.stall_timeout();
     let request = Request::gather(&flags, true)?;
+    for (flag, file) in [
+        ("--metadata-file", &args.metadata_file),
+        ("--iidfile", &args.iidfile),
+    ] {
+        if let Some(path) = file {
+            kiln_build::outputs::check_file_destination(
+                &format!("{flag} {}", path.display()),
+                path,
+            )?;
+        }
+    }
     if args.iidfile.is_some()
         && args.print_llb.is_none()
         && request

@@ -386,6 +386,7 @@ impl Request {
                 }
             }
         }
+        crate::outputs::check_destinations(&outputs)?;
         let loads = outputs
             .iter()
             .any(|o| matches!(o, OutputSpec::Podman { .. } | OutputSpec::Containerd { .. }));
