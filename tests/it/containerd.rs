@@ -47,6 +47,16 @@ fn new_namespace(socket: &Path) -> String {
     ns
 }
 
+/// A namespace of this test's own, and the loader into it.
+fn own_containerd(socket: &Path) -> (String, Containerd) {
+    let ns = new_namespace(socket);
+    let containerd = Containerd {
+        socket: socket.to_path_buf(),
+        namespace: ns.clone(),
+    };
+    (ns, containerd)
+}
+
 /// The image record's line in `ctr images ls`, if there is one.
 fn image_line(socket: &Path, namespace: &str, name: &str) -> Option<String> {
     ctr(socket, namespace, &["images", "ls"])
@@ -232,12 +242,8 @@ fn small_layout(path: &Path, layer: &[u8], corrupt: bool, missing: bool) -> Dige
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_load_leaves_the_image_record_as_it_was() {
     let Some(socket) = socket() else { return };
-    let ns = new_namespace(&socket);
+    let (ns, containerd) = own_containerd(&socket);
     let tmp = tempfile::tempdir().unwrap();
-    let containerd = Containerd {
-        socket: socket.clone(),
-        namespace: ns.clone(),
-    };
     let name = ImageRef::parse("kiln-it/small:v1").unwrap();
     let full = name.to_string();
     let layout = |file: &str, layer: &[u8], corrupt, missing| {
@@ -307,12 +313,8 @@ async fn a_failed_load_leaves_the_image_record_as_it_was() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_load_leaves_no_record_and_no_lease() {
     let Some(socket) = socket() else { return };
-    let ns = new_namespace(&socket);
+    let (ns, containerd) = own_containerd(&socket);
     let tmp = tempfile::tempdir().unwrap();
-    let containerd = Containerd {
-        socket: socket.clone(),
-        namespace: ns.clone(),
-    };
     let name = ImageRef::parse("kiln-it/cancelled:v1").unwrap();
     let full = name.to_string();
     // A layer big enough to be caught while it is written; bigger if not.
