@@ -90,6 +90,23 @@ async fn a_two_platform_build_loads_into_podman_as_a_manifest_list() {
     .await;
     r.success();
     assert!(r.stderr.contains("loaded "), "{}", r.stderr);
+    // The load is a step of the progress, which ends.
+    let step = format!(
+        "loading docker.io/library/{name}:latest into podman (unix://{})",
+        socket.display()
+    );
+    let number = r
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_suffix(step.as_str()))
+        .unwrap_or_else(|| panic!("no step {step:?}:\n{}", r.stderr))
+        .trim()
+        .to_string();
+    assert!(
+        r.stderr.contains(&format!("{number} DONE ")),
+        "{number} never ended:\n{}",
+        r.stderr
+    );
     if classic() {
         let inspect = ok(
             &podman(&socket, &["image", "inspect", &name]),

@@ -506,12 +506,16 @@ pub async fn preflight(after: &[After]) -> Result<(), BuildError> {
 
 /// Does what kiln does itself on every daemon once the solve (and
 /// [`run_after`]) succeeded: compresses tarballs and loads images into
-/// podman and containerd. Returns a line per image loaded. Temporary
+/// podman and containerd, each shown as a step of its own in `events`
+/// (the build's progress). Returns a line per image loaded. Temporary
 /// files go whatever happens.
 ///
 /// # Errors
-/// The first failure ([`BuildError::File`], [`BuildError::Load`]).
-pub async fn finish(after: &[After]) -> Result<Vec<String>, BuildError> {
+/// [`BuildError::Load`] naming the store, and file errors of the gzip.
+pub async fn finish(
+    after: &[After],
+    events: &tokio::sync::mpsc::UnboundedSender<kiln_client::progress::StatusEvent>,
+) -> Result<Vec<String>, BuildError> {
     let mut lines = Vec::new();
     let mut result = Ok(());
     for a in after {
@@ -520,22 +524,76 @@ pub async fn finish(after: &[After]) -> Result<Vec<String>, BuildError> {
         }
         match a {
             After::Gzip { from, to } => {
+                let step = Step::start(events, format!("compressing {}", to.display()));
                 let (from, to) = (from.clone(), to.clone());
                 result = tokio::task::spawn_blocking(move || gzip(&from, &to))
                     .await
                     .unwrap_or_else(|e| {
                         Err(BuildError::invalid("gzip", format!("the task failed: {e}")))
                     });
+                step.end(result.as_ref().err());
             }
-            After::Load { tar, store, name } => match load(tar, store, name).await {
-                Ok(line) => lines.push(line),
-                Err(e) => result = Err(e),
-            },
+            After::Load { tar, store, name } => {
+                let step = Step::start(events, format!("loading {name} into {}", store.describe()));
+                let loaded = load(tar, store, name).await;
+                step.end(loaded.as_ref().err());
+                match loaded {
+                    Ok(line) => lines.push(line),
+                    Err(e) => result = Err(e),
+                }
+            }
             After::Push { .. } | After::Save { .. } => {}
         }
     }
     discard_files(after);
     result.map(|()| lines)
+}
+
+/// A step kiln runs itself after the daemon's, in the build's progress as
+/// a vertex of its own (`kiln:` and a random id instead of an op digest).
+struct Step<'a> {
+    events: &'a tokio::sync::mpsc::UnboundedSender<kiln_client::progress::StatusEvent>,
+    vertex: kiln_client::progress::Vertex,
+}
+
+impl<'a> Step<'a> {
+    fn start(
+        events: &'a tokio::sync::mpsc::UnboundedSender<kiln_client::progress::StatusEvent>,
+        name: String,
+    ) -> Step<'a> {
+        let vertex = kiln_client::progress::Vertex {
+            digest: format!("kiln:{}", temp_name()),
+            name,
+            started: Some(now_nanos()),
+            ..Default::default()
+        };
+        let step = Step { events, vertex };
+        step.send();
+        step
+    }
+
+    fn end(mut self, error: Option<&BuildError>) {
+        self.vertex.completed = Some(now_nanos());
+        if let Some(e) = error {
+            self.vertex.error = e.to_string();
+        }
+        self.send();
+    }
+
+    fn send(&self) {
+        // No one drawing progress any more is no reason to stop.
+        let _ = self.events.send(kiln_client::progress::StatusEvent {
+            vertexes: vec![self.vertex.clone()],
+            ..Default::default()
+        });
+    }
+}
+
+fn now_nanos() -> i128 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(0))
 }
 
 /// Removes the temporary files of `after` (after a failed build, or once
@@ -975,13 +1033,25 @@ mod tests {
         let to = dir.path().join("app.tar.gz");
         let data: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
         std::fs::write(&from, &data).unwrap();
-        let lines = finish(&[After::Gzip {
-            from: from.clone(),
-            to: to.clone(),
-        }])
+        let (events, mut progress) = tokio::sync::mpsc::unbounded_channel();
+        let lines = finish(
+            &[After::Gzip {
+                from: from.clone(),
+                to: to.clone(),
+            }],
+            &events,
+        )
         .await
         .unwrap();
         assert!(lines.is_empty());
+        // A step of its own in the progress: started, then completed.
+        let started = progress.try_recv().unwrap().vertexes.remove(0);
+        let ended = progress.try_recv().unwrap().vertexes.remove(0);
+        assert_eq!(started.name, format!("compressing {}", to.display()));
+        assert!(started.digest.starts_with("kiln:"), "{}", started.digest);
+        assert!(started.started.is_some() && started.completed.is_none());
+        assert_eq!(ended.digest, started.digest);
+        assert!(ended.completed.is_some() && ended.error.is_empty());
         assert!(!from.exists(), "the temporary tarball is gone");
         let mut back = Vec::new();
         std::io::Read::read_to_end(

@@ -227,6 +227,8 @@ impl SolveJob {
         let outputs = session.outputs();
         let exports = session.clone();
         let attached = client.attach(session, SessionTransport::Auto).await?;
+        // Kiln's own steps after the solve (gzip, loads) report here too.
+        let kiln_events = events.clone();
         let r = crate::stall::watched(
             async {
                 client
@@ -283,7 +285,7 @@ impl SolveJob {
             }
         }
         let mut notes = fitted.notes;
-        notes.extend(crate::outputs::finish(&fitted.after).await?);
+        notes.extend(crate::outputs::finish(&fitted.after, &kiln_events).await?);
         Ok(Solved { digest, notes })
     }
 }

@@ -542,7 +542,7 @@ impl FanOut {
             m.commit()
                 .map_err(|e| BuildError::invalid("-o type=oci", e.to_string()))?;
         }
-        let loaded = crate::outputs::finish(&self.dest.after).await?;
+        let loaded = crate::outputs::finish(&self.dest.after, &go_cache_events).await?;
         // Every platform built and joined: each endpoint exports the Go
         // caches of its platforms (one per platform, never overwritten by
         // another endpoint's).

@@ -282,7 +282,7 @@ impl Build {
                 }
             }
         }
-        let loaded = crate::outputs::finish(&fitted.after).await?;
+        let loaded = crate::outputs::finish(&fitted.after, &go_cache_events).await?;
         let mut notes = plan.notes.clone();
         notes.extend(fitted.notes);
         notes.extend(self.request.go_cache_notes.iter().cloned());
