@@ -36,27 +36,35 @@ async fn an_arm64_docker_tar_gz_imports_into_containerd() {
     .success();
     assert!(is_gzip(&file), "a .tar.gz is gzip");
     assert_eq!(kiln_leftovers(tmp.path()), Vec::<String>::new());
-    let ns = format!("kiln-test-{m}");
-    ok(
-        &ctr(
-            &socket,
-            &ns,
-            &[
-                "images",
-                "import",
-                "--platform",
-                "linux/arm64",
-                &file.display().to_string(),
-            ],
-        ),
-        "ctr images import",
+    let line = import(
+        &socket,
+        &format!("kiln-test-{m}"),
+        &["--platform", "linux/arm64"],
+        &file,
+        &format!("seed-{m}:arm64"),
     );
-    let ls = ok(&ctr(&socket, &ns, &["images", "ls"]), "ctr images ls");
-    let line = ls
-        .lines()
-        .find(|l| l.contains(&format!("seed-{m}:arm64")))
-        .unwrap_or_else(|| panic!("the image is not listed:\n{ls}"));
     assert!(line.contains("linux/arm64"), "{line}");
+}
+
+/// `ctr images import FLAGS FILE` into namespace `ns`, then the line of
+/// `ctr images ls` naming `image`.
+fn import(
+    socket: &std::path::Path,
+    ns: &str,
+    flags: &[&str],
+    file: &std::path::Path,
+    image: &str,
+) -> String {
+    let file = file.display().to_string();
+    let mut args = vec!["images", "import"];
+    args.extend(flags);
+    args.push(&file);
+    ok(&ctr(socket, ns, &args), &format!("ctr {}", args.join(" ")));
+    let ls = ok(&ctr(socket, ns, &["images", "ls"]), "ctr images ls");
+    ls.lines()
+        .find(|l| l.contains(image))
+        .unwrap_or_else(|| panic!("{image} is not listed:\n{ls}"))
+        .to_string()
 }
 
 /// A two-platform OCI tarball, gzip: `ctr images import --all-platforms`
@@ -89,25 +97,13 @@ async fn a_two_platform_oci_tar_gz_imports_with_every_platform() {
     .await
     .success();
     assert!(is_gzip(&file), "a .tar.gz is gzip");
-    let ns = format!("kiln-test-{m}");
-    ok(
-        &ctr(
-            &socket,
-            &ns,
-            &[
-                "images",
-                "import",
-                "--all-platforms",
-                &file.display().to_string(),
-            ],
-        ),
-        "ctr images import --all-platforms",
+    let line = import(
+        &socket,
+        &format!("kiln-test-{m}"),
+        &["--all-platforms"],
+        &file,
+        &format!("multi-{m}:1"),
     );
-    let ls = ok(&ctr(&socket, &ns, &["images", "ls"]), "ctr images ls");
-    let line = ls
-        .lines()
-        .find(|l| l.contains(&format!("multi-{m}:1")))
-        .unwrap_or_else(|| panic!("the image is not listed:\n{ls}"));
     assert!(
         line.contains("linux/amd64") && line.contains("linux/arm64"),
         "{line}"
