@@ -58,7 +58,13 @@ struct Sandbox {
     bin: PathBuf,
     home: PathBuf,
     env: Vec<(String, String)>,
+    /// Set: the repositories the examples name in the harness's registry
+    /// (`127.0.0.1:5000/svc`) are this run's own, under this prefix.
+    registry_prefix: Option<String>,
 }
+
+/// The harness's registry as the examples spell it.
+const EXAMPLE_REGISTRY: &str = "127.0.0.1:5000/";
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -117,11 +123,29 @@ impl Sandbox {
             bin,
             home,
             env: Vec::new(),
+            registry_prefix: None,
         }
+    }
+
+    /// Gives the examples' registry repositories a prefix of this run's
+    /// own: the four rows, and tests within a row, run the same examples
+    /// at once, and two writers linking the same blob into one repository
+    /// of docker-registry's filesystem store race (the manifest push then
+    /// fails with DIGEST_INVALID and MANIFEST_BLOB_UNKNOWN). Returns the
+    /// prefix, as `127.0.0.1:5000/PREFIX/`.
+    fn own_repositories(&mut self) -> String {
+        let prefix = format!("kiln-it-{}", &unique()[..12]);
+        let full = format!("{EXAMPLE_REGISTRY}{prefix}/");
+        self.registry_prefix = Some(prefix);
+        full
     }
 
     /// Runs `line` with `sh -c` in `cwd`.
     async fn sh(&self, cwd: &Path, line: &str) -> Run {
+        let line = match &self.registry_prefix {
+            Some(p) => line.replace(EXAMPLE_REGISTRY, &format!("{EXAMPLE_REGISTRY}{p}/")),
+            None => line.to_string(),
+        };
         let mut c = tokio::process::Command::new("sh");
         c.arg("-c")
             .arg(line)
@@ -224,6 +248,7 @@ async fn every_help_example_runs() {
 
     // kiln build --help, in a module (./svc is a second one).
     let mut s = Sandbox::new("app");
+    s.own_repositories();
     module_at(&s.dir.join("svc"));
     // --ssh default needs an agent; --git-ssh-host a known_hosts line.
     let key = s.home.join("id_ed25519");
@@ -310,9 +335,10 @@ async fn every_help_example_runs() {
     }
 
     // kiln imagetools --help: the two runners' images first (svc:amd64,
-    // svc:arm64, one platform each), then the examples in order. Other
-    // daemon rows push the same names: any of their images is as good.
-    let s = Sandbox::new("app");
+    // svc:arm64, one platform each), then the examples in order, in
+    // repositories of this run's own.
+    let mut s = Sandbox::new("app");
+    s.own_repositories();
     module_at(&s.dir.join("svc"));
     for arch in ["amd64", "arm64"] {
         let line =
@@ -469,7 +495,8 @@ async fn readme_ci_matrix_runs() {
         .iter()
         .find(|b| b.iter().any(|l| l.contains("imagetools create -t")))
         .expect("README's CI matrix block");
-    let s = Sandbox::new("app");
+    let mut s = Sandbox::new("app");
+    let registry = s.own_repositories();
     let script: Vec<&str> = matrix.iter().map(|l| command(l)).collect();
     let r = s
         .sh(&s.dir, &format!("set -e\n{}", script.join("\n")))
@@ -511,7 +538,7 @@ async fn readme_ci_matrix_runs() {
     assert!(s.dir.join("go-cache/linux-amd64/kiln-go-cache").is_file());
     let iid = std::fs::read_to_string(s.dir.join("arm64.iid")).unwrap();
     assert!(iid.starts_with("sha256:"), "{iid}");
-    let cache = kiln_image::ImageRef::parse("127.0.0.1:5000/svc:cache-amd64").unwrap();
+    let cache = kiln_image::ImageRef::parse(&format!("{registry}svc:cache-amd64")).unwrap();
     assert!(kiln_image::registry::RegistryClient::new()
         .unwrap()
         .head_manifest(&cache)
@@ -591,6 +618,7 @@ async fn readme_example_session_runs() {
         bin: real_bin,
         home: s.home.clone(),
         env: Vec::new(),
+        registry_prefix: None,
     };
     let r = s2.sh(&root, &script).await;
     ok("the example session", &r);
