@@ -24,7 +24,7 @@
 //! unnamed (a concurrent prune would take it), and a failed load removes
 //! what it added by these names, so an image another load shares keeps its
 //! own. A load dropped mid-way (Ctrl-C drops a build's future) goes on, on
-//! a task of its own, only to undo itself, temporary names included;
+//! a task of its own, to its next step and then undoes itself;
 //! [`crate::store::settle`] waits for it. Only a killed process leaves them
 //! behind, for `podman rmi`.
 //!
@@ -171,7 +171,7 @@ impl Podman {
         crate::store::undoable(
             move |mut cancelled: crate::store::Cancelled| async move {
                 let stop = Stop::default();
-                let mut undo = Undo::new();
+                let mut undo = Undo::default();
                 let result = {
                     let work = load_all(
                         &api,
@@ -195,7 +195,7 @@ impl Podman {
                     Ok(loaded) => Ok(loaded),
                     Err(e) => {
                         tracing::debug!(error = %e, "podman load failed; undoing it");
-                        let (leftovers, lists, problems) = undo.run(&api, stop.is_set()).await;
+                        let (leftovers, lists, problems) = undo.run(&api).await;
                         if leftovers.is_empty() && lists.is_empty() {
                             Err(e)
                         } else {
@@ -337,11 +337,8 @@ impl Target {
 
 /// What a load changed, to undo it when a later step fails or the load
 /// is cancelled.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Undo {
-    /// The temporary repository the load names its images and list in
-    /// (`localhost/kiln-load-<random>`).
-    temporary: String,
     /// The images loaded, in order.
     loaded: Vec<LoadedImage>,
     /// The manifest list made under a temporary name: (the name it goes
@@ -369,28 +366,15 @@ struct Moved {
     to: String,
     from: Option<String>,
     list: bool,
-    /// Whether podman answered the tagging (cancelled while it was asked,
-    /// the name may or may not have moved).
-    done: bool,
 }
 
 impl Undo {
-    fn new() -> Undo {
-        Undo {
-            temporary: format!("localhost/kiln-load-{}", uuid::Uuid::new_v4().simple()),
-            loaded: Vec::new(),
-            list: None,
-            moved: Vec::new(),
-        }
-    }
-
     /// Gives each moved name back, removes the list, and takes the
     /// temporary names off the images loaded, removing those this load
-    /// added. After a cancel, last, removes whatever still has a temporary
-    /// name (an image or list podman made while the load was dropped, which
-    /// it never heard of). Returns what could not be undone (for `podman
-    /// rmi`, for `podman manifest rm`) and why.
-    async fn run(self, api: &Api, cancelled: bool) -> (Vec<String>, Vec<String>, Vec<String>) {
+    /// added. A cancelled load stops only between podman's calls (see
+    /// [`Stop`]), so this knows all it did. Returns what could not be
+    /// undone (for `podman rmi`, for `podman manifest rm`) and why.
+    async fn run(self, api: &Api) -> (Vec<String>, Vec<String>, Vec<String>) {
         let mut leftovers = Vec::new();
         let mut lists = Vec::new();
         let mut problems = Vec::new();
@@ -400,16 +384,9 @@ impl Undo {
                 (None, true) => api.remove_list_name(&format!("{}:{}", m.repo, m.tag)).await,
                 (None, false) => api.untag(&m.to, &m.repo, &m.tag).await,
             };
-            match r {
-                Err(e) if m.done => {
-                    leftovers.push(format!("{}:{}", m.repo, m.tag));
-                    problems.push(e.to_string());
-                }
-                // Podman may never have moved it.
-                Err(e) => {
-                    tracing::debug!(error = %e, name = %m.repo, tag = %m.tag, "undoing a name podman may not have moved")
-                }
-                Ok(()) => {}
+            if let Err(e) = r {
+                leftovers.push(format!("{}:{}", m.repo, m.tag));
+                problems.push(e.to_string());
             }
         }
         if let Some((name, _)) = &self.list {
@@ -437,50 +414,7 @@ impl Undo {
                 problems.push(e.to_string());
             }
         }
-        if cancelled {
-            self.sweep(api, &mut leftovers, &mut lists, &mut problems)
-                .await;
-        }
         (leftovers, lists, problems)
-    }
-
-    /// Removes every name still in the temporary repository.
-    async fn sweep(
-        &self,
-        api: &Api,
-        leftovers: &mut Vec<String>,
-        lists: &mut Vec<String>,
-        problems: &mut Vec<String>,
-    ) {
-        let prefix = format!("{}:", self.temporary);
-        let names: Vec<String> = match api.images().await {
-            Ok(images) => images
-                .iter()
-                .flat_map(|i| i.names())
-                .filter(|n| n.starts_with(&prefix))
-                .cloned()
-                .collect(),
-            Err(e) => {
-                problems.push(e.to_string());
-                return;
-            }
-        };
-        for name in names {
-            let list = name.ends_with(":list");
-            let r = if list {
-                api.remove_list_name(&name).await
-            } else {
-                api.remove_image(&name).await
-            };
-            if let Err(e) = r {
-                if list {
-                    lists.push(name);
-                } else {
-                    leftovers.push(name);
-                }
-                problems.push(e.to_string());
-            }
-        }
     }
 }
 
@@ -500,7 +434,7 @@ async fn load_all(
     // Each image is loaded under a temporary name, so that it is never an
     // unnamed image that `podman image prune` may take, and can be removed
     // by name; the list too.
-    let temporary = undo.temporary.clone();
+    let temporary = format!("localhost/kiln-load-{}", uuid::Uuid::new_v4().simple());
     let mut ids = Vec::with_capacity(images.len());
     for image in images {
         let tag = platform_tag(&image.platform);
@@ -727,21 +661,15 @@ async fn give_name(
         .iter()
         .find(|i| i.names().contains(&full))
         .map(|i| i.id.clone());
-    if from.as_deref() == Some(id) {
-        return api.tag(id, repo, tag).await;
-    }
-    // Recorded before podman is asked: cancelled meanwhile, it is undone.
-    undo.moved.push(Moved {
-        repo: repo.to_string(),
-        tag: tag.to_string(),
-        to: id.to_string(),
-        from,
-        list,
-        done: false,
-    });
     api.tag(id, repo, tag).await?;
-    if let Some(m) = undo.moved.last_mut() {
-        m.done = true;
+    if from.as_deref() != Some(id) {
+        undo.moved.push(Moved {
+            repo: repo.to_string(),
+            tag: tag.to_string(),
+            to: id.to_string(),
+            from,
+            list,
+        });
     }
     Ok(())
 }
